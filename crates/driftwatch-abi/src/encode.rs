@@ -1,0 +1,156 @@
+//! Byte encoders for the ABI structs, in the exact layout the BPF programs write.
+//!
+//! Used by tests (here and in other crates) to build well-formed or deliberately broken records
+//! without `unsafe` transmutes. Writes past the end of `out` are dropped, never a panic.
+
+use core::mem::offset_of;
+
+use crate::layout::{EventHeader, ExecEvent, ExitEvent, ForkEvent, Task};
+use crate::{EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE};
+
+struct Out<'a> {
+    buf: &'a mut [u8],
+    base: usize,
+}
+
+impl Out<'_> {
+    fn put(&mut self, off: usize, bytes: &[u8]) {
+        let start = self.base.saturating_add(off);
+        let end = start.saturating_add(bytes.len());
+        if let Some(dst) = self.buf.get_mut(start..end) {
+            dst.copy_from_slice(bytes);
+        } else if let Some(dst) = self.buf.get_mut(start..) {
+            // Partially fits: keep the prefix, drop the rest.
+            let n = dst.len();
+            dst.copy_from_slice(bytes.get(..n).unwrap_or_default());
+        }
+    }
+    fn at(&mut self, base: usize) -> Out<'_> {
+        Out {
+            buf: self.buf,
+            base: self.base.saturating_add(base),
+        }
+    }
+}
+
+fn put_header(out: &mut Out<'_>, h: &EventHeader) {
+    out.put(offset_of!(EventHeader, kind), &h.kind.to_ne_bytes());
+    out.put(offset_of!(EventHeader, version), &h.version.to_ne_bytes());
+    out.put(offset_of!(EventHeader, len), &h.len.to_ne_bytes());
+    out.put(offset_of!(EventHeader, ktime_ns), &h.ktime_ns.to_ne_bytes());
+}
+
+fn put_task(out: &mut Out<'_>, t: &Task) {
+    out.put(offset_of!(Task, pid), &t.pid.to_ne_bytes());
+    out.put(offset_of!(Task, tgid), &t.tgid.to_ne_bytes());
+    out.put(offset_of!(Task, ppid), &t.ppid.to_ne_bytes());
+    out.put(offset_of!(Task, uid), &t.uid.to_ne_bytes());
+    out.put(offset_of!(Task, gid), &t.gid.to_ne_bytes());
+    out.put(offset_of!(Task, euid), &t.euid.to_ne_bytes());
+    out.put(offset_of!(Task, egid), &t.egid.to_ne_bytes());
+    out.put(offset_of!(Task, mntns_ino), &t.mntns_ino.to_ne_bytes());
+    out.put(offset_of!(Task, cgroup_id), &t.cgroup_id.to_ne_bytes());
+    out.put(offset_of!(Task, pidns_ino), &t.pidns_ino.to_ne_bytes());
+    out.put(offset_of!(Task, _pad0), &t._pad0.to_ne_bytes());
+    out.put(offset_of!(Task, comm), &t.comm);
+}
+
+impl ExecEvent {
+    /// Writes the full 6816-byte image of the struct into `out` (truncated if `out` is shorter)
+    /// and returns `min(hdr.len, EXEC_EVENT_SIZE)`, the length a BPF program would emit.
+    pub fn encode(&self, out: &mut [u8]) -> usize {
+        let mut o = Out { buf: out, base: 0 };
+        put_header(&mut o.at(offset_of!(ExecEvent, hdr)), &self.hdr);
+        put_task(&mut o.at(offset_of!(ExecEvent, task)), &self.task);
+        o.put(offset_of!(ExecEvent, exe_ino), &self.exe_ino.to_ne_bytes());
+        o.put(
+            offset_of!(ExecEvent, exe_ctime_sec),
+            &self.exe_ctime_sec.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, exe_mtime_sec),
+            &self.exe_mtime_sec.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, exe_ctime_nsec),
+            &self.exe_ctime_nsec.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, exe_mtime_nsec),
+            &self.exe_mtime_nsec.to_ne_bytes(),
+        );
+        o.put(offset_of!(ExecEvent, exe_dev), &self.exe_dev.to_ne_bytes());
+        o.put(
+            offset_of!(ExecEvent, exe_nlink),
+            &self.exe_nlink.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, exe_size),
+            &self.exe_size.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, exe_s_magic),
+            &self.exe_s_magic.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, exe_mode),
+            &self.exe_mode.to_ne_bytes(),
+        );
+        o.put(offset_of!(ExecEvent, flags), &self.flags.to_ne_bytes());
+        o.put(offset_of!(ExecEvent, old_pid), &self.old_pid.to_ne_bytes());
+        o.put(
+            offset_of!(ExecEvent, filename_len),
+            &self.filename_len.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, path_len),
+            &self.path_len.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, path_components),
+            &self.path_components.to_ne_bytes(),
+        );
+        o.put(
+            offset_of!(ExecEvent, argv_len),
+            &self.argv_len.to_ne_bytes(),
+        );
+        o.put(offset_of!(ExecEvent, _pad1), &self._pad1.to_ne_bytes());
+        o.put(offset_of!(ExecEvent, filename), &self.filename);
+        o.put(offset_of!(ExecEvent, path), &self.path);
+        o.put(offset_of!(ExecEvent, argv), &self.argv);
+        usize::try_from(self.hdr.len).map_or(EXEC_EVENT_SIZE, |l| l.min(EXEC_EVENT_SIZE))
+    }
+}
+
+impl ForkEvent {
+    /// The record's bytes.
+    pub fn to_bytes(&self) -> [u8; FORK_EVENT_SIZE] {
+        let mut buf = [0u8; FORK_EVENT_SIZE];
+        let mut o = Out {
+            buf: &mut buf,
+            base: 0,
+        };
+        put_header(&mut o.at(offset_of!(ForkEvent, hdr)), &self.hdr);
+        put_task(&mut o.at(offset_of!(ForkEvent, child)), &self.child);
+        buf
+    }
+}
+
+impl ExitEvent {
+    /// The record's bytes.
+    pub fn to_bytes(&self) -> [u8; EXIT_EVENT_SIZE] {
+        let mut buf = [0u8; EXIT_EVENT_SIZE];
+        let mut o = Out {
+            buf: &mut buf,
+            base: 0,
+        };
+        put_header(&mut o.at(offset_of!(ExitEvent, hdr)), &self.hdr);
+        put_task(&mut o.at(offset_of!(ExitEvent, task)), &self.task);
+        o.put(
+            offset_of!(ExitEvent, exit_code),
+            &self.exit_code.to_ne_bytes(),
+        );
+        o.put(offset_of!(ExitEvent, _pad0), &self._pad0.to_ne_bytes());
+        buf
+    }
+}

@@ -1,0 +1,185 @@
+//! `#[repr(C)]` mirrors of the structs in `crates/driftwatch-bpf/bpf/include/abi.h`.
+//!
+//! Field order, widths and explicit padding follow the header exactly; the compile-time
+//! assertions below pin the sizes, and `driftwatch-bpf`'s `abi_layout` test compares every size
+//! and offset with the BTF of the compiled BPF object.
+
+use core::mem::{offset_of, size_of};
+
+use crate::{DW_ARGV_MAX, DW_COMM_LEN, DW_FILENAME_MAX, DW_PATH_MAX};
+
+/// `struct dw_event_header`: the first 16 bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// `enum dw_event_kind` (`DW_EV_*`).
+    pub kind: u16,
+    /// `DW_ABI_VERSION` of the writer.
+    pub version: u16,
+    /// Meaningful bytes of the record, header included.
+    pub len: u32,
+    /// `bpf_ktime_get_boot_ns()` at the event.
+    pub ktime_ns: u64,
+}
+
+/// `struct dw_task`: identity of the task an event is about.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Task {
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub mntns_ino: u32,
+    pub cgroup_id: u64,
+    pub pidns_ino: u32,
+    pub _pad0: u32,
+    pub comm: [u8; DW_COMM_LEN],
+}
+
+/// `struct dw_exec_event` (6816 bytes; the kernel emits it without the unused tail of `argv`).
+#[repr(C)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecEvent {
+    pub hdr: EventHeader,
+    pub task: Task,
+    pub exe_ino: u64,
+    pub exe_ctime_sec: u64,
+    pub exe_mtime_sec: u64,
+    pub exe_ctime_nsec: u32,
+    pub exe_mtime_nsec: u32,
+    pub exe_dev: u32,
+    pub exe_nlink: u32,
+    pub exe_size: u64,
+    pub exe_s_magic: u64,
+    pub exe_mode: u32,
+    pub flags: u32,
+    pub old_pid: u32,
+    pub filename_len: u16,
+    pub path_len: u16,
+    pub path_components: u16,
+    pub argv_len: u16,
+    pub _pad1: u32,
+    pub filename: [u8; DW_FILENAME_MAX],
+    pub path: [u8; DW_PATH_MAX],
+    pub argv: [u8; DW_ARGV_MAX],
+}
+
+impl ExecEvent {
+    /// An all-zero record (`Default` is not available for arrays this large).
+    pub const fn zeroed() -> Self {
+        const ZERO_TASK: Task = Task {
+            pid: 0,
+            tgid: 0,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            euid: 0,
+            egid: 0,
+            mntns_ino: 0,
+            cgroup_id: 0,
+            pidns_ino: 0,
+            _pad0: 0,
+            comm: [0; DW_COMM_LEN],
+        };
+        Self {
+            hdr: EventHeader {
+                kind: 0,
+                version: 0,
+                len: 0,
+                ktime_ns: 0,
+            },
+            task: ZERO_TASK,
+            exe_ino: 0,
+            exe_ctime_sec: 0,
+            exe_mtime_sec: 0,
+            exe_ctime_nsec: 0,
+            exe_mtime_nsec: 0,
+            exe_dev: 0,
+            exe_nlink: 0,
+            exe_size: 0,
+            exe_s_magic: 0,
+            exe_mode: 0,
+            flags: 0,
+            old_pid: 0,
+            filename_len: 0,
+            path_len: 0,
+            path_components: 0,
+            argv_len: 0,
+            _pad1: 0,
+            filename: [0; DW_FILENAME_MAX],
+            path: [0; DW_PATH_MAX],
+            argv: [0; DW_ARGV_MAX],
+        }
+    }
+}
+
+/// `struct dw_fork_event`: a new thread-group leader.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForkEvent {
+    pub hdr: EventHeader,
+    /// The child; `ppid` is the parent's tgid.
+    pub child: Task,
+}
+
+/// `struct dw_exit_event`: a thread-group leader exited.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExitEvent {
+    pub hdr: EventHeader,
+    pub task: Task,
+    /// `task->exit_code` (wait-status encoding: `code << 8 | signal`).
+    pub exit_code: u32,
+    pub _pad0: u32,
+}
+
+/// `struct dw_config`: value of the single-entry `dw_config` array map.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Events whose tgid is this are not reported.
+    pub agent_tgid: u32,
+    /// Global switch: 0 = never kill, whatever `dw_policy` says.
+    pub enforce: u32,
+    /// The host's mount namespace inode: tasks still in it are never killed (0 = unknown).
+    pub host_mntns_ino: u32,
+    pub _pad0: u32,
+}
+
+impl Config {
+    /// The map value bytes, in the layout of `struct dw_config` (native endianness).
+    pub fn to_bytes(&self) -> [u8; size_of::<Config>()] {
+        let mut out = [0u8; size_of::<Config>()];
+        out[offset_of!(Config, agent_tgid)..][..4].copy_from_slice(&self.agent_tgid.to_ne_bytes());
+        out[offset_of!(Config, enforce)..][..4].copy_from_slice(&self.enforce.to_ne_bytes());
+        out[offset_of!(Config, host_mntns_ino)..][..4]
+            .copy_from_slice(&self.host_mntns_ino.to_ne_bytes());
+        out
+    }
+}
+
+/// Size of `struct dw_exec_event`.
+pub const EXEC_EVENT_SIZE: usize = size_of::<ExecEvent>();
+/// Smallest valid exec record: everything up to `argv` (the kernel trims `argv` to `argv_len`).
+pub const EXEC_EVENT_MIN_SIZE: usize = offset_of!(ExecEvent, argv);
+/// Size of `struct dw_fork_event`.
+pub const FORK_EVENT_SIZE: usize = size_of::<ForkEvent>();
+/// Size of `struct dw_exit_event`.
+pub const EXIT_EVENT_SIZE: usize = size_of::<ExitEvent>();
+/// Size of `struct dw_event_header`.
+pub const EVENT_HEADER_SIZE: usize = size_of::<EventHeader>();
+
+// The header promises "no implicit holes": the sums below only hold if that is true.
+const _: () = assert!(size_of::<EventHeader>() == 16);
+const _: () = assert!(size_of::<Task>() == 64);
+const _: () = assert!(size_of::<ExecEvent>() == 6816);
+const _: () = assert!(offset_of!(ExecEvent, filename) == 160);
+const _: () = assert!(offset_of!(ExecEvent, path) == 160 + DW_FILENAME_MAX);
+const _: () = assert!(offset_of!(ExecEvent, argv) == 160 + DW_FILENAME_MAX + DW_PATH_MAX);
+const _: () = assert!(size_of::<ForkEvent>() == 80);
+const _: () = assert!(size_of::<ExitEvent>() == 88);
+const _: () = assert!(size_of::<Config>() == 16);

@@ -1,0 +1,92 @@
+//! The driftwatch kernel/user ABI.
+//!
+//! `bpf/include/abi.h` in `driftwatch-bpf` is the source of truth; this crate holds its
+//! `#[repr(C)]` mirrors ([`layout`]), the constants, a byte encoder for tests and tools
+//! ([`encode`]) and a safe decoder ([`decode()`]) that turns one ring-buffer record into a
+//! borrowed [`Record`] without copying and never panics, whatever the input.
+//!
+//! Architecture invariant: no IO, no allocation, no `unsafe`.
+//! Multi-byte fields are in the host's native byte order (the BPF program runs on the same host).
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod decode;
+pub mod encode;
+pub mod layout;
+
+pub use decode::{decode, DecodeError, ExecRecord, ExitRecord, ForkRecord, Record, TaskRecord};
+pub use layout::{
+    Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Task, EVENT_HEADER_SIZE,
+    EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE,
+};
+
+/// `DW_ABI_VERSION`: bumped whenever a layout in `abi.h` changes.
+pub const DW_ABI_VERSION: u16 = 1;
+
+/// `DW_COMM_LEN`.
+pub const DW_COMM_LEN: usize = 16;
+/// `DW_FILENAME_MAX`: size of `dw_exec_event.filename`.
+pub const DW_FILENAME_MAX: usize = 512;
+/// `DW_PATH_MAX`: size of `dw_exec_event.path`.
+pub const DW_PATH_MAX: usize = 4096;
+/// `DW_PATH_MAX_COMPONENTS`: most components the kernel-side dentry walk records.
+pub const DW_PATH_MAX_COMPONENTS: usize = 64;
+/// `DW_ARGV_MAX`: size of `dw_exec_event.argv`.
+pub const DW_ARGV_MAX: usize = 2048;
+
+/// `DW_EV_EXEC`.
+pub const DW_EV_EXEC: u16 = 1;
+/// `DW_EV_FORK`.
+pub const DW_EV_FORK: u16 = 2;
+/// `DW_EV_EXIT`.
+pub const DW_EV_EXIT: u16 = 3;
+
+/// Overlay inode has an upper dentry (written in the container, or copied up).
+pub const EXEC_F_OVL_UPPER: u32 = 1 << 0;
+/// Executable is a memfd (`memfd:` file on shmem/hugetlbfs).
+pub const EXEC_F_MEMFD: u32 = 1 << 1;
+/// The executable's vfsmount is the task's root mount.
+pub const EXEC_F_ON_ROOT_MNT: u32 = 1 << 2;
+/// The dentry walk ran out of components or space; the path is a suffix.
+pub const EXEC_F_PATH_TRUNCATED: u32 = 1 << 3;
+/// The walk reached the top of the mount tree without meeting the task's root.
+pub const EXEC_F_PATH_OUTSIDE_ROOT: u32 = 1 << 4;
+/// argv was longer than [`DW_ARGV_MAX`].
+pub const EXEC_F_ARGV_TRUNCATED: u32 = 1 << 5;
+/// `bprm->filename` was longer than [`DW_FILENAME_MAX`].
+pub const EXEC_F_FILENAME_TRUNCATED: u32 = 1 << 6;
+/// The kernel sent SIGKILL (enforce policy).
+pub const EXEC_F_KILLED: u32 = 1 << 7;
+/// The cgroup was found in `dw_policy`.
+pub const EXEC_F_IN_POLICY: u32 = 1 << 8;
+
+/// `dw_policy` value flag: a container cgroup the agent knows.
+pub const POLICY_F_TRACKED: u32 = 1 << 0;
+/// `dw_policy` value flag: kill drifted execs in this cgroup.
+pub const POLICY_F_ENFORCE: u32 = 1 << 1;
+
+/// `dw_stats` index: exec records lost (ring buffer full).
+pub const DW_STAT_RINGBUF_LOST_EXEC: u32 = 0;
+/// `dw_stats` index: fork records lost.
+pub const DW_STAT_RINGBUF_LOST_FORK: u32 = 1;
+/// `dw_stats` index: exit records lost.
+pub const DW_STAT_RINGBUF_LOST_EXIT: u32 = 2;
+/// `dw_stats` index: SIGKILLs sent by the exec program.
+pub const DW_STAT_KILLS: u32 = 3;
+/// Number of `dw_stats` entries.
+pub const DW_STAT_MAX: u32 = 8;
+
+/// `OVERLAYFS_SUPER_MAGIC`, for reading `exe_s_magic`.
+pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
+/// `TMPFS_MAGIC` (shmem).
+pub const TMPFS_MAGIC: u64 = 0x0102_1994;
+
+/// Bytes of a fixed-size C string up to (not including) the first NUL.
+pub fn c_str_bytes(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|b| *b == 0) {
+        Some(end) => bytes.get(..end).unwrap_or(bytes),
+        None => bytes,
+    }
+}

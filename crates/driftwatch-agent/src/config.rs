@@ -1,0 +1,256 @@
+//! The agent's configuration: one TOML file, one section per component, unknown keys rejected.
+//! Validation reports every problem at once.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9376";
+pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+
+/// The root configuration (`driftwatch agent --config FILE`). Command-line flags override it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub agent: AgentSection,
+    pub output: OutputSection,
+    pub containerd: ContainerdSection,
+    pub pipeline: PipelineSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// Address of the health/metrics listener.
+    pub listen: String,
+    /// Kill drifted executions in containers (in the kernel, before they run).
+    pub enforce: bool,
+    /// Hostname reported in alerts; the machine's hostname when unset.
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Print alerts on stdout.
+    pub stdout: bool,
+    /// Print alerts on stdout as JSON lines instead of text lines.
+    pub json: bool,
+    /// Append alerts as JSON lines to this file, flushed after each alert.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainerdSection {
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    /// Capacity of the channel between the ring-buffer reader and the event processor.
+    pub event_channel_capacity: usize,
+    /// Capacity of the channel between the event processor and the outputs.
+    pub alert_channel_capacity: usize,
+    /// Most processes kept in the process table.
+    pub process_table_max: usize,
+    /// Most executable-origin verdicts kept in the cache.
+    pub origin_cache_max: usize,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            listen: DEFAULT_LISTEN.to_string(),
+            enforce: false,
+            hostname: None,
+        }
+    }
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            stdout: true,
+            json: false,
+            file: None,
+        }
+    }
+}
+
+impl Default for ContainerdSection {
+    fn default() -> Self {
+        ContainerdSection {
+            socket: PathBuf::from(DEFAULT_CONTAINERD_SOCKET),
+        }
+    }
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection {
+            event_channel_capacity: 65_536,
+            alert_channel_capacity: 4_096,
+            process_table_max: 131_072,
+            origin_cache_max: 65_536,
+        }
+    }
+}
+
+/// Configuration problems; `Invalid` carries every validation error found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {}", .problems.join("; "))]
+    Invalid { problems: Vec<String> },
+}
+
+impl Config {
+    /// Read and parse a TOML config file (not yet validated).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parse TOML text; the error is a one-line message with the location.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().replace('\n', " ").trim().to_string())
+    }
+
+    /// Check the whole configuration and return every problem found.
+    pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
+        let mut problems = Vec::new();
+        let listen = match self.agent.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                problems.push(format!(
+                    "agent.listen: '{}' is not an address such as 127.0.0.1:9376",
+                    self.agent.listen
+                ));
+                None
+            }
+        };
+        if let Some(h) = &self.agent.hostname {
+            if h.is_empty() {
+                problems.push("agent.hostname: must not be empty".to_string());
+            }
+        }
+        let p = &self.pipeline;
+        for (name, v, min) in [
+            (
+                "pipeline.event_channel_capacity",
+                p.event_channel_capacity,
+                16,
+            ),
+            (
+                "pipeline.alert_channel_capacity",
+                p.alert_channel_capacity,
+                16,
+            ),
+            ("pipeline.process_table_max", p.process_table_max, 1024),
+            ("pipeline.origin_cache_max", p.origin_cache_max, 64),
+        ] {
+            if v < min {
+                problems.push(format!("{name}: {v} is below the minimum {min}"));
+            }
+        }
+        if let Some(file) = &self.output.file {
+            if file.as_os_str().is_empty() {
+                problems.push("output.file: must not be empty".to_string());
+            } else if file.is_dir() {
+                problems.push(format!("output.file: {} is a directory", file.display()));
+            } else if let Some(parent) = file.parent() {
+                if !parent.as_os_str().is_empty() && !parent.is_dir() {
+                    problems.push(format!(
+                        "output.file: directory {} does not exist",
+                        parent.display()
+                    ));
+                }
+            }
+        }
+        if self.containerd.socket.as_os_str().is_empty() {
+            problems.push("containerd.socket: must not be empty".to_string());
+        }
+        match (listen, problems.is_empty()) {
+            (Some(listen), true) => Ok(ValidConfig {
+                config: self.clone(),
+                listen,
+            }),
+            _ => Err(ConfigError::Invalid { problems }),
+        }
+    }
+}
+
+/// A configuration that passed [`Config::validate`].
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    pub config: Config,
+    pub listen: SocketAddr,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let v = Config::default().validate().unwrap();
+        assert_eq!(v.listen.to_string(), DEFAULT_LISTEN);
+        assert!(!v.config.agent.enforce);
+        assert!(v.config.output.stdout);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_location() {
+        let err =
+            Config::from_toml("[agent]\nlisten = \"127.0.0.1:1\"\nenforse = true\n").unwrap_err();
+        assert!(err.contains("enforse"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn validation_reports_all_problems_at_once() {
+        let cfg = Config::from_toml(
+            "[agent]\nlisten = \"nowhere\"\n[pipeline]\nevent_channel_capacity = 1\n\
+             [output]\nfile = \"/nonexistent-dir-dw/x.jsonl\"\n",
+        )
+        .unwrap();
+        match cfg.validate() {
+            Err(ConfigError::Invalid { problems }) => {
+                assert_eq!(problems.len(), 3, "{problems:?}");
+                assert!(problems[0].starts_with("agent.listen"));
+                assert!(problems[1].starts_with("pipeline.event_channel_capacity"));
+                assert!(problems[2].starts_with("output.file"));
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sections_parse() {
+        let cfg = Config::from_toml(
+            "[agent]\nenforce = true\nhostname = \"node-1\"\n[output]\njson = true\n\
+             [containerd]\nsocket = \"/tmp/c.sock\"\n",
+        )
+        .unwrap();
+        assert!(cfg.agent.enforce);
+        assert_eq!(cfg.agent.hostname.as_deref(), Some("node-1"));
+        assert!(cfg.output.json);
+        assert_eq!(cfg.containerd.socket, PathBuf::from("/tmp/c.sock"));
+        assert_eq!(cfg.agent.listen, DEFAULT_LISTEN);
+    }
+}

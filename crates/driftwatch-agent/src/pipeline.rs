@@ -1,0 +1,420 @@
+//! Wiring: start-up order, the tasks, their channels, and shutdown.
+
+use crate::config::ValidConfig;
+use crate::decode::{self, Clock};
+use crate::detect::{self, Action};
+use crate::enrich::{self, OriginCache};
+use crate::http::{self, HttpState};
+use crate::metrics::Metrics;
+use crate::output::{FileSink, Sink, StdoutSink};
+use crate::proctable::ProcessTable;
+use crate::users::UserNames;
+use driftwatch_bpf::{ExecSensor, SensorOptions};
+use driftwatch_event::{Alert, ContainerInfo, Event, ExecEvent};
+use driftwatch_runtime::{Registry, RegistryUpdate, RuntimeConfig};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Why the agent could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open output file {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load the BPF sensor: {0}")]
+    Bpf(#[from] driftwatch_bpf::BpfError),
+    #[error("container discovery failed: {0}")]
+    Runtime(#[from] driftwatch_runtime::RuntimeError),
+    #[error("cannot read the agent's own mount namespace: {0}")]
+    HostNamespace(#[source] std::io::Error),
+}
+
+/// Run the agent until `shutdown` resolves; then detach, flush the outputs and return.
+pub async fn run(
+    cfg: ValidConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let c = &cfg.config;
+    // Everything that can fail because of the user's input fails before anything is loaded.
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if c.output.stdout {
+        sinks.push(Box::new(StdoutSink::new(c.output.json)));
+    }
+    if let Some(path) = &c.output.file {
+        let sink = FileSink::open(path).map_err(|source| AgentError::Output {
+            path: path.clone(),
+            source,
+        })?;
+        sinks.push(Box::new(sink));
+    }
+    let host_mntns = std::fs::metadata("/proc/self/ns/mnt")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .map_err(AgentError::HostNamespace)?;
+    let hostname = c.agent.hostname.clone().unwrap_or_else(local_hostname);
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let http_state = HttpState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let http_task = tokio::spawn(http::serve(listener, http_state, async {
+        let _ = http_stop_rx.await;
+    }));
+    tracing::info!(listen = %cfg.listen, "health and metrics listener up");
+
+    // The sensor first, so no exec between the /proc seed and the first event is missed.
+    let mut sensor = ExecSensor::load(&SensorOptions {
+        enforce: c.agent.enforce,
+        agent_tgid: std::process::id(),
+        host_mntns_ino: u32::try_from(host_mntns).unwrap_or(0),
+    })?;
+    let events = sensor.take_events()?;
+    tracing::info!(enforce = c.agent.enforce, "BPF exec sensor attached");
+
+    let mut table = ProcessTable::new(c.pipeline.process_table_max);
+    let seeded = table.seed_from_proc(Path::new("/proc"));
+    tracing::info!(processes = seeded, "process table seeded from /proc");
+
+    let (registry, updates, source) = driftwatch_runtime::start(RuntimeConfig {
+        containerd_socket: c.containerd.socket.clone(),
+        ..RuntimeConfig::default()
+    })
+    .await?;
+    tracing::info!(containers = registry.len(), source = ?source, "container inventory loaded");
+
+    let (event_tx, event_rx) = mpsc::channel::<Event>(c.pipeline.event_channel_capacity);
+    let (alert_tx, alert_rx) = mpsc::channel::<Alert>(c.pipeline.alert_channel_capacity);
+    let (reader_stop_tx, reader_stop_rx) = oneshot::channel::<()>();
+
+    let mut processor = Processor {
+        table,
+        origins: OriginCache::new(c.pipeline.origin_cache_max),
+        users: UserNames::default(),
+        registry: registry.clone(),
+        sensor,
+        policed: HashSet::new(),
+        enforce: c.agent.enforce,
+        host_mntns,
+        hostname,
+        metrics: metrics.clone(),
+        alerts: alert_tx,
+    };
+    for info in registry.all() {
+        processor.track(&info);
+    }
+    metrics
+        .containers_tracked
+        .store(registry.len() as u64, Ordering::Relaxed);
+
+    let reader = tokio::spawn(read_events(
+        events,
+        event_tx,
+        metrics.clone(),
+        reader_stop_rx,
+    ));
+    let stats_metrics = metrics.clone();
+    let processor_task = tokio::spawn(processor.run(event_rx, updates, stats_metrics));
+    let output_task = tokio::spawn(write_alerts(alert_rx, sinks, metrics.clone()));
+
+    ready.store(true, Ordering::Release);
+    tracing::info!("ready");
+
+    shutdown.await;
+    ready.store(false, Ordering::Release);
+    // Stop reading: the reader drops its sender, the processor drains what is queued and stops,
+    // dropping the sensor (programs detach) and the alert sender; the outputs then flush.
+    let _ = reader_stop_tx.send(());
+    let _ = reader.await;
+    let _ = processor_task.await;
+    let _ = output_task.await;
+    let _ = http_stop_tx.send(());
+    let _ = http_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Ring buffer → decoded events → bounded channel. Never blocks on the channel.
+async fn read_events(
+    mut events: driftwatch_bpf::EventStream,
+    tx: mpsc::Sender<Event>,
+    metrics: Arc<Metrics>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let clock = Clock::new();
+    let mut on_record = |record: &[u8]| match decode::decode(record, &clock) {
+        Ok(ev) => {
+            if tx.try_send(ev).is_err() {
+                metrics.event_channel_drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Err(e) => {
+            metrics.decode_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, "kernel record rejected");
+        }
+    };
+    loop {
+        // for_each_ready is cancel-safe: a record is consumed only after its callback ran.
+        tokio::select! {
+            _ = &mut stop => break,
+            r = events.for_each_ready(1024, &mut on_record) => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "ring buffer read failed; stopping the reader");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+struct Processor {
+    table: ProcessTable,
+    origins: OriginCache,
+    users: UserNames,
+    registry: Registry,
+    /// The loaded sensor: the kernel policy map and statistics. Dropping it detaches.
+    sensor: ExecSensor,
+    /// cgroup ids written to the kernel policy map.
+    policed: HashSet<u64>,
+    enforce: bool,
+    host_mntns: u64,
+    hostname: String,
+    metrics: Arc<Metrics>,
+    alerts: mpsc::Sender<Alert>,
+}
+
+impl Processor {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut updates: mpsc::Receiver<RegistryUpdate>,
+        metrics: Arc<Metrics>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
+        let mut updates_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_event(ev).await,
+                    None => break,
+                },
+                u = updates.recv(), if updates_open => match u {
+                    Some(u) => self.on_update(u),
+                    None => updates_open = false,
+                },
+                _ = tick.tick() => {
+                    ticks += 1;
+                    self.refresh_stats(&metrics);
+                    if ticks.is_multiple_of(30) {
+                        let gone = self.table.sweep(Path::new("/proc"));
+                        tracing::debug!(gone, "process table swept");
+                    }
+                }
+            }
+        }
+        self.refresh_stats(&metrics);
+    }
+
+    fn refresh_stats(&self, metrics: &Metrics) {
+        if !self.sensor.programs_attached() {
+            tracing::error!("the BPF programs are no longer attached");
+        }
+        match self.sensor.stats() {
+            Ok(s) => {
+                metrics
+                    .ringbuf_lost_exec
+                    .store(s.lost_exec, Ordering::Relaxed);
+                metrics
+                    .ringbuf_lost_fork
+                    .store(s.lost_fork, Ordering::Relaxed);
+                metrics
+                    .ringbuf_lost_exit
+                    .store(s.lost_exit, Ordering::Relaxed);
+                metrics.kernel_kills.store(s.kills, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read sensor statistics"),
+        }
+        metrics
+            .processes_tracked
+            .store(self.table.len() as u64, Ordering::Relaxed);
+        metrics
+            .containers_tracked
+            .store(self.registry.len() as u64, Ordering::Relaxed);
+        metrics
+            .policy_entries
+            .store(self.policed.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Put a container's cgroup in the kernel policy map.
+    fn track(&mut self, info: &ContainerInfo) {
+        let Some(cg) = info.cgroup_id else { return };
+        if self.policed.contains(&cg) {
+            return;
+        }
+        let mut flags = driftwatch_abi::POLICY_F_TRACKED;
+        if self.enforce {
+            flags |= driftwatch_abi::POLICY_F_ENFORCE;
+        }
+        match self.sensor.set_policy(cg, flags) {
+            Ok(()) => {
+                self.policed.insert(cg);
+            }
+            Err(e) => {
+                tracing::warn!(container = %info.id, error = %e, "cannot write the kernel policy")
+            }
+        }
+    }
+
+    fn untrack(&mut self, info: &ContainerInfo) {
+        if let Some(cg) = info.cgroup_id {
+            if self.policed.remove(&cg) {
+                if let Err(e) = self.sensor.remove_policy(cg) {
+                    tracing::debug!(container = %info.id, error = %e, "policy entry already gone");
+                }
+            }
+        }
+        self.origins.forget_container(&info.id);
+        self.users.forget(&info.id);
+    }
+
+    fn on_update(&mut self, u: RegistryUpdate) {
+        match u {
+            RegistryUpdate::Added(info) => {
+                tracing::info!(container = %info.id, image = %info.image_ref, "container tracked");
+                self.track(&info);
+            }
+            RegistryUpdate::Removed(info) => {
+                tracing::info!(container = %info.id, "container gone");
+                self.untrack(&info);
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Fork(f) => {
+                self.metrics.fork_events.fetch_add(1, Ordering::Relaxed);
+                self.table.on_fork(&f);
+            }
+            Event::Exit(x) => {
+                self.metrics.exit_events.fetch_add(1, Ordering::Relaxed);
+                self.table.on_exit(&x);
+            }
+            Event::Exec(e) => {
+                self.metrics.exec_events.fetch_add(1, Ordering::Relaxed);
+                self.on_exec(e).await;
+            }
+        }
+    }
+
+    async fn container_of(&mut self, ev: &ExecEvent) -> Option<Arc<ContainerInfo>> {
+        let t = &ev.task;
+        if let Some(c) = self.registry.by_cgroup(t.cgroup_id) {
+            return Some(c);
+        }
+        if let Some(c) = self.registry.by_mntns(t.mntns) {
+            return Some(c);
+        }
+        if t.mntns == self.host_mntns {
+            return None;
+        }
+        let c = self
+            .registry
+            .resolve_unknown(t.cgroup_id, t.mntns, t.tgid)
+            .await?;
+        self.track(&c);
+        Some(c)
+    }
+
+    async fn on_exec(&mut self, ev: ExecEvent) {
+        self.table.on_exec(&ev);
+        let container = self.container_of(&ev).await;
+        let metrics = self.metrics.clone();
+        let origin = self
+            .origins
+            .origin(&ev, container.as_ref(), self.host_mntns, |e| {
+                metrics.origin_lookup_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot decide the executable's origin");
+            });
+        let in_container = container.is_some() && ev.task.mntns != self.host_mntns;
+        let action = if ev.flags.killed {
+            Action::Killed
+        } else if self.enforce && in_container && origin.is_drift() {
+            // The kernel did not know this container yet: stop it now, and say it ran.
+            let pid = rustix::process::Pid::from_raw(ev.task.tgid as i32);
+            match pid.map(|p| rustix::process::kill_process(p, rustix::process::Signal::KILL)) {
+                Some(Ok(())) => {
+                    self.metrics.userspace_kills.fetch_add(1, Ordering::Relaxed);
+                    Action::KilledAfterStart
+                }
+                _ => Action::None,
+            }
+        } else {
+            Action::None
+        };
+        let ctx = enrich::context(ev, container, origin, &self.table, &mut self.users);
+        if let Some(alert) = detect::binary_drift(&ctx, action, &self.hostname) {
+            self.metrics.count_alert(&alert.rule);
+            // Alerts are never dropped: wait for room (the ring-buffer reader is decoupled by the
+            // events channel, whose overflow is counted).
+            if self.alerts.send(alert).await.is_err() {
+                self.metrics
+                    .alert_channel_drops
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Alerts → every sink. Runs until the alert channel closes, then flushes.
+async fn write_alerts(
+    mut rx: mpsc::Receiver<Alert>,
+    mut sinks: Vec<Box<dyn Sink>>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(alert) = rx.recv().await {
+        for s in sinks.iter_mut() {
+            if let Err(e) = s.write(&alert) {
+                metrics.output_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(sink = s.name(), error = %e, "alert output failed");
+            }
+        }
+    }
+    for s in sinks.iter_mut() {
+        if let Err(e) = s.flush() {
+            tracing::error!(sink = s.name(), error = %e, "flush failed");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Async reader over the `dw_events` ring buffer.
+//!
+//! Records are handed out as `&[u8]` borrowed straight from the ring's shared memory: no copy
+//! and no allocation per event. The slot is released when the callback returns, so callbacks
+//! should decode and forward quickly (e.g. `try_send` on a bounded channel, counting drops).
+
+use std::fmt;
+
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::error::BpfError;
+
+/// The kernel → userspace event stream of an [`crate::ExecSensor`].
+pub struct EventStream {
+    ring: AsyncFd<RingBuf<MapData>>,
+}
+
+impl fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream").finish_non_exhaustive()
+    }
+}
+
+impl EventStream {
+    // The one `unsafe` of the crate: tokio's fd registration is `unsafe` since 1.54 because it
+    // cannot see fd ownership through `AsRawFd`.
+    #[allow(unsafe_code)]
+    pub(crate) fn new(ring: RingBuf<MapData>) -> Result<Self, BpfError> {
+        // SAFETY: `RingBuf<MapData>` owns the map's `OwnedFd` (and its mmap) and never replaces
+        // it, so the fd is open and refers to the same ring buffer until the `AsyncFd` (which
+        // owns the `RingBuf`) is dropped or `into_inner` is called.
+        let ring =
+            unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| {
+                BpfError::RingBuffer {
+                    action: "registration with tokio",
+                    source: e.into_parts().1,
+                }
+            })?;
+        Ok(Self { ring })
+    }
+
+    /// Waits until at least one record is available, then calls `f` on up to `max` records
+    /// (each a complete record as written by the kernel; decode it with
+    /// `driftwatch_abi::decode`). Returns how many records were handed out (≥ 1 unless
+    /// `max` is 0).
+    ///
+    /// Cancel-safe: dropping the future loses no record (a record is only consumed after its
+    /// callback returned).
+    pub async fn for_each_ready<F>(&mut self, max: usize, mut f: F) -> Result<usize, BpfError>
+    where
+        F: FnMut(&[u8]),
+    {
+        if max == 0 {
+            return Ok(0);
+        }
+        loop {
+            let mut guard =
+                self.ring
+                    .readable_mut()
+                    .await
+                    .map_err(|source| BpfError::RingBuffer {
+                        action: "poll",
+                        source,
+                    })?;
+            let ring = guard.get_inner_mut();
+            let mut n = 0;
+            while n < max {
+                let Some(item) = ring.next() else { break };
+                f(&item);
+                n += 1;
+            }
+            if n < max {
+                // Drained: wait for the kernel's next wakeup (tokio keeps readiness that
+                // arrived while we were reading, so nothing is missed).
+                guard.clear_ready();
+            }
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Copies the next record into `buf` (cleared first; its capacity is reused, so a buffer
+    /// kept across calls allocates only while growing to the largest record).
+    pub async fn next_into(&mut self, buf: &mut Vec<u8>) -> Result<(), BpfError> {
+        self.for_each_ready(1, |rec| {
+            buf.clear();
+            buf.extend_from_slice(rec);
+        })
+        .await
+        .map(|_| ())
+    }
+}

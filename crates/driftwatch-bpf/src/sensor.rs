@@ -1,0 +1,219 @@
+//! The exec sensor: three `tp_btf` programs and their maps, loaded and unloaded as one unit.
+
+use std::fmt;
+use std::path::Path;
+
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::tp_btf::BtfTracePointLink;
+use aya::programs::{BtfTracePoint, Program};
+use aya::{Btf, Ebpf, EbpfLoader};
+use driftwatch_abi::{
+    Config, DW_STAT_KILLS, DW_STAT_RINGBUF_LOST_EXEC, DW_STAT_RINGBUF_LOST_EXIT,
+    DW_STAT_RINGBUF_LOST_FORK,
+};
+use tracing::{debug, info};
+
+use crate::error::BpfError;
+use crate::object::EXEC_BPF_OBJECT;
+
+const CONFIG_SIZE: usize = core::mem::size_of::<driftwatch_abi::Config>();
+use crate::ring_buf::EventStream;
+
+const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// (program name in the object, tracepoint).
+const PROGRAMS: [(&str, &str); 3] = [
+    ("dw_exec", "sched_process_exec"),
+    ("dw_fork", "sched_process_fork"),
+    ("dw_exit", "sched_process_exit"),
+];
+
+const MAP_EVENTS: &str = "dw_events";
+const MAP_POLICY: &str = "dw_policy";
+const MAP_CONFIG: &str = "dw_config";
+const MAP_STATS: &str = "dw_stats";
+
+/// How to load the sensor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SensorOptions {
+    /// Global enforcement switch (`dw_config.enforce`): without it nothing is ever killed,
+    /// whatever the policy map says.
+    pub enforce: bool,
+    /// Events of this process (normally the agent's own pid) are not reported; 0 = none.
+    pub agent_tgid: u32,
+    /// The host's mount namespace inode (`/proc/self/ns/mnt` of an agent in the host's mount
+    /// namespace): tasks still in it are never killed, since they are not inside a container
+    /// yet (runc's set-up). 0 = unknown.
+    pub host_mntns_ino: u32,
+}
+
+/// Counters kept by the BPF programs, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SensorStats {
+    /// Exec records dropped because the ring buffer was full.
+    pub lost_exec: u64,
+    /// Fork records dropped because the ring buffer was full.
+    pub lost_fork: u64,
+    /// Exit records dropped because the ring buffer was full.
+    pub lost_exit: u64,
+    /// Drifted execs killed in the kernel.
+    pub kills: u64,
+}
+
+/// The loaded and attached process sensor.
+///
+/// Dropping it detaches the programs and frees the maps (the [`EventStream`], if taken, keeps
+/// the ring buffer alive but receives nothing more).
+///
+/// Concurrency: after [`ExecSensor::take_events`] the ring buffer reader is independent of the
+/// sensor; the sensor (policy map, stats, links) can be moved to or shared with the task that
+/// writes policy (`Arc<Mutex<ExecSensor>>` or by ownership). Both types are `Send`.
+pub struct ExecSensor {
+    // Field order is drop order: links first, then the programs and maps.
+    links: Vec<BtfTracePointLink>,
+    events: Option<RingBuf<MapData>>,
+    policy: HashMap<MapData, u64, u32>,
+    stats: PerCpuArray<MapData, u64>,
+    _config: Array<MapData, [u8; CONFIG_SIZE]>,
+    _ebpf: Ebpf,
+}
+
+impl fmt::Debug for ExecSensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecSensor")
+            .field("links", &self.links.len())
+            .field("events_taken", &self.events.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, BpfError> {
+    ebpf.take_map(name)
+        .ok_or(BpfError::MissingItem { what: "map", name })
+}
+
+impl ExecSensor {
+    /// Loads the programs, writes `dw_config` and attaches the three tracepoints.
+    pub fn load(opts: &SensorOptions) -> Result<Self, BpfError> {
+        if !Path::new(KERNEL_BTF).exists() {
+            return Err(BpfError::MissingBtf {
+                path: KERNEL_BTF,
+                source: None,
+            });
+        }
+        let btf = Btf::from_sys_fs().map_err(|e| BpfError::MissingBtf {
+            path: KERNEL_BTF,
+            source: Some(e),
+        })?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .load(EXEC_BPF_OBJECT)
+            .map_err(BpfError::from_load)?;
+
+        // Configuration goes in before anything is attached.
+        let mut config: Array<MapData, [u8; CONFIG_SIZE]> =
+            Array::try_from(take_map(&mut ebpf, MAP_CONFIG)?)
+                .map_err(|e| BpfError::map(MAP_CONFIG, "open", e))?;
+        let cfg = Config {
+            agent_tgid: opts.agent_tgid,
+            enforce: u32::from(opts.enforce),
+            host_mntns_ino: opts.host_mntns_ino,
+            _pad0: 0,
+        };
+        config
+            .set(0, cfg.to_bytes(), 0)
+            .map_err(|e| BpfError::map(MAP_CONFIG, "write", e))?;
+
+        let events = RingBuf::try_from(take_map(&mut ebpf, MAP_EVENTS)?)
+            .map_err(|e| BpfError::map(MAP_EVENTS, "open", e))?;
+        let policy = HashMap::try_from(take_map(&mut ebpf, MAP_POLICY)?)
+            .map_err(|e| BpfError::map(MAP_POLICY, "open", e))?;
+        let stats = PerCpuArray::try_from(take_map(&mut ebpf, MAP_STATS)?)
+            .map_err(|e| BpfError::map(MAP_STATS, "open", e))?;
+
+        let mut links = Vec::with_capacity(PROGRAMS.len());
+        for (name, tracepoint) in PROGRAMS {
+            let prog: &mut BtfTracePoint = match ebpf.program_mut(name) {
+                Some(Program::BtfTracePoint(p)) => p,
+                _ => {
+                    return Err(BpfError::MissingItem {
+                        what: "tp_btf program",
+                        name,
+                    })
+                }
+            };
+            prog.load(tracepoint, &btf)
+                .map_err(|e| BpfError::from_program(name, tracepoint, "load", e))?;
+            let id = prog
+                .attach()
+                .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+            let link = prog
+                .take_link(id)
+                .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+            debug!(program = name, tracepoint, "attached");
+            links.push(link);
+        }
+        info!(
+            enforce = opts.enforce,
+            agent_tgid = opts.agent_tgid,
+            "exec sensor attached"
+        );
+        Ok(Self {
+            links,
+            events: Some(events),
+            policy,
+            stats,
+            _config: config,
+            _ebpf: ebpf,
+        })
+    }
+
+    /// Takes the ring buffer reader (once). Must be called inside a tokio runtime.
+    pub fn take_events(&mut self) -> Result<EventStream, BpfError> {
+        let ring = self.events.take().ok_or(BpfError::EventsAlreadyTaken)?;
+        EventStream::new(ring)
+    }
+
+    /// Sets the `dw_policy` flags (`POLICY_F_*`) of a cgroup v2 id.
+    pub fn set_policy(&mut self, cgroup_id: u64, flags: u32) -> Result<(), BpfError> {
+        self.policy
+            .insert(cgroup_id, flags, 0)
+            .map_err(|e| BpfError::map(MAP_POLICY, "insert", e))
+    }
+
+    /// Removes a cgroup from `dw_policy`; removing an absent key is not an error.
+    pub fn remove_policy(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        match self.policy.remove(&cgroup_id) {
+            Ok(()) => Ok(()),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(aya::maps::MapError::SyscallError(s))
+                if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(BpfError::map(MAP_POLICY, "remove", e)),
+        }
+    }
+
+    /// Reads the BPF-side counters.
+    pub fn stats(&self) -> Result<SensorStats, BpfError> {
+        let read = |idx: u32| -> Result<u64, BpfError> {
+            let per_cpu = self
+                .stats
+                .get(&idx, 0)
+                .map_err(|e| BpfError::map(MAP_STATS, "read", e))?;
+            Ok(per_cpu.iter().fold(0u64, |acc, v| acc.saturating_add(*v)))
+        };
+        Ok(SensorStats {
+            lost_exec: read(DW_STAT_RINGBUF_LOST_EXEC)?,
+            lost_fork: read(DW_STAT_RINGBUF_LOST_FORK)?,
+            lost_exit: read(DW_STAT_RINGBUF_LOST_EXIT)?,
+            kills: read(DW_STAT_KILLS)?,
+        })
+    }
+
+    /// Whether all three programs are attached (they stay so until the sensor is dropped).
+    pub fn programs_attached(&self) -> bool {
+        self.links.len() == PROGRAMS.len()
+    }
+}

@@ -1,0 +1,171 @@
+//! The ABI layout test: every struct of `abi.h`, as the compiler laid it out in the compiled BPF
+//! object (its `.BTF` section), must match the `#[repr(C)]` mirror in `driftwatch-abi` — same
+//! size, same fields in the same order at the same offsets. Fails if a field moves on either
+//! side.
+
+use std::collections::HashMap;
+use std::mem::{offset_of, size_of};
+
+use driftwatch_abi::{Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Task};
+use object::{Object, ObjectSection};
+
+const BTF_MAGIC: u16 = 0xeb9f;
+
+#[derive(Debug)]
+struct BtfStruct {
+    size: u32,
+    /// (name, bit offset) in declaration order.
+    members: Vec<(String, u32)>,
+}
+
+/// A minimal reader of the BTF type section: enough to list structs and their members.
+fn btf_structs(btf: &[u8]) -> HashMap<String, BtfStruct> {
+    let u16_at = |off: usize| u16::from_ne_bytes(btf[off..off + 2].try_into().expect("in bounds"));
+    let u32_at = |off: usize| u32::from_ne_bytes(btf[off..off + 4].try_into().expect("in bounds"));
+
+    assert_eq!(u16_at(0), BTF_MAGIC, "not native-endian BTF");
+    let hdr_len = u32_at(4) as usize;
+    let type_off = hdr_len + u32_at(8) as usize;
+    let type_len = u32_at(12) as usize;
+    let str_off = hdr_len + u32_at(16) as usize;
+    let str_len = u32_at(20) as usize;
+    let strings = &btf[str_off..str_off + str_len];
+    let name = |off: u32| -> String {
+        let s = &strings[off as usize..];
+        let end = s.iter().position(|b| *b == 0).expect("NUL-terminated");
+        String::from_utf8(s[..end].to_vec()).expect("UTF-8 name")
+    };
+
+    let mut out = HashMap::new();
+    let mut p = type_off;
+    let end = type_off + type_len;
+    while p < end {
+        let name_off = u32_at(p);
+        let info = u32_at(p + 4);
+        let size_or_type = u32_at(p + 8);
+        let vlen = (info & 0xffff) as usize;
+        let kind = (info >> 24) & 0x1f;
+        let kind_flag = info >> 31 != 0;
+        p += 12;
+        let extra = match kind {
+            1 => 4,              // INT
+            2 | 7 | 8..=12 => 0, // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC
+            3 => 12,             // ARRAY
+            4 | 5 => {
+                // STRUCT / UNION
+                let members = (0..vlen)
+                    .map(|i| {
+                        let m = p + i * 12;
+                        let raw = u32_at(m + 8);
+                        // With kind_flag the top 8 bits are a bitfield size.
+                        let bits = if kind_flag { raw & 0x00ff_ffff } else { raw };
+                        (name(u32_at(m)), bits)
+                    })
+                    .collect();
+                if kind == 4 {
+                    out.insert(
+                        name(name_off),
+                        BtfStruct {
+                            size: size_or_type,
+                            members,
+                        },
+                    );
+                }
+                12 * vlen
+            }
+            6 => 8 * vlen,   // ENUM
+            13 => 8 * vlen,  // FUNC_PROTO
+            14 => 4,         // VAR
+            15 => 12 * vlen, // DATASEC
+            16 | 18 => 0,    // FLOAT, TYPE_TAG
+            17 => 4,         // DECL_TAG
+            19 => 12 * vlen, // ENUM64
+            other => panic!("unknown BTF kind {other}"),
+        };
+        p += extra;
+    }
+    out
+}
+
+fn object_btf() -> HashMap<String, BtfStruct> {
+    let obj = object::File::parse(driftwatch_bpf::EXEC_BPF_OBJECT).expect("parse BPF ELF");
+    let sec = obj
+        .section_by_name(".BTF")
+        .expect("object has .BTF (compiled with -g)");
+    btf_structs(sec.data().expect(".BTF data"))
+}
+
+/// Asserts one struct: size and every (field, offset) pair, in order, with no extra fields.
+fn check(all: &HashMap<String, BtfStruct>, c_name: &str, size: usize, fields: &[(&str, usize)]) {
+    let s = all
+        .get(c_name)
+        .unwrap_or_else(|| panic!("struct {c_name} is not in the BPF object's BTF"));
+    assert_eq!(s.size as usize, size, "size of struct {c_name}");
+    let btf: Vec<(&str, usize)> = s
+        .members
+        .iter()
+        .map(|(n, bits)| (n.as_str(), *bits as usize / 8))
+        .collect();
+    assert_eq!(btf, fields, "fields of struct {c_name} (C vs Rust)");
+}
+
+macro_rules! fields {
+    ($ty:ty: $($f:ident),* $(,)?) => {
+        &[$((stringify!($f), offset_of!($ty, $f))),*]
+    };
+}
+
+#[test]
+fn abi_structs_match_compiled_bpf_object() {
+    let all = object_btf();
+    check(
+        &all,
+        "dw_event_header",
+        size_of::<EventHeader>(),
+        fields!(EventHeader:
+        kind, version, len, ktime_ns),
+    );
+    check(
+        &all,
+        "dw_task",
+        size_of::<Task>(),
+        fields!(Task:
+        pid, tgid, ppid, uid, gid, euid, egid, mntns_ino, cgroup_id, pidns_ino, _pad0, comm),
+    );
+    check(
+        &all,
+        "dw_exec_event",
+        size_of::<ExecEvent>(),
+        fields!(ExecEvent:
+        hdr, task, exe_ino, exe_ctime_sec, exe_mtime_sec, exe_ctime_nsec, exe_mtime_nsec,
+        exe_dev, exe_nlink, exe_size, exe_s_magic, exe_mode, flags, old_pid, filename_len,
+        path_len, path_components, argv_len, _pad1, filename, path, argv),
+    );
+    check(
+        &all,
+        "dw_fork_event",
+        size_of::<ForkEvent>(),
+        fields!(ForkEvent: hdr, child),
+    );
+    check(
+        &all,
+        "dw_exit_event",
+        size_of::<ExitEvent>(),
+        fields!(ExitEvent:
+        hdr, task, exit_code, _pad0),
+    );
+    check(
+        &all,
+        "dw_config",
+        size_of::<Config>(),
+        fields!(Config: agent_tgid, enforce, host_mntns_ino, _pad0),
+    );
+}
+
+#[test]
+fn btf_reader_sees_kernel_types_too() {
+    // Sanity check of the reader itself on a struct we did not write.
+    let all = object_btf();
+    let upid = all.get("upid").expect("struct upid (used by CO-RE) in BTF");
+    assert_eq!(upid.members.len(), 2);
+}

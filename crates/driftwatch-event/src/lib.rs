@@ -1,0 +1,15 @@
+//! The driftwatch data model. Plain data: no IO, no async.
+//!
+//! Architecture invariant: this crate depends on nothing in the workspace; every other crate may
+//! depend on it.
+#![forbid(unsafe_code)]
+
+mod alert;
+mod container;
+mod origin;
+mod process;
+
+pub use alert::{Alert, Priority, RFC3339_NANOS};
+pub use container::{ContainerInfo, OverlayLayers, HOST_CONTAINER_ID};
+pub use origin::ExeOrigin;
+pub use process::{Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, ForkEvent, TaskInfo};

@@ -1,0 +1,119 @@
+//! Process events as the agent sees them after decoding the kernel records.
+
+/// Identity of the task an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskInfo {
+    /// Thread id.
+    pub pid: u32,
+    /// Process id (thread-group id); what Falco calls `proc.pid`.
+    pub tgid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// Mount namespace inode.
+    pub mntns: u64,
+    /// Pid namespace inode.
+    pub pidns: u64,
+    /// The 15-character kernel comm (`proc.name`).
+    pub comm: String,
+}
+
+/// Identity of the executable file of an exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExeFile {
+    pub ino: u64,
+    /// Kernel `s_dev` of the file's superblock.
+    pub dev: u32,
+    pub nlink: u32,
+    pub ctime_sec: u64,
+    pub ctime_nsec: u32,
+    pub mtime_sec: u64,
+    pub mtime_nsec: u32,
+    pub size: u64,
+    pub mode: u32,
+    /// Superblock magic of the file's filesystem.
+    pub s_magic: u64,
+}
+
+/// What the kernel could tell about the exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExecFlags {
+    /// Overlay inode with an upper dentry (written or copied up in the container).
+    pub overlay_upper: bool,
+    /// The file is a memfd.
+    pub memfd: bool,
+    /// The file's mount is the task's root mount (the container's rootfs).
+    pub on_root_mount: bool,
+    pub path_truncated: bool,
+    /// The dentry walk did not reach the task's root (file outside the root, e.g. memfd).
+    pub path_outside_root: bool,
+    pub argv_truncated: bool,
+    pub filename_truncated: bool,
+    /// The kernel sent SIGKILL before the new program ran (enforce policy).
+    pub killed: bool,
+    /// The task's cgroup was in the kernel policy map (a container the agent knew).
+    pub in_policy: bool,
+}
+
+/// An `execve`/`execveat` that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecEvent {
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    pub task: TaskInfo,
+    /// The file name passed to exec (`bprm->filename`), raw bytes.
+    pub filename: Vec<u8>,
+    /// The resolved path of the executable inside the task's root, raw bytes.
+    pub exepath: Vec<u8>,
+    /// argv, raw bytes per argument.
+    pub args: Vec<Vec<u8>>,
+    pub exe: ExeFile,
+    pub flags: ExecFlags,
+}
+
+/// A new process (not a thread).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ForkEvent {
+    pub time_ns: u64,
+    pub child: TaskInfo,
+}
+
+/// A process (thread-group leader) exited.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExitEvent {
+    pub time_ns: u64,
+    pub task: TaskInfo,
+    pub exit_code: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Exec(ExecEvent),
+    Fork(ForkEvent),
+    Exit(ExitEvent),
+}
+
+impl Event {
+    /// Falco's `evt.type` for the event.
+    pub fn evt_type(&self) -> &'static str {
+        match self {
+            Event::Exec(_) => "execve",
+            Event::Fork(_) => "clone",
+            Event::Exit(_) => "procexit",
+        }
+    }
+
+    /// Metric label for the event kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Exec(_) => "exec",
+            Event::Fork(_) => "fork",
+            Event::Exit(_) => "exit",
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Overlay layer lookups and the executable-origin decision (DESIGN.md §3).
+//!
+//! * [`lookup()`]: where a container path resolves in the container's overlay stack, as
+//!   overlayfs would resolve it, without ever following a symlink inside a layer.
+//! * [`classify()`] / [`decide`]: the [`ExeOrigin`](driftwatch_event::ExeOrigin) of an
+//!   exec from the kernel's facts and that lookup (decision table in [`classify`](mod@classify)).
+//! * [`sha256_file`]: content hash for the copied-up-unchanged comparison.
+//!
+//! Everything here is synchronous, stateless and cheap; caching is the agent's job.
+#![forbid(unsafe_code)]
+
+pub mod classify;
+mod error;
+mod hash;
+pub mod lookup;
+
+pub use classify::{classify, decide, Decision, ExecFacts, Rule, OVERLAYFS_SUPER_MAGIC};
+pub use error::ImageError;
+pub use hash::{sha256_fd, sha256_file};
+pub use lookup::{
+    lookup, lookup_with, EntryKind, Hidden, HideRule, LayerLookup, LayerRef, LookupOptions,
+    LowerHit, XattrNamespace, NAME_MAX, PATH_MAX,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,29 @@
+//! driftwatch end-to-end test kit.
+//!
+//! * [`ensure_containerd`] finds or starts containerd (safe from parallel tests);
+//!   [`cleanup_namespace`] clears leftovers of crashed runs.
+//! * [`ImageBuilder`] builds deterministic multi-layer OCI images by code (busybox, files,
+//!   static C helpers, whiteouts, opaque dirs) and imports them with `ctr`.
+//! * [`Container`] runs a throwaway container, execs in it, exposes its init pid and overlay
+//!   dirs, and removes everything on drop.
+//!
+//! Needs root, `ctr`/`containerd`/`runc`, busybox-static and `gcc` with a static libc.
+#![forbid(unsafe_code)]
+
+mod container;
+mod containerd;
+mod error;
+pub mod image;
+mod subprocess;
+
+pub use container::{unique_id, Container, MountSpec, RunOpts, EXEC_TIMEOUT, LOG_DIR};
+pub use containerd::{
+    cleanup_namespace, ensure_containerd, Containerd, CONTAINERD_LOG, CTR_TIMEOUT, DEFAULT_SOCKET,
+    READY_TIMEOUT, SOCKET_ENV,
+};
+pub use error::{Result, TestkitError};
+pub use image::{
+    compile_static_helper, BuiltImage, Compression, ImageBuilder, ImportedImage, MARKER_HELPER_C,
+    NOOP_HELPER_C,
+};
+pub use subprocess::ExecOutput;

@@ -1,0 +1,132 @@
+//! The `driftwatch` command line. The only place `anyhow` is used; errors map to exit codes:
+//! 0 ok, 1 runtime failure, 2 usage or configuration error.
+#![forbid(unsafe_code)]
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use driftwatch_agent::config::{Config, ConfigError};
+use driftwatch_agent::AgentError;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "driftwatch",
+    version,
+    about = "Runtime container-drift detection"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Watch every container on this node and alert on drift.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// TOML configuration file (see docs/config.md); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print alerts on stdout as JSON lines (Falco's JSON shape) instead of text lines.
+    #[arg(long)]
+    json: bool,
+    /// Also append alerts as JSON lines to this file (flushed after each alert).
+    #[arg(long, value_name = "PATH")]
+    output_file: Option<PathBuf>,
+    /// Address of the /healthz, /readyz and /metrics listener [default: 127.0.0.1:9376].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Kill drifted executions in containers before they run.
+    #[arg(long)]
+    enforce: bool,
+    /// containerd socket [default: /run/containerd/containerd.sock].
+    #[arg(long, value_name = "PATH")]
+    containerd_socket: Option<PathBuf>,
+    /// Do not print alerts on stdout (use with --output-file).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Exit code for configuration and usage errors.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRIFTWATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        Command::Agent(args) => match agent(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                let usage = e.chain().any(|c| {
+                    c.downcast_ref::<ConfigError>().is_some()
+                        || matches!(c.downcast_ref::<AgentError>(), Some(AgentError::Config(_)))
+                });
+                ExitCode::from(if usage { EXIT_USAGE } else { 1 })
+            }
+        },
+    }
+}
+
+fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if args.json {
+        cfg.output.json = true;
+    }
+    if let Some(p) = args.output_file {
+        cfg.output.file = Some(p);
+    }
+    if let Some(l) = args.listen {
+        cfg.agent.listen = l;
+    }
+    if args.enforce {
+        cfg.agent.enforce = true;
+    }
+    if let Some(s) = args.containerd_socket {
+        cfg.containerd.socket = s;
+    }
+    if args.quiet {
+        cfg.output.stdout = false;
+    }
+    let valid = cfg.validate()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("driftwatch")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(driftwatch_agent::run(valid, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the agent still stops with the default action.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,78 @@
+//! The agent's command-line contract: errors, exit codes, the listener, shutdown.
+
+use crate::harness::*;
+use std::process::Command;
+
+fn run_agent(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(agent_bin())
+        .arg("agent")
+        .args(args)
+        .output()
+        .expect("run agent");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn invalid_config_is_a_clear_error_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[agent]\nlisten = \"nowhere\"\n[pipeline]\nprocess_table_max = 1\n",
+    )
+    .unwrap();
+    let (code, err) = run_agent(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("agent.listen") && err.contains("pipeline.process_table_max"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "[agent]\nenforse = true\n").unwrap();
+    let (code, err) = run_agent(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("enforse"), "{err}");
+    let (code, err) = run_agent(&["--config", "/nonexistent/driftwatch.toml"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/nonexistent/driftwatch.toml"), "{err}");
+}
+
+#[test]
+fn listen_address_taken_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, err) = run_agent(&["--listen", &addr]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert_eq!(
+        err.trim().lines().filter(|l| l.contains("error")).count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn listener_serves_health_readiness_metrics_and_sigterm_exits_zero() {
+    let _env = env();
+    let agent = Agent::start(&[]);
+    assert_eq!(http_get(agent.port, "/healthz").map(|(s, _)| s), Some(200));
+    assert_eq!(http_get(agent.port, "/readyz").map(|(s, _)| s), Some(200));
+    let m = agent.metrics();
+    for family in [
+        "driftwatch_events_total{kind=\"exec\"}",
+        "driftwatch_ringbuf_lost_events_total{kind=\"exec\"}",
+        "driftwatch_channel_dropped_events_total{channel=\"events\"}",
+        "driftwatch_containers_tracked",
+        "driftwatch_kernel_kills_total",
+    ] {
+        assert!(
+            metric_value(&m, family).is_some(),
+            "{family} missing in\n{m}"
+        );
+    }
+    assert_eq!(http_get(agent.port, "/nope").map(|(s, _)| s), Some(404));
+    let status = agent.stop();
+    assert_eq!(status.code(), Some(0));
+}

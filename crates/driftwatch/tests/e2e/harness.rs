@@ -1,0 +1,245 @@
+//! Test harness: one shared containerd namespace and image, the real agent binary as a child
+//! process, and helpers to wait for its alerts.
+
+use driftwatch_testkit::{
+    cleanup_namespace, ensure_containerd, Container, Containerd, ImageBuilder, RunOpts,
+    MARKER_HELPER_C,
+};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const NS: &str = "dwtest-e2e";
+pub const IMAGE: &str = "driftwatch-test/e2e:1";
+pub const DRIFT_RULE: &str = "Drift Detected (Container Image Modified Binary)";
+
+/// A static program that prints "hello" — overwritten in place by the `modified` test.
+const HELLO_C: &str = r#"
+#include <unistd.h>
+int main(void) { write(1, "hello\n", 6); return 0; }
+"#;
+
+/// Agents see every exec on the node and an enforcing one kills drift anywhere it knows: the
+/// agent tests run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub struct Env {
+    pub containerd: Containerd,
+    pub image: String,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Serialise, make sure containerd runs, clean leftovers of earlier runs once, import the image.
+pub fn env() -> Env {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    static SETUP: OnceLock<(Containerd, String)> = OnceLock::new();
+    let (containerd, image) = SETUP.get_or_init(|| {
+        let c = ensure_containerd().expect("containerd");
+        cleanup_namespace(&c, NS).expect("cleanup");
+        let img = ImageBuilder::new(IMAGE)
+            .busybox()
+            .static_helper("/bin/marker", MARKER_HELPER_C)
+            .layer()
+            .static_helper("/usr/bin/hello", HELLO_C)
+            .import(&c, NS)
+            .expect("import test image");
+        (c, img.reference)
+    });
+    Env {
+        containerd: containerd.clone(),
+        image: image.clone(),
+        _serial: serial,
+    }
+}
+
+impl Env {
+    pub fn run(&self, prefix: &str, opts: RunOpts) -> Container {
+        let id = driftwatch_testkit::unique_id(prefix);
+        Container::run(&self.containerd, NS, &self.image, &id, opts).expect("run container")
+    }
+}
+
+/// Run a shell command in the container; returns (exit code, stdout).
+pub fn sh(c: &Container, script: &str) -> (Option<i32>, String) {
+    let out = c.exec(&["sh", "-c", script]).expect("exec");
+    (out.code(), out.stdout.clone())
+}
+
+pub struct Agent {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+pub fn agent_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_driftwatch")
+}
+
+impl Agent {
+    /// Start `driftwatch agent --json --output-file … --listen …` and wait for /readyz.
+    pub fn start(extra: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let stdout = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
+        let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
+        let child = Command::new(agent_bin())
+            .arg("agent")
+            .arg("--json")
+            .arg("--output-file")
+            .arg(dir.path().join("alerts.jsonl"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env("DRIFTWATCH_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn agent");
+        let mut a = Agent {
+            child: Some(child),
+            port,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = a.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("agent exited early ({status}): {}", a.stderr());
+            }
+            if http_get(port, "/readyz").map(|(s, _)| s) == Some(200) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready in 60 s: {}",
+                a.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        a
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    pub fn alerts_file(&self) -> PathBuf {
+        self.dir.path().join("alerts.jsonl")
+    }
+
+    /// Every alert written to the output file so far.
+    pub fn alerts(&self) -> Vec<Value> {
+        read_jsonl(&self.alerts_file())
+    }
+
+    /// Wait until an alert matching `pred` is written (or panic after `secs`).
+    pub fn wait_alert(&self, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(a) = self.alerts().into_iter().find(|a| pred(a)) {
+                return a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no alert for {what} within {secs} s; alerts: {:#?}\nstderr: {}",
+                self.alerts(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Drop a fresh copy of the marker helper in the container's /tmp, run it, and wait for its
+    /// alert: every event of that container before it has then been processed.
+    pub fn sentinel(&self, c: &Container) -> Value {
+        let name = format!("/tmp/sentinel-{}", driftwatch_testkit::unique_id("s"));
+        let (code, _) = sh(c, &format!("cp /bin/marker {name} && {name} {name}.ran"));
+        assert_eq!(code, Some(0), "sentinel ran");
+        self.wait_alert(30, &name, |a| {
+            a["output_fields"]["proc.exepath"] == name.as_str()
+        })
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.port, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    /// Value of one metric series, e.g. `driftwatch_events_total{kind="exec"}`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics(), series)
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A minimal HTTP/1.0 GET: (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// Alerts of the drift rule for one container.
+pub fn drift_alerts_for(alerts: &[Value], container_id: &str) -> Vec<Value> {
+    alerts
+        .iter()
+        .filter(|a| a["rule"] == DRIFT_RULE && a["output_fields"]["container.id"] == container_id)
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real agent binary (real BPF programs) against real containerd containers.
+//! Needs root, containerd/runc, clang/bpftool at build time (scripts/install-deps.sh).
+
+mod agent;
+mod cli;
+mod harness;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, and the end-to-end tests that run the real
+# agent (real BPF) against real containerd containers. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: the end-to-end tests load BPF programs and run containers: run as root" >&2
+    exit 2
+fi
+# Idempotent: installs clang/libbpf/containerd/... on a fresh machine, starts containerd if needed.
+./scripts/install-deps.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# Tests share one containerd; the e2e binaries serialise what must not overlap themselves.
+cargo test --workspace --locked -- --test-threads=2
