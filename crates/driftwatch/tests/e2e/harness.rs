@@ -184,6 +184,19 @@ impl Agent {
         metric_value(&self.metrics(), series)
     }
 
+    /// Poll a metric until `pred` holds (or panic after `secs`); returns its value.
+    pub fn wait_metric(&self, series: &str, secs: u64, pred: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.metric(series);
+            if let Some(v) = v.filter(|v| pred(*v)) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{series} = {v:?} after {secs} s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// SIGTERM, then wait for the exit status.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
