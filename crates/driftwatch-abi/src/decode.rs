@@ -395,13 +395,22 @@ fn decode_exec(v: View<'_>, ktime_ns: u64) -> Result<ExecRecord<'_>, DecodeError
     let argv_len = checked_len("argv", v.u16(offset_of!(ExecEvent, argv_len)), DW_ARGV_MAX)?;
     let path_components = v.u16(offset_of!(ExecEvent, path_components));
     checked_len("path_components", path_components, DW_PATH_MAX_COMPONENTS)?;
-    let argv_end = offset_of!(ExecEvent, argv) + argv_len;
-    if argv_end > v.rec.len() {
-        return Err(DecodeError::FieldBeyondRecord {
-            field: "argv",
-            end: argv_end,
-            len: v.rec.len(),
-        });
+    // The variable part is packed right after the fixed part: filename, path, argv.
+    let filename_at = offset_of!(ExecEvent, filename);
+    let path_at = filename_at + filename_len;
+    let argv_at = path_at + path_len;
+    for (field, end) in [
+        ("filename", path_at),
+        ("path", argv_at),
+        ("argv", argv_at + argv_len),
+    ] {
+        if end > v.rec.len() {
+            return Err(DecodeError::FieldBeyondRecord {
+                field,
+                end,
+                len: v.rec.len(),
+            });
+        }
     }
     Ok(ExecRecord {
         ktime_ns,
@@ -418,10 +427,10 @@ fn decode_exec(v: View<'_>, ktime_ns: u64) -> Result<ExecRecord<'_>, DecodeError
         exe_mode: v.u32(offset_of!(ExecEvent, exe_mode)),
         flags: v.u32(offset_of!(ExecEvent, flags)),
         old_pid: v.u32(offset_of!(ExecEvent, old_pid)),
-        filename: v.slice(offset_of!(ExecEvent, filename), filename_len),
-        path_raw: v.slice(offset_of!(ExecEvent, path), path_len),
+        filename: v.slice(filename_at, filename_len),
+        path_raw: v.slice(path_at, path_len),
         path_components,
-        argv: v.slice(offset_of!(ExecEvent, argv), argv_len),
+        argv: v.slice(argv_at, argv_len),
     })
 }
 

@@ -56,8 +56,9 @@ fn put_task(out: &mut Out<'_>, t: &Task) {
 }
 
 impl ExecEvent {
-    /// Writes the full 6816-byte image of the struct into `out` (truncated if `out` is shorter)
-    /// and returns `min(hdr.len, EXEC_EVENT_SIZE)`, the length a BPF program would emit.
+    /// Writes the record as the BPF program emits it into `out` (truncated if `out` is
+    /// shorter): the fixed part, then the used bytes of filename, path and argv packed one after
+    /// the other. Returns `min(hdr.len, EXEC_EVENT_SIZE)`, the length a BPF program would emit.
     pub fn encode(&self, out: &mut [u8]) -> usize {
         let mut o = Out { buf: out, base: 0 };
         put_header(&mut o.at(offset_of!(ExecEvent, hdr)), &self.hdr);
@@ -115,9 +116,14 @@ impl ExecEvent {
             &self.argv_len.to_ne_bytes(),
         );
         o.put(offset_of!(ExecEvent, _pad1), &self._pad1.to_ne_bytes());
-        o.put(offset_of!(ExecEvent, filename), &self.filename);
-        o.put(offset_of!(ExecEvent, path), &self.path);
-        o.put(offset_of!(ExecEvent, argv), &self.argv);
+        // The wire format packs the used bytes of the three arrays after the fixed part.
+        let fl = usize::from(self.filename_len).min(self.filename.len());
+        let pl = usize::from(self.path_len).min(self.path.len());
+        let al = usize::from(self.argv_len).min(self.argv.len());
+        let at = offset_of!(ExecEvent, filename);
+        o.put(at, &self.filename[..fl]);
+        o.put(at + fl, &self.path[..pl]);
+        o.put(at + fl + pl, &self.argv[..al]);
         usize::try_from(self.hdr.len).map_or(EXEC_EVENT_SIZE, |l| l.min(EXEC_EVENT_SIZE))
     }
 }

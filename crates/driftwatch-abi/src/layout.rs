@@ -164,8 +164,10 @@ impl Config {
 
 /// Size of `struct dw_exec_event`.
 pub const EXEC_EVENT_SIZE: usize = size_of::<ExecEvent>();
-/// Smallest valid exec record: everything up to `argv` (the kernel trims `argv` to `argv_len`).
-pub const EXEC_EVENT_MIN_SIZE: usize = offset_of!(ExecEvent, argv);
+/// Smallest valid exec record: the fixed part, everything before `filename`. On the wire the
+/// variable part follows packed: `filename_len` bytes of filename, `path_len` bytes of path,
+/// `argv_len` bytes of argv (ABI version 2).
+pub const EXEC_EVENT_MIN_SIZE: usize = offset_of!(ExecEvent, filename);
 /// Size of `struct dw_fork_event`.
 pub const FORK_EVENT_SIZE: usize = size_of::<ForkEvent>();
 /// Size of `struct dw_exit_event`.

@@ -23,7 +23,7 @@ pub use layout::{
 };
 
 /// `DW_ABI_VERSION`: bumped whenever a layout in `abi.h` changes.
-pub const DW_ABI_VERSION: u16 = 1;
+pub const DW_ABI_VERSION: u16 = 2;
 
 /// `DW_COMM_LEN`.
 pub const DW_COMM_LEN: usize = 16;

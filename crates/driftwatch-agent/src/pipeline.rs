@@ -186,7 +186,11 @@ async fn read_events(
     loop {
         // for_each_ready is cancel-safe: a record is consumed only after its callback ran.
         tokio::select! {
-            _ = &mut stop => break,
+            _ = &mut stop => {
+                // What the kernel wrote before we were told to stop is still processed.
+                events.drain(usize::MAX, &mut on_record);
+                break;
+            }
             r = events.for_each_ready(1024, &mut on_record) => {
                 if let Err(e) = r {
                     tracing::error!(error = %e, "ring buffer read failed; stopping the reader");

@@ -12,6 +12,9 @@ use tokio::io::Interest;
 
 use crate::error::BpfError;
 
+/// How often the reader looks at the ring when the kernel did not wake it up.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The kernel → userspace event stream of an [`crate::ExecSensor`].
 pub struct EventStream {
     ring: AsyncFd<RingBuf<MapData>>,
@@ -46,6 +49,10 @@ impl EventStream {
     /// `driftwatch_abi::decode`). Returns how many records were handed out (≥ 1 unless
     /// `max` is 0).
     ///
+    /// The kernel wakes the reader only when a large backlog is waiting (one wakeup per record
+    /// costs more than the rest of the pipeline), so this also looks at the ring every
+    /// [`POLL_INTERVAL`]: a record waits at most that long.
+    ///
     /// Cancel-safe: dropping the future loses no record (a record is only consumed after its
     /// callback returned).
     pub async fn for_each_ready<F>(&mut self, max: usize, mut f: F) -> Result<usize, BpfError>
@@ -56,30 +63,38 @@ impl EventStream {
             return Ok(0);
         }
         loop {
-            let mut guard =
-                self.ring
-                    .readable_mut()
-                    .await
-                    .map_err(|source| BpfError::RingBuffer {
-                        action: "poll",
-                        source,
-                    })?;
-            let ring = guard.get_inner_mut();
-            let mut n = 0;
-            while n < max {
-                let Some(item) = ring.next() else { break };
-                f(&item);
-                n += 1;
-            }
-            if n < max {
-                // Drained: wait for the kernel's next wakeup (tokio keeps readiness that
-                // arrived while we were reading, so nothing is missed).
-                guard.clear_ready();
-            }
+            let n = self.drain(max, &mut f);
             if n > 0 {
                 return Ok(n);
             }
+            tokio::select! {
+                r = self.ring.readable_mut() => {
+                    let mut guard = r.map_err(|source| BpfError::RingBuffer {
+                        action: "poll",
+                        source,
+                    })?;
+                    // Readiness is consumed here; the records are read by `drain` above, and a
+                    // later wakeup sets readiness again.
+                    guard.clear_ready();
+                }
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
         }
+    }
+
+    /// Calls `f` on up to `max` records already in the ring, without waiting; returns how many.
+    pub fn drain<F>(&mut self, max: usize, mut f: F) -> usize
+    where
+        F: FnMut(&[u8]),
+    {
+        let ring = self.ring.get_mut();
+        let mut n = 0;
+        while n < max {
+            let Some(item) = ring.next() else { break };
+            f(&item);
+            n += 1;
+        }
+        n
     }
 
     /// Copies the next record into `buf` (cleared first; its capacity is reused, so a buffer

@@ -55,7 +55,7 @@ fn sample_exec() -> Vec<u8> {
     let argv = b"/bin/true\0a\0\0b\0";
     ev.argv[..argv.len()].copy_from_slice(argv);
     ev.argv_len = argv.len() as u16;
-    let len = EXEC_EVENT_MIN_SIZE + argv.len();
+    let len = EXEC_EVENT_MIN_SIZE + filename.len() + path.len() + argv.len();
     ev.hdr = EventHeader {
         kind: DW_EV_EXEC,
         version: DW_ABI_VERSION,
@@ -205,8 +205,10 @@ fn unknown_kind_and_wrong_version() {
     set_u16(&mut buf, offset_of!(EventHeader, kind), 77);
     assert_eq!(decode(&buf), Err(DecodeError::UnknownKind(77)));
     let mut buf = sample_exec();
-    set_u16(&mut buf, offset_of!(EventHeader, version), 2);
-    assert_eq!(decode(&buf), Err(DecodeError::BadVersion(2)));
+    for wrong in [0, DW_ABI_VERSION - 1, DW_ABI_VERSION + 1, u16::MAX] {
+        set_u16(&mut buf, offset_of!(EventHeader, version), wrong);
+        assert_eq!(decode(&buf), Err(DecodeError::BadVersion(wrong)));
+    }
 }
 
 #[test]
@@ -226,7 +228,7 @@ fn bad_hdr_len() {
     let fork = ForkEvent {
         hdr: EventHeader {
             kind: DW_EV_FORK,
-            version: 1,
+            version: DW_ABI_VERSION,
             len: 81,
             ktime_ns: 0,
         },
@@ -283,7 +285,7 @@ fn argv_beyond_record_rejected() {
         decode(&buf),
         Err(DecodeError::FieldBeyondRecord {
             field: "argv",
-            end: EXEC_EVENT_MIN_SIZE + 100,
+            end: EXEC_EVENT_MIN_SIZE + b"/bin/true".len() + b"true\0bin\0usr\0".len() + 100,
             len,
         })
     );

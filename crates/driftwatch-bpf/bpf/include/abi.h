@@ -9,14 +9,15 @@
  *    versions and any record whose hdr.len is shorter than the kind's fixed part;
  *  - bump DW_ABI_VERSION whenever a layout below changes.
  *
- * struct dw_exec_event is emitted without the unused tail of argv: hdr.len is
- * offsetof(struct dw_exec_event, argv) + argv_len. Bytes of filename[] and path[] past
- * filename_len / path_len are unspecified (the kernel side reuses a per-CPU scratch record).
+ * On the wire (version 2) an exec record is packed: the fixed part of struct dw_exec_event
+ * (everything before `filename`), then filename_len bytes of filename, path_len bytes of path
+ * and argv_len bytes of argv, back to back; hdr.len = offsetof(filename) + the three lengths.
+ * The struct below is the kernel's scratch layout (and the maximum record size).
  */
 #ifndef DRIFTWATCH_ABI_H
 #define DRIFTWATCH_ABI_H
 
-#define DW_ABI_VERSION 1
+#define DW_ABI_VERSION 2
 
 #define DW_COMM_LEN 16
 #define DW_FILENAME_MAX 512
