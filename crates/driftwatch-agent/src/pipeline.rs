@@ -24,23 +24,23 @@ use tokio::sync::{mpsc, oneshot};
 pub enum AgentError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open output file {path}: {source}")]
+    #[error("cannot open output file {}", path.display())]
     Output {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot load the BPF sensor: {0}")]
+    #[error("cannot load the BPF sensor")]
     Bpf(#[from] driftwatch_bpf::BpfError),
-    #[error("container discovery failed: {0}")]
+    #[error("container discovery failed")]
     Runtime(#[from] driftwatch_runtime::RuntimeError),
-    #[error("cannot read the agent's own mount namespace: {0}")]
+    #[error("cannot read the agent's own mount namespace")]
     HostNamespace(#[source] std::io::Error),
 }
 

@@ -46,9 +46,46 @@ fn listen_address_taken_is_a_clear_error() {
     let (code, err) = run_agent(&["--listen", &addr]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
-    assert_eq!(
-        err.trim().lines().filter(|l| l.contains("error")).count(),
-        1,
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    // The cause is said once, not repeated by every layer.
+    assert_eq!(errors[0].matches("in use").count(), 1, "{err}");
+}
+
+#[test]
+fn bpf_that_cannot_load_names_the_missing_capability() {
+    // An unprivileged user cannot create BPF maps.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            agent_bin(),
+            "agent",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .expect("setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("driftwatch: error:"))
+        .expect("error line");
+    assert!(line.contains("cannot load the BPF sensor"), "{line}");
+    assert!(
+        line.contains("CAP_BPF") && line.contains("CAP_PERFMON"),
+        "{line}"
+    );
+    assert_eq!(line.matches("run as root").count(), 1, "said once: {line}");
+}
+
+#[test]
+fn unwritable_output_file_is_a_clear_error() {
+    let (code, err) = run_agent(&["--output-file", "/proc/driftwatch-cannot-create.jsonl"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("cannot open output file /proc/driftwatch-cannot-create.jsonl"),
         "{err}"
     );
 }
