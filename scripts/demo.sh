@@ -110,9 +110,13 @@ for _ in $(seq 50); do
     sleep 0.2
 done
 echo
-echo "---- alerts in $OUT ----"
+echo "---- what the agent printed (stdout, one line per alert) ----"
+grep -F 'Drift detected' "$AGENT_LOG" || echo "(none)"
+echo
+echo "---- the same alerts as JSON lines in $OUT (Falco's shape) ----"
 if [[ -s "$OUT" ]]; then
-    if command -v jq >/dev/null; then jq -c . "$OUT"; else cat "$OUT"; fi
+    # Printed as written: jq would round the nanosecond integers through floating point.
+    cat "$OUT"
 else
     echo "(none)"
 fi
