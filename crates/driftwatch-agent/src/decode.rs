@@ -102,7 +102,10 @@ fn exec(r: &ExecRecord<'_>, clock: &Clock) -> ExecEvent {
             filename_truncated: r.has(abi::EXEC_F_FILENAME_TRUNCATED),
             killed: r.has(abi::EXEC_F_KILLED),
             in_policy: r.has(abi::EXEC_F_IN_POLICY),
+            script: false,
         },
+        interp: Vec::new(),
+        cwd: None,
     }
 }
 

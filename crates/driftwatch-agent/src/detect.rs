@@ -2,7 +2,7 @@
 //! files; this one keeps the rule's exact name, priority, tags and output so alerts do not
 //! change when it does.)
 
-use crate::enrich::ExecContext;
+use crate::enrich::{AlertCtx, Arrival, Via};
 use crate::text::lossy;
 use driftwatch_event::{Alert, Priority};
 use serde_json::{json, Value};
@@ -16,10 +16,10 @@ pub const BINARY_DRIFT_TAGS: &[&str] = &["container", "drift", "binary", "mitre_
 pub enum Action {
     /// Nothing (enforcement off).
     None,
-    /// Killed in the kernel at exec, before the program ran a user-space instruction.
+    /// Killed in the kernel before the drifted code ran a user-space instruction.
     Killed,
-    /// Killed from userspace after it started (the kernel policy for the container was not set
-    /// yet when it executed).
+    /// Killed from userspace after it started (the kernel could not stop it first: a container
+    /// not yet in the kernel policy, or a script read by an interpreter).
     KilledAfterStart,
 }
 
@@ -33,31 +33,45 @@ impl Action {
     }
 }
 
-/// The alert for a drifted exec, or `None` when the exec is not drift.
-pub fn binary_drift(ctx: &ExecContext, action: Action, hostname: &str) -> Option<Alert> {
-    if ctx.container.is_none() || !ctx.origin.is_drift() {
-        return None;
-    }
-    let fields = exec_fields(ctx, action);
+/// The alert for drifted code reaching a container process.
+pub fn drift_alert(ctx: &AlertCtx, arrival: &Arrival, action: Action, hostname: &str) -> Alert {
+    let fields = fields(ctx, Some(arrival), action);
     let text = |k: &str| match fields.get(k) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => "<NA>".to_string(),
         Some(v) => v.to_string(),
     };
-    let output = format!(
-        "Drift detected: new binary executed in container (user={} command={} container={} \
-         image={}:{} exe_path={} origin={} action={})",
-        text("user.name"),
-        text("proc.cmdline"),
-        text("container.name"),
-        text("container.image.repository"),
-        text("container.image.tag"),
-        text("proc.exepath"),
-        text("proc.exe_origin"),
-        text("response.action"),
-    );
-    Some(Alert {
-        time_ns: ctx.event.time_ns,
+    let output = if arrival.via == Via::Exec {
+        format!(
+            "Drift detected: new binary executed in container (user={} command={} container={} \
+             image={}:{} exe_path={} origin={} action={})",
+            text("user.name"),
+            text("proc.cmdline"),
+            text("container.name"),
+            text("container.image.repository"),
+            text("container.image.tag"),
+            text("proc.exepath"),
+            text("proc.exe_origin"),
+            text("response.action"),
+        )
+    } else {
+        format!(
+            "Drift detected: code not in the image run in container (via={} file={} origin={} \
+             user={} command={} container={} image={}:{} exe_path={} action={})",
+            text("drift.via"),
+            text("drift.path"),
+            text("drift.origin"),
+            text("user.name"),
+            text("proc.cmdline"),
+            text("container.name"),
+            text("container.image.repository"),
+            text("container.image.tag"),
+            text("proc.exepath"),
+            text("response.action"),
+        )
+    };
+    Alert {
+        time_ns: ctx.time_ns,
         rule: BINARY_DRIFT_RULE.to_string(),
         priority: Priority::Warning,
         output,
@@ -65,7 +79,7 @@ pub fn binary_drift(ctx: &ExecContext, action: Action, hostname: &str) -> Option
         tags: BINARY_DRIFT_TAGS.iter().map(|t| t.to_string()).collect(),
         source: "syscall".to_string(),
         hostname: hostname.to_string(),
-    })
+    }
 }
 
 fn opt_str(v: Option<&str>) -> Value {
@@ -73,10 +87,14 @@ fn opt_str(v: Option<&str>) -> Value {
         .map_or(Value::Null, |s| Value::String(s.to_string()))
 }
 
-/// Falco-named fields of an exec (`null` when unknown).
-pub fn exec_fields(ctx: &ExecContext, action: Action) -> BTreeMap<String, Value> {
-    let ev = &ctx.event;
+/// Falco-named fields of an event (`null` when unknown), plus driftwatch's `drift.*` fields.
+pub fn fields(
+    ctx: &AlertCtx,
+    arrival: Option<&Arrival>,
+    action: Action,
+) -> BTreeMap<String, Value> {
     let c = ctx.container.as_deref();
+    let p = &ctx.process;
     let mut f = BTreeMap::new();
     let mut put = |k: &str, v: Value| {
         f.insert(k.to_string(), v);
@@ -108,26 +126,16 @@ pub fn exec_fields(ctx: &ExecContext, action: Action) -> BTreeMap<String, Value>
         opt_str(c.and_then(|c| c.pod_name.as_deref())),
     );
     put("k8s.pod.uid", opt_str(c.and_then(|c| c.pod_uid.as_deref())));
-    put("proc.pid", json!(ev.task.tgid));
-    put("proc.tid", json!(ev.task.pid));
-    put("proc.ppid", json!(ev.task.ppid));
-    put("proc.name", json!(ev.task.comm));
-    put("proc.exepath", json!(lossy(&ev.exepath)));
-    put(
-        "proc.exe",
-        json!(ev.args.first().map(|a| lossy(a)).unwrap_or_default()),
-    );
-    put("proc.cmdline", json!(ctx.process.cmdline()));
+    put("proc.pid", json!(ctx.task.tgid));
+    put("proc.tid", json!(ctx.task.pid));
+    put("proc.ppid", json!(ctx.task.ppid));
+    put("proc.name", json!(ctx.task.comm));
+    put("proc.exepath", opt_str(Some(&p.exepath)));
+    put("proc.exe", opt_str(p.args.first().map(String::as_str)));
+    put("proc.cmdline", json!(p.cmdline()));
     put(
         "proc.args",
-        json!(ctx
-            .process
-            .args
-            .iter()
-            .skip(1)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ")),
+        json!(p.args.iter().skip(1).cloned().collect::<Vec<_>>().join(" ")),
     );
     put("proc.pname", opt_str(ctx.parent.as_ref().map(|p| &*p.comm)));
     put(
@@ -136,37 +144,89 @@ pub fn exec_fields(ctx: &ExecContext, action: Action) -> BTreeMap<String, Value>
             .as_ref()
             .map_or(Value::Null, |p| json!(p.cmdline())),
     );
-    put("proc.exe_origin", json!(ctx.origin.as_str()));
-    put("proc.is_exe_upper_layer", json!(ev.flags.overlay_upper));
-    put("proc.is_exe_from_memfd", json!(ev.flags.memfd));
-    put("proc.exe_ino", json!(ev.exe.ino));
     put(
-        "proc.exe_ino.ctime",
-        json!(ev.exe.ctime_sec * 1_000_000_000 + u64::from(ev.exe.ctime_nsec)),
+        "proc.exe_origin",
+        ctx.exe_origin().map_or(Value::Null, |o| json!(o.as_str())),
     );
-    put(
-        "proc.exe_ino.mtime",
-        json!(ev.exe.mtime_sec * 1_000_000_000 + u64::from(ev.exe.mtime_nsec)),
-    );
-    put("user.uid", json!(ev.task.euid));
+    match &ctx.exe {
+        Some((file, flags)) => {
+            put("proc.is_exe_upper_layer", json!(flags.overlay_upper));
+            put("proc.is_exe_from_memfd", json!(flags.memfd));
+            put("proc.exe_ino", json!(file.ino));
+            put(
+                "proc.exe_ino.ctime",
+                json!(file.ctime_sec * 1_000_000_000 + u64::from(file.ctime_nsec)),
+            );
+            put(
+                "proc.exe_ino.mtime",
+                json!(file.mtime_sec * 1_000_000_000 + u64::from(file.mtime_nsec)),
+            );
+        }
+        None => {
+            for k in [
+                "proc.is_exe_upper_layer",
+                "proc.is_exe_from_memfd",
+                "proc.exe_ino",
+                "proc.exe_ino.ctime",
+                "proc.exe_ino.mtime",
+            ] {
+                put(k, Value::Null);
+            }
+        }
+    }
+    put("user.uid", json!(ctx.task.euid));
     put("user.name", opt_str(ctx.user_name.as_deref()));
-    put("group.gid", json!(ev.task.egid));
-    put("evt.type", json!("execve"));
-    put("evt.time", json!(ev.time_ns));
+    put("group.gid", json!(ctx.task.egid));
+    put("evt.type", json!(ctx.evt_type));
+    put("evt.time", json!(ctx.time_ns));
     put("response.action", json!(action.as_str()));
+    match arrival {
+        Some(a) => {
+            put("drift.via", json!(a.via.as_str()));
+            put("drift.path", json!(lossy(&a.path)));
+            put("drift.origin", json!(a.verdict.origin.as_str()));
+            put(
+                "drift.image_copy_of",
+                a.verdict
+                    .image_copy_of
+                    .as_deref()
+                    .map_or(Value::Null, |p| json!(lossy(p))),
+            );
+        }
+        None => {
+            for k in [
+                "drift.via",
+                "drift.path",
+                "drift.origin",
+                "drift.image_copy_of",
+            ] {
+                put(k, Value::Null);
+            }
+        }
+    }
     f
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::origin::Verdict;
     use crate::proctable::ProcEntry;
-    use driftwatch_event::{ContainerInfo, ExeOrigin, ExecEvent, TaskInfo};
+    use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, TaskInfo};
     use std::sync::Arc;
 
-    fn ctx(origin: ExeOrigin, in_container: bool) -> ExecContext {
-        let container = in_container.then(|| {
-            Arc::new(ContainerInfo {
+    fn ctx() -> AlertCtx {
+        AlertCtx {
+            time_ns: 5,
+            evt_type: "execve",
+            task: TaskInfo {
+                tgid: 9,
+                pid: 9,
+                ppid: 1,
+                comm: "evil".into(),
+                ..TaskInfo::default()
+            },
+            container: Some(Arc::new(ContainerInfo {
                 id: "abc".into(),
                 name: "web".into(),
                 image_ref: "reg/app:1".into(),
@@ -174,58 +234,37 @@ mod tests {
                 image_tag: "1".into(),
                 pod_name: Some("web-0".into()),
                 ..ContainerInfo::default()
-            })
-        });
-        ExecContext {
-            event: ExecEvent {
-                time_ns: 5,
-                task: TaskInfo {
-                    tgid: 9,
-                    pid: 9,
-                    ppid: 1,
-                    comm: "evil".into(),
-                    ..TaskInfo::default()
-                },
-                exepath: b"/tmp/evil\xff".to_vec(),
-                args: vec![b"/tmp/evil".to_vec(), b"-x".to_vec()],
-                ..ExecEvent::default()
-            },
-            container,
-            origin,
+            })),
             process: ProcEntry {
                 tgid: 9,
                 comm: Arc::from("evil"),
+                exepath: Arc::from("/tmp/evil\\xff"),
                 args: Arc::from(vec!["/tmp/evil".to_string(), "-x".to_string()]),
+                exe_origin: Some(ExeOrigin::Added),
                 ..ProcEntry::default()
             },
             parent: None,
             user_name: Some("root".into()),
+            exe: Some((ExeFile::default(), ExecFlags::default())),
+        }
+    }
+
+    fn arrival(via: Via, origin: ExeOrigin) -> Arrival {
+        Arrival {
+            via,
+            path: b"/tmp/evil\xff".to_vec(),
+            verdict: Verdict::of(origin),
         }
     }
 
     #[test]
-    fn drift_alert_for_each_drift_origin_only() {
-        for (origin, expect) in [
-            (ExeOrigin::Image, false),
-            (ExeOrigin::CopiedUpUnchanged, false),
-            (ExeOrigin::Added, true),
-            (ExeOrigin::Modified, true),
-            (ExeOrigin::WritableMount, true),
-            (ExeOrigin::Memfd, true),
-            (ExeOrigin::Unknown, true),
-        ] {
-            assert_eq!(
-                binary_drift(&ctx(origin, true), Action::None, "h").is_some(),
-                expect,
-                "{origin:?}"
-            );
-        }
-        assert!(binary_drift(&ctx(ExeOrigin::Added, false), Action::None, "h").is_none());
-    }
-
-    #[test]
-    fn drift_alert_has_the_contract_fields() {
-        let a = binary_drift(&ctx(ExeOrigin::Added, true), Action::Killed, "node").unwrap();
+    fn exec_alert_has_the_contract_fields() {
+        let a = drift_alert(
+            &ctx(),
+            &arrival(Via::Exec, ExeOrigin::Added),
+            Action::Killed,
+            "node",
+        );
         assert_eq!(a.rule, BINARY_DRIFT_RULE);
         assert_eq!(a.priority, Priority::Warning);
         assert!(a.tags.contains(&"container".to_string()) && a.tags.contains(&"drift".to_string()));
@@ -246,16 +285,48 @@ mod tests {
             "user.uid",
             "evt.type",
             "evt.time",
+            "drift.via",
+            "drift.path",
+            "drift.origin",
         ] {
             assert!(a.output_fields.contains_key(k), "missing {k}");
         }
         assert_eq!(a.output_fields["proc.exepath"], json!("/tmp/evil\\xff"));
+        assert_eq!(a.output_fields["drift.path"], json!("/tmp/evil\\xff"));
         assert_eq!(a.output_fields["proc.cmdline"], json!("evil -x"));
         assert_eq!(a.output_fields["container.image.digest"], Value::Null);
         assert_eq!(a.output_fields["proc.pname"], Value::Null);
         assert_eq!(a.output_fields["response.action"], json!("killed"));
+        assert_eq!(a.output_fields["drift.via"], json!("exec"));
         assert!(a.output.contains("exe_path=/tmp/evil\\xff"), "{}", a.output);
         assert!(a.output.contains("image=reg/app:1"), "{}", a.output);
         assert!(a.output.contains("action=killed"), "{}", a.output);
+    }
+
+    #[test]
+    fn other_arrivals_name_both_files_and_the_way_in() {
+        let mut c = ctx();
+        c.process.exepath = Arc::from("/usr/bin/python3");
+        c.process.exe_origin = Some(ExeOrigin::Image);
+        let mut arr = arrival(Via::Interpreter, ExeOrigin::Added);
+        arr.path = b"/tmp/x.py".to_vec();
+        arr.verdict.image_copy_of = Some(Arc::from(&b"/usr/lib/tool.py"[..]));
+        let a = drift_alert(&c, &arr, Action::None, "node");
+        assert!(
+            a.output
+                .contains("via=interpreter file=/tmp/x.py origin=added"),
+            "{}",
+            a.output
+        );
+        assert!(
+            a.output.contains("exe_path=/usr/bin/python3"),
+            "{}",
+            a.output
+        );
+        assert_eq!(a.output_fields["proc.exe_origin"], json!("image"));
+        assert_eq!(
+            a.output_fields["drift.image_copy_of"],
+            json!("/usr/lib/tool.py")
+        );
     }
 }

@@ -1,155 +1,111 @@
-//! Enrichment: an exec event gets its container, its process ancestry, its user name and the
-//! origin of its executable.
+//! Enrichment: an event gets its container, its process ancestry and its user name; drifted code
+//! becomes an [`Arrival`] (how the code got into the process, which file, its origin).
 
+use crate::origin::Verdict;
 use crate::proctable::{ProcEntry, ProcessTable};
 use crate::users::UserNames;
-use driftwatch_event::{ContainerInfo, ExeOrigin, ExecEvent, HOST_CONTAINER_ID};
-use std::collections::HashMap;
+use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, TaskInfo, HOST_CONTAINER_ID};
 use std::sync::Arc;
 
-/// overlayfs' superblock magic.
-pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
+/// How code that is not in the image got into a process (`drift.via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The process executes the file itself (`execve`/`execveat`).
+    Exec,
+    /// The kernel ran a `#!` script through its interpreter.
+    Shebang,
+    /// An interpreter was given the file as its program (`python3 /tmp/x.py`).
+    Interpreter,
+    /// The dynamic loader mapped the file (`ld-linux-x86-64.so.2 /tmp/x`).
+    Loader,
+    /// The file was mapped executable by other means (`dlopen`, `LD_PRELOAD`, a custom loader).
+    Mapping,
+}
 
-/// An exec with everything the detections and outputs need.
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Exec => "exec",
+            Via::Shebang => "shebang",
+            Via::Interpreter => "interpreter",
+            Via::Loader => "loader",
+            Via::Mapping => "mapping",
+        }
+    }
+}
+
+/// Drifted code reaching a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub via: Via,
+    /// The drifted file's path inside the container.
+    pub path: Vec<u8>,
+    pub verdict: Verdict,
+}
+
+/// The process side of an alert.
 #[derive(Debug, Clone)]
-pub struct ExecContext {
-    pub event: ExecEvent,
+pub struct AlertCtx {
+    pub time_ns: u64,
+    /// Falco's `evt.type`.
+    pub evt_type: &'static str,
+    pub task: TaskInfo,
     /// `None` on the host.
     pub container: Option<Arc<ContainerInfo>>,
-    pub origin: ExeOrigin,
     pub process: ProcEntry,
     pub parent: Option<ProcEntry>,
     pub user_name: Option<String>,
+    /// The executable's kernel facts, when the event is the exec itself.
+    pub exe: Option<(ExeFile, ExecFlags)>,
 }
 
-impl ExecContext {
+impl AlertCtx {
     pub fn container_id(&self) -> &str {
         self.container
             .as_deref()
             .map_or(HOST_CONTAINER_ID, |c| c.id.as_str())
     }
-}
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct OriginKey {
-    container: Arc<str>,
-    path: Vec<u8>,
-    dev: u32,
-    ino: u64,
-    ctime_sec: u64,
-    ctime_nsec: u32,
-    flags: u8,
-}
-
-/// Origin verdicts cached by (container, path, device, inode, ctime): a changed file gets a new
-/// ctime and so a new verdict.
-#[derive(Debug)]
-pub struct OriginCache {
-    map: HashMap<OriginKey, ExeOrigin>,
-    max: usize,
-}
-
-impl OriginCache {
-    pub fn new(max: usize) -> OriginCache {
-        OriginCache {
-            map: HashMap::new(),
-            max,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// Forget verdicts of a removed container.
-    pub fn forget_container(&mut self, id: &str) {
-        self.map.retain(|k, _| &*k.container != id);
-    }
-
-    /// The origin of `ev`'s executable in `container`. Errors reading the layers yield
-    /// [`ExeOrigin::Unknown`] (reported through `on_error`), which is treated as drift.
-    pub fn origin(
-        &mut self,
-        ev: &ExecEvent,
-        container: Option<&Arc<ContainerInfo>>,
-        host_mntns: u64,
-        mut on_error: impl FnMut(&driftwatch_image::ImageError),
-    ) -> ExeOrigin {
-        // A process is in a container only once it is in the container's mount namespace:
-        // runc's own setup (including its memfd re-exec) runs in the container's cgroup but
-        // still in the host's mount namespace.
-        let Some(container) = container.filter(|_| ev.task.mntns != host_mntns) else {
-            return ExeOrigin::Host;
-        };
-        let f = &ev.flags;
-        let flag_bits = u8::from(f.overlay_upper)
-            | u8::from(f.memfd) << 1
-            | u8::from(f.on_root_mount) << 2
-            | u8::from(f.path_truncated || f.path_outside_root) << 3;
-        let key = OriginKey {
-            container: Arc::from(container.id.as_str()),
-            path: ev.exepath.clone(),
-            dev: ev.exe.dev,
-            ino: ev.exe.ino,
-            ctime_sec: ev.exe.ctime_sec,
-            ctime_nsec: ev.exe.ctime_nsec,
-            flags: flag_bits,
-        };
-        if let Some(o) = self.map.get(&key) {
-            return *o;
-        }
-        let facts = driftwatch_image::ExecFacts {
-            in_container: true,
-            memfd: f.memfd,
-            on_root_mount: f.on_root_mount,
-            overlay_upper: f.overlay_upper,
-            overlay_fs: ev.exe.s_magic == OVERLAYFS_SUPER_MAGIC,
-            nlink: ev.exe.nlink,
-            path: &ev.exepath,
-            path_reliable: !(f.path_truncated || f.path_outside_root),
-        };
-        let origin = match driftwatch_image::classify(&facts, container.rootfs.as_ref()) {
-            Ok(o) => o,
-            Err(e) => {
-                on_error(&e);
-                // Not cached: the layers may be readable next time.
-                return ExeOrigin::Unknown;
-            }
-        };
-        if self.map.len() >= self.max {
-            self.map.clear();
-        }
-        self.map.insert(key, origin);
-        origin
+    /// The origin of the process's executable, as last decided.
+    pub fn exe_origin(&self) -> Option<ExeOrigin> {
+        self.process.exe_origin
     }
 }
 
-/// Build the context of an exec: the process table has already recorded it.
-pub fn context(
-    ev: ExecEvent,
+/// Build the process context of an event for `task`; the process table is up to date.
+pub fn alert_ctx(
+    time_ns: u64,
+    evt_type: &'static str,
+    task: &TaskInfo,
     container: Option<Arc<ContainerInfo>>,
-    origin: ExeOrigin,
+    exe: Option<(ExeFile, ExecFlags)>,
     table: &ProcessTable,
     users: &mut UserNames,
-) -> ExecContext {
-    let process = table.get(ev.task.tgid).cloned().unwrap_or_default();
-    let parent = table.get(ev.task.ppid).cloned();
+) -> AlertCtx {
+    let process = table.get(task.tgid).cloned().unwrap_or_else(|| ProcEntry {
+        tgid: task.tgid,
+        ppid: task.ppid,
+        comm: Arc::from(task.comm.as_str()),
+        ..ProcEntry::default()
+    });
+    let parent = table.get(task.ppid).cloned();
     let root_key: Arc<str> = Arc::from(
         container
             .as_deref()
             .map_or(HOST_CONTAINER_ID, |c| c.id.as_str()),
     );
-    let user_name = users.name(&root_key, Some(ev.task.tgid), ev.task.euid);
-    ExecContext {
-        event: ev,
+    // The container's init process shares the root and outlives the event's process.
+    let init = container.as_deref().and_then(|c| c.init_pid);
+    let pids: Vec<u32> = init.into_iter().chain([task.tgid]).collect();
+    let user_name = users.name(&root_key, &pids, task.euid);
+    AlertCtx {
+        time_ns,
+        evt_type,
+        task: task.clone(),
         container,
-        origin,
         process,
         parent,
         user_name,
+        exe,
     }
 }

@@ -16,9 +16,11 @@ pub mod detect;
 pub mod enrich;
 pub mod http;
 pub mod metrics;
+pub mod origin;
 pub mod output;
 mod pipeline;
 pub mod proctable;
+pub mod script;
 pub mod text;
 pub mod users;
 

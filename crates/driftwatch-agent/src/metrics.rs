@@ -11,6 +11,8 @@ pub struct Metrics {
     pub exec_events: AtomicU64,
     pub fork_events: AtomicU64,
     pub exit_events: AtomicU64,
+    pub map_events: AtomicU64,
+    pub scripts_unresolved: AtomicU64,
     pub decode_errors: AtomicU64,
     /// Ring-buffer reservation failures counted in the kernel, by kind (set from the sensor).
     pub ringbuf_lost_exec: AtomicU64,
@@ -56,6 +58,7 @@ impl Metrics {
             ("exec", g(&self.exec_events)),
             ("fork", g(&self.fork_events)),
             ("exit", g(&self.exit_events)),
+            ("map", g(&self.map_events)),
         ] {
             let _ = writeln!(out, "driftwatch_events_total{{kind=\"{kind}\"}} {v}");
         }
@@ -121,6 +124,11 @@ impl Metrics {
                 "driftwatch_userspace_kills_total",
                 "Drifted processes killed from userspace (the kernel policy was not yet set).",
                 g(&self.userspace_kills),
+            ),
+            (
+                "driftwatch_scripts_unresolved_total",
+                "Scripts given to an interpreter by a relative path whose working directory was unknown.",
+                g(&self.scripts_unresolved),
             ),
             (
                 "driftwatch_output_errors_total",

@@ -3,14 +3,15 @@
 use crate::config::ValidConfig;
 use crate::decode::{self, Clock};
 use crate::detect::{self, Action};
-use crate::enrich::{self, OriginCache};
+use crate::enrich::{self, AlertCtx, Arrival, Via};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
+use crate::origin::{FileFacts, Origins, Verdict};
 use crate::output::{FileSink, Sink, StdoutSink};
 use crate::proctable::ProcessTable;
 use crate::users::UserNames;
 use driftwatch_bpf::{ExecSensor, SensorOptions};
-use driftwatch_event::{Alert, ContainerInfo, Event, ExecEvent};
+use driftwatch_event::{Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, MapEvent, TaskInfo};
 use driftwatch_runtime::{Registry, RegistryUpdate, RuntimeConfig};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -111,7 +112,7 @@ pub async fn run(
 
     let mut processor = Processor {
         table,
-        origins: OriginCache::new(c.pipeline.origin_cache_max),
+        origins: Origins::new(c.pipeline.origin_cache_max),
         users: UserNames::default(),
         registry: registry.clone(),
         sensor,
@@ -203,7 +204,7 @@ async fn read_events(
 
 struct Processor {
     table: ProcessTable,
-    origins: OriginCache,
+    origins: Origins,
     users: UserNames,
     registry: Registry,
     /// The loaded sensor: the kernel policy map and statistics. Dropping it detaches.
@@ -340,11 +341,14 @@ impl Processor {
                 self.metrics.exec_events.fetch_add(1, Ordering::Relaxed);
                 self.on_exec(e).await;
             }
+            Event::Map(m) => {
+                self.metrics.map_events.fetch_add(1, Ordering::Relaxed);
+                self.on_map(m).await;
+            }
         }
     }
 
-    async fn container_of(&mut self, ev: &ExecEvent) -> Option<Arc<ContainerInfo>> {
-        let t = &ev.task;
+    async fn container_of(&mut self, t: &TaskInfo) -> Option<Arc<ContainerInfo>> {
         if let Some(c) = self.registry.by_cgroup(t.cgroup_id) {
             return Some(c);
         }
@@ -362,43 +366,168 @@ impl Processor {
         Some(c)
     }
 
+    /// The container a task is *inside*: it must also have left the host's mount namespace
+    /// (runc's own set-up runs in the container's cgroup but in the host's mount namespace).
+    async fn inside_container(&mut self, t: &TaskInfo) -> (Option<Arc<ContainerInfo>>, bool) {
+        let c = self.container_of(t).await;
+        let inside = c.is_some() && t.mntns != self.host_mntns;
+        (c, inside)
+    }
+
+    fn file_verdict(&mut self, facts: FileFacts<'_>, container: &ContainerInfo) -> Verdict {
+        let metrics = self.metrics.clone();
+        self.origins.file(facts, container, |e| {
+            metrics.origin_lookup_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "cannot decide a file's origin");
+        })
+    }
+
+    /// What to do about drift the kernel did or did not stop.
+    fn respond(&self, killed_in_kernel: bool, tgid: u32) -> Action {
+        if killed_in_kernel {
+            return Action::Killed;
+        }
+        if !self.enforce {
+            return Action::None;
+        }
+        // The kernel could not stop it first: stop it now, and say it ran.
+        let pid = rustix::process::Pid::from_raw(tgid as i32);
+        match pid.map(|p| rustix::process::kill_process(p, rustix::process::Signal::KILL)) {
+            Some(Ok(())) => {
+                self.metrics.userspace_kills.fetch_add(1, Ordering::Relaxed);
+                Action::KilledAfterStart
+            }
+            _ => Action::None,
+        }
+    }
+
+    async fn emit(&mut self, ctx: &AlertCtx, arrival: &Arrival, action: Action) {
+        let alert = detect::drift_alert(ctx, arrival, action, &self.hostname);
+        self.metrics.count_alert(&alert.rule);
+        // Alerts are never dropped: wait for room (the ring-buffer reader is decoupled by the
+        // events channel, whose overflow is counted).
+        if self.alerts.send(alert).await.is_err() {
+            self.metrics
+                .alert_channel_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     async fn on_exec(&mut self, ev: ExecEvent) {
         self.table.on_exec(&ev);
-        let container = self.container_of(&ev).await;
-        let metrics = self.metrics.clone();
-        let origin = self
-            .origins
-            .origin(&ev, container.as_ref(), self.host_mntns, |e| {
-                metrics.origin_lookup_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "cannot decide the executable's origin");
-            });
-        let in_container = container.is_some() && ev.task.mntns != self.host_mntns;
-        let action = if ev.flags.killed {
-            Action::Killed
-        } else if self.enforce && in_container && origin.is_drift() {
-            // The kernel did not know this container yet: stop it now, and say it ran.
-            let pid = rustix::process::Pid::from_raw(ev.task.tgid as i32);
-            match pid.map(|p| rustix::process::kill_process(p, rustix::process::Signal::KILL)) {
-                Some(Ok(())) => {
-                    self.metrics.userspace_kills.fetch_add(1, Ordering::Relaxed);
-                    Action::KilledAfterStart
-                }
-                _ => Action::None,
+        let (container, inside) = self.inside_container(&ev.task).await;
+        let mut arrivals = Vec::new();
+        let exe = match container.as_deref().filter(|_| inside) {
+            Some(c) => {
+                let facts = FileFacts {
+                    path: &ev.exepath,
+                    file: &ev.exe,
+                    flags: &ev.flags,
+                };
+                self.file_verdict(facts, c)
             }
-        } else {
-            Action::None
+            None => Verdict::of(ExeOrigin::Host),
         };
-        let ctx = enrich::context(ev, container, origin, &self.table, &mut self.users);
-        if let Some(alert) = detect::binary_drift(&ctx, action, &self.hostname) {
-            self.metrics.count_alert(&alert.rule);
-            // Alerts are never dropped: wait for room (the ring-buffer reader is decoupled by the
-            // events channel, whose overflow is counted).
-            if self.alerts.send(alert).await.is_err() {
-                self.metrics
-                    .alert_channel_drops
-                    .fetch_add(1, Ordering::Relaxed);
+        self.table.set_exe_origin(ev.task.tgid, exe.origin);
+        // A kill in the kernel is always reported, whatever userspace decided afterwards.
+        if inside && (exe.origin.is_drift() || ev.flags.killed) {
+            arrivals.push(Arrival {
+                via: Via::Exec,
+                path: ev.exepath.clone(),
+                verdict: exe,
+            });
+        }
+        if let Some(c) = container.as_deref().filter(|_| inside) {
+            if let Some(a) = self.script_arrival(&ev, c) {
+                arrivals.push(a);
             }
         }
+        if arrivals.is_empty() {
+            return;
+        }
+        let ctx = enrich::alert_ctx(
+            ev.time_ns,
+            "execve",
+            &ev.task,
+            container,
+            Some((ev.exe, ev.flags)),
+            &self.table,
+            &mut self.users,
+        );
+        for a in arrivals {
+            let killed = a.via == Via::Exec && ev.flags.killed;
+            let action = self.respond(killed, ev.task.tgid);
+            self.emit(&ctx, &a, action).await;
+        }
+    }
+
+    /// A script this exec runs: the `#!` script itself, or the program file given to an
+    /// interpreter. `Some` only when that script is drift.
+    fn script_arrival(&mut self, ev: &ExecEvent, c: &ContainerInfo) -> Option<Arrival> {
+        let (via, script) = if ev.flags.script {
+            (Via::Shebang, ev.filename.as_slice())
+        } else {
+            let argv0 = ev.args.first().map(Vec::as_slice);
+            let it = crate::script::interpreter_of(&ev.exepath, argv0)?;
+            (
+                Via::Interpreter,
+                crate::script::script_argument(it, &ev.args)?,
+            )
+        };
+        let Some(path) = crate::script::absolute(script, ev.cwd.as_deref()) else {
+            self.metrics
+                .scripts_unresolved
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let verdict = self.origins.script(c, ev.task.tgid, ev.task.mntns, &path)?;
+        verdict
+            .origin
+            .is_drift()
+            .then_some(Arrival { via, path, verdict })
+    }
+
+    async fn on_map(&mut self, m: MapEvent) {
+        let (container, inside) = self.inside_container(&m.task).await;
+        let Some(c) = container.as_deref().filter(|_| inside) else {
+            return;
+        };
+        let facts = FileFacts {
+            path: &m.path,
+            file: &m.file,
+            flags: &m.flags,
+        };
+        let verdict = self.file_verdict(facts, c);
+        if !(verdict.origin.is_drift() || m.flags.killed) {
+            return;
+        }
+        let evt_type = match m.how {
+            driftwatch_event::MapHow::Mmap => "mmap",
+            driftwatch_event::MapHow::Mprotect => "mprotect",
+        };
+        let ctx = enrich::alert_ctx(
+            m.time_ns,
+            evt_type,
+            &m.task,
+            container,
+            None,
+            &self.table,
+            &mut self.users,
+        );
+        let exe = crate::script::basename(ctx.process.exepath.as_bytes());
+        let via = if exe.starts_with(b"ld-linux") || exe.starts_with(b"ld-musl") || exe == b"ld.so"
+        {
+            Via::Loader
+        } else {
+            Via::Mapping
+        };
+        let arrival = Arrival {
+            via,
+            path: m.path,
+            verdict,
+        };
+        let action = self.respond(m.flags.killed, m.task.tgid);
+        self.emit(&ctx, &arrival, action).await;
     }
 }
 

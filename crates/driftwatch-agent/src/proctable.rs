@@ -22,6 +22,9 @@ pub struct ProcEntry {
     pub exepath: Arc<str>,
     /// argv (lossily decoded; non-UTF-8 bytes escaped).
     pub args: Arc<[String]>,
+    /// Origin of the executable, decided at its exec (unknown for processes seeded from /proc
+    /// and for host processes).
+    pub exe_origin: Option<driftwatch_event::ExeOrigin>,
     /// Monotonic insertion stamp, for eviction order.
     pub(crate) stamp: u64,
 }
@@ -117,6 +120,7 @@ impl ProcessTable {
                 comm: parent.comm.clone(),
                 exepath: parent.exepath.clone(),
                 args: parent.args.clone(),
+                exe_origin: parent.exe_origin,
                 stamp: 0,
             },
             None => ProcEntry {
@@ -125,6 +129,7 @@ impl ProcessTable {
                 comm: Arc::from(child.comm.as_str()),
                 exepath: Arc::from(""),
                 args: Arc::from(Vec::new()),
+                exe_origin: None,
                 stamp: 0,
             },
         };
@@ -140,6 +145,7 @@ impl ProcessTable {
             comm: Arc::from(ev.task.comm.as_str()),
             exepath: Arc::from(crate::text::lossy(&ev.exepath)),
             args: Arc::from(args),
+            exe_origin: None,
             stamp: 0,
         };
         let tgid = entry.tgid;
@@ -149,6 +155,13 @@ impl ProcessTable {
             tgid,
             ..ProcEntry::default()
         })
+    }
+
+    /// Record the origin decided for a process's executable.
+    pub fn set_exe_origin(&mut self, tgid: u32, origin: driftwatch_event::ExeOrigin) {
+        if let Some(e) = self.live.get_mut(&tgid) {
+            e.exe_origin = Some(origin);
+        }
     }
 
     pub fn on_exit(&mut self, ev: &ExitEvent) {
@@ -208,6 +221,7 @@ pub fn read_proc_entry(dir: &Path, tgid: u32) -> Option<ProcEntry> {
         comm: Arc::from(comm),
         exepath: Arc::from(exepath),
         args: Arc::from(args),
+        exe_origin: None,
         stamp: 0,
     })
 }

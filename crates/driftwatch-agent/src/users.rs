@@ -21,17 +21,17 @@ pub struct UserNames {
 }
 
 impl UserNames {
-    /// The user name of `uid` inside the root of process `pid`, cached under `key`.
-    pub fn name(&mut self, key: &Arc<str>, pid: Option<u32>, uid: u32) -> Option<String> {
+    /// The user name of `uid` inside the root shared by processes `pids` (tried in order: a
+    /// short-lived process may be gone already, a container's init process lives on), cached
+    /// under `key`. A root that could not be read is not cached, so the next event tries again.
+    pub fn name(&mut self, key: &Arc<str>, pids: &[u32], uid: u32) -> Option<String> {
         if !self.by_root.contains_key(key) {
+            let table = pids.iter().find_map(|p| {
+                read_passwd_in_root(&Path::new("/proc").join(p.to_string()).join("root"))
+            })?;
             if self.by_root.len() >= MAX_CACHED_ROOTS {
                 self.by_root.clear();
             }
-            let table = pid
-                .and_then(|p| {
-                    read_passwd_in_root(&Path::new("/proc").join(p.to_string()).join("root"))
-                })
-                .unwrap_or_default();
             self.by_root.insert(key.clone(), Arc::new(table));
         }
         self.by_root.get(key).and_then(|t| t.get(&uid).cloned())

@@ -12,4 +12,6 @@ mod process;
 pub use alert::{Alert, Priority, RFC3339_NANOS};
 pub use container::{ContainerInfo, OverlayLayers, HOST_CONTAINER_ID};
 pub use origin::ExeOrigin;
-pub use process::{Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, ForkEvent, TaskInfo};
+pub use process::{
+    Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, ForkEvent, MapEvent, MapHow, TaskInfo,
+};

@@ -58,6 +58,8 @@ pub struct ExecFlags {
     pub killed: bool,
     /// The task's cgroup was in the kernel policy map (a container the agent knew).
     pub in_policy: bool,
+    /// The exec ran a script through its `#!` interpreter (`interp` differs from `filename`).
+    pub script: bool,
 }
 
 /// An `execve`/`execveat` that succeeded.
@@ -74,6 +76,38 @@ pub struct ExecEvent {
     pub args: Vec<Vec<u8>>,
     pub exe: ExeFile,
     pub flags: ExecFlags,
+    /// `bprm->interp`: the interpreter of a `#!` script (equal to `filename` otherwise).
+    pub interp: Vec<u8>,
+    /// The working directory inside the task's root, when the kernel reported it (container
+    /// tasks only).
+    pub cwd: Option<Vec<u8>>,
+}
+
+/// How a file was mapped executable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MapHow {
+    /// `mmap(…, PROT_EXEC, …, fd, …)`.
+    #[default]
+    Mmap,
+    /// `mprotect(…, PROT_EXEC)` of a file mapping.
+    Mprotect,
+}
+
+/// A file mapped executable into a container process whose file the kernel found suspicious
+/// (written in the container, on another mount, memory-backed or deleted). Image files mapped by
+/// every dynamic executable are filtered out in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapEvent {
+    pub time_ns: u64,
+    pub task: TaskInfo,
+    pub file: ExeFile,
+    /// The same verdict flags as for an exec (`overlay_upper`, `memfd`, `on_root_mount`, …).
+    pub flags: ExecFlags,
+    /// `PROT_*` bits requested.
+    pub prot: u32,
+    pub how: MapHow,
+    /// Resolved path of the mapped file inside the task's root.
+    pub path: Vec<u8>,
 }
 
 /// A new process (not a thread).
@@ -96,6 +130,7 @@ pub enum Event {
     Exec(ExecEvent),
     Fork(ForkEvent),
     Exit(ExitEvent),
+    Map(MapEvent),
 }
 
 impl Event {
@@ -105,6 +140,10 @@ impl Event {
             Event::Exec(_) => "execve",
             Event::Fork(_) => "clone",
             Event::Exit(_) => "procexit",
+            Event::Map(m) => match m.how {
+                MapHow::Mmap => "mmap",
+                MapHow::Mprotect => "mprotect",
+            },
         }
     }
 
@@ -114,6 +153,7 @@ impl Event {
             Event::Exec(_) => "exec",
             Event::Fork(_) => "fork",
             Event::Exit(_) => "exit",
+            Event::Map(_) => "map",
         }
     }
 }

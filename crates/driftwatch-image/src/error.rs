@@ -30,6 +30,13 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
+    /// A file could not be opened or read for a content comparison, or is not a regular file.
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// A file could not be opened or read for hashing, or is not a regular file.
     #[error("cannot hash {}", path.display())]
     Hash {
@@ -40,6 +47,14 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// An error opening or reading a file for a content comparison.
+    pub(crate) fn read(path: impl Into<PathBuf>, source: io::Error) -> ImageError {
+        ImageError::Read {
+            path: path.into(),
+            source,
+        }
+    }
+
     /// True for errors about the shape of the input path (as opposed to the layers' state).
     pub fn is_invalid_input(&self) -> bool {
         matches!(

@@ -1,4 +1,4 @@
-//! Static helper programs compiled from C with `gcc -static`, cached by source hash.
+//! Helper programs and libraries compiled from C with `gcc`, cached by flags and source hash.
 
 use std::fs;
 use std::path::PathBuf;
@@ -48,8 +48,24 @@ pub fn cache_dir() -> PathBuf {
 /// with the same source is a file lookup. Concurrent compilations are safe: each writes a private
 /// temporary file and renames it into place.
 pub fn compile_static_helper(c_source: &str) -> Result<PathBuf> {
+    compile_helper(c_source, GCC_FLAGS)
+}
+
+/// Compiles `c_source` with `gcc -O2` into a dynamically linked executable (it needs the
+/// image's `/lib64/ld-linux-x86-64.so.2` and libc: see `ImageBuilder::dynamic_runtime`).
+pub fn compile_dynamic_helper(c_source: &str) -> Result<PathBuf> {
+    compile_helper(c_source, &["-O2", "-w"])
+}
+
+/// Compiles `c_source` with `gcc -shared -fPIC -O2` into a shared library.
+pub fn compile_shared_library(c_source: &str) -> Result<PathBuf> {
+    compile_helper(c_source, &["-shared", "-fPIC", "-O2", "-w"])
+}
+
+/// Compiles `c_source` with `gcc <flags>`, cached by the hash of the flags and the source.
+pub fn compile_helper(c_source: &str, flags: &[&str]) -> Result<PathBuf> {
     let mut h = Sha256::new();
-    for f in GCC_FLAGS {
+    for f in flags {
         h.update(f.as_bytes());
         h.update([0]);
     }
@@ -69,7 +85,7 @@ pub fn compile_static_helper(c_source: &str) -> Result<PathBuf> {
     fs::write(&src, c_source).map_err(|e| TestkitError::io(&src, e))?;
     let bin = work.path().join("helper");
     let mut cmd = Command::new("gcc");
-    cmd.args(GCC_FLAGS).arg("-o").arg(&bin).arg(&src);
+    cmd.args(flags).arg("-o").arg(&bin).arg(&src);
     let res = subprocess::run(cmd, Duration::from_secs(120))?;
     if !res.success() {
         return Err(TestkitError::Compile {

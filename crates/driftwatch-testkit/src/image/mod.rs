@@ -24,7 +24,10 @@ use std::fs;
 use std::path::Path;
 
 pub use busybox::{APPLETS, HOST_BUSYBOX};
-pub use helper::{cache_dir, compile_static_helper, MARKER_HELPER_C, NOOP_HELPER_C};
+pub use helper::{
+    cache_dir, compile_dynamic_helper, compile_helper, compile_shared_library,
+    compile_static_helper, MARKER_HELPER_C, NOOP_HELPER_C,
+};
 pub use layer::{Compression, LayerBlob, FIXED_MTIME};
 pub use layout::{BuiltImage, ImportedImage};
 
@@ -152,6 +155,52 @@ impl ImageBuilder {
 
     /// Compiles `c_source` with `gcc -static -O2` (cached, see [`compile_static_helper`]) and
     /// adds the binary at `path` with mode 0755.
+    /// Adds the host's dynamic loader and libc, so dynamically linked helpers run in the image
+    /// (`/lib64/ld-linux-x86-64.so.2`, `/lib/x86_64-linux-gnu/{ld-linux-x86-64.so.2,libc.so.6}`).
+    pub fn dynamic_runtime(self) -> Self {
+        const LIBDIR: &str = "/lib/x86_64-linux-gnu";
+        self.dir("/lib64", 0o755)
+            .dir("/lib", 0o755)
+            .dir(LIBDIR, 0o755)
+            .host_file(
+                "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                0o755,
+            )
+            .symlink(
+                "/lib64/ld-linux-x86-64.so.2",
+                "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            )
+            .host_file(
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                0o755,
+            )
+    }
+
+    /// Compiles `c_source` into a dynamically linked executable at `path` (add
+    /// [`Self::dynamic_runtime`] too).
+    pub fn dynamic_helper(mut self, path: &str, c_source: &str) -> Self {
+        match helper::compile_dynamic_helper(c_source) {
+            Ok(bin) => self.host_file(path, bin, 0o755),
+            Err(e) => {
+                self.fail(e);
+                self
+            }
+        }
+    }
+
+    /// Compiles `c_source` into a shared library at `path`.
+    pub fn shared_library(mut self, path: &str, c_source: &str) -> Self {
+        match helper::compile_shared_library(c_source) {
+            Ok(lib) => self.host_file(path, lib, 0o755),
+            Err(e) => {
+                self.fail(e);
+                self
+            }
+        }
+    }
+
     pub fn static_helper(mut self, path: &str, c_source: &str) -> Self {
         match compile_static_helper(c_source) {
             Ok(bin) => self.host_file(path, bin, 0o755),

@@ -5,6 +5,7 @@ use driftwatch_testkit::{
     cleanup_namespace, ensure_containerd, Container, Containerd, ImageBuilder, RunOpts,
     MARKER_HELPER_C,
 };
+
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +23,73 @@ const HELLO_C: &str = r#"
 #include <unistd.h>
 int main(void) { write(1, "hello\n", 6); return 0; }
 "#;
+
+/// `fexec FILE ARGS…`: open FILE and run it with `execveat(fd, "", …, AT_EMPTY_PATH)`.
+const FEXEC_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv, char **envp) {
+    if (argc < 2) return 2;
+    int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 3;
+    syscall(SYS_execveat, fd, "", argv + 1, envp, AT_EMPTY_PATH);
+    return 4;
+}
+"#;
+
+/// `memexec FILE ARGV0 ARGS…`: copy FILE into a memfd and execute the memfd (fileless execution).
+const MEMEXEC_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
+int main(int argc, char **argv, char **envp) {
+    if (argc < 2) return 2;
+    int src = open(argv[1], O_RDONLY);
+    int mfd = memfd_create("payload", MFD_CLOEXEC);
+    if (src < 0 || mfd < 0) return 3;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(src, buf, sizeof buf)) > 0)
+        if (write(mfd, buf, n) != n) return 3;
+    fexecve(mfd, argv + 2, envp);
+    return 4;
+}
+"#;
+
+/// A dynamically linked program (it maps libc through the loader).
+const DYNHELLO_C: &str = r#"
+#include <stdio.h>
+int main(void) { puts("dynhello"); return 0; }
+"#;
+
+/// `dlopener LIB`: dlopen a library (its constructor runs).
+const DLOPENER_C: &str = r#"
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    void *h = dlopen(argv[1], RTLD_NOW);
+    if (!h) { fprintf(stderr, "%s\n", dlerror()); return 3; }
+    return 0;
+}
+"#;
+
+/// A library whose constructor creates the file named by `$MARKER` (when set): its code ran.
+const LIBMARKER_C: &str = r#"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((constructor)) static void ran(void) {
+    const char *m = getenv("MARKER");
+    if (m) { int fd = open(m, O_WRONLY | O_CREAT, 0644); if (fd >= 0) close(fd); }
+}
+"#;
+
+/// An image script: interpreters running it are not drift.
+const OK_SCRIPT: &str = "#!/bin/sh\necho ok\n";
 
 /// Agents see every exec on the node and an enforcing one kills drift anywhere it knows: the
 /// agent tests run one at a time.
@@ -45,6 +113,13 @@ pub fn env() -> Env {
             .static_helper("/bin/marker", MARKER_HELPER_C)
             .layer()
             .static_helper("/usr/bin/hello", HELLO_C)
+            .static_helper("/usr/bin/fexec", FEXEC_C)
+            .static_helper("/usr/bin/memexec", MEMEXEC_C)
+            .dynamic_runtime()
+            .dynamic_helper("/usr/bin/dynhello", DYNHELLO_C)
+            .dynamic_helper("/usr/bin/dlopener", DLOPENER_C)
+            .shared_library("/usr/lib/libmarker.so", LIBMARKER_C)
+            .file("/usr/local/bin/ok.sh", OK_SCRIPT.as_bytes().to_vec(), 0o755)
             .import(&c, NS)
             .expect("import test image");
         (c, img.reference)

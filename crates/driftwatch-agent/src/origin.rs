@@ -1,0 +1,294 @@
+//! Where the code a container process runs came from: verdicts for executables and mapped files
+//! (from the kernel's facts and the container's layers) and for script files (from the layers
+//! and the container's mounts), with the content checks that keep precision:
+//!
+//! * an image file copied up without a content change (`chmod`, `touch`) is
+//!   `copied-up-unchanged`, not drift: its bytes are compared with the lower file of the same path;
+//! * a new file whose bytes equal an image file elsewhere is still drift (the path is not in the
+//!   image) but the verdict names the image file it copies (`drift.image_copy_of`).
+//!
+//! Verdicts for kernel-identified files are cached by (container, path, device, inode, ctime): a
+//! changed file gets a new ctime and a new verdict.
+
+use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, OverlayLayers};
+use driftwatch_image::{
+    decide, lookup, open_in_layer, same_content, EntryKind, ExecFacts, ImageError, SizeIndex,
+};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// overlayfs' superblock magic.
+pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
+/// procfs' superblock magic name in mountinfo.
+const PROC_FSTYPE: &str = "proc";
+/// Most image files indexed to find relocated copies.
+const SIZE_INDEX_MAX_FILES: usize = 200_000;
+/// Most same-size candidates compared per new file.
+const RELOCATION_CANDIDATES: usize = 16;
+/// Symlinks followed (inside the container's layers) to reach a script file.
+const MAX_SYMLINK_HOPS: usize = 8;
+
+/// The origin of one file, and for a new file the image file it is a byte-for-byte copy of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub origin: ExeOrigin,
+    pub image_copy_of: Option<Arc<[u8]>>,
+}
+
+impl Verdict {
+    pub fn of(origin: ExeOrigin) -> Verdict {
+        Verdict {
+            origin,
+            image_copy_of: None,
+        }
+    }
+}
+
+/// The kernel's facts about one executed or mapped file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileFacts<'a> {
+    pub path: &'a [u8],
+    pub file: &'a ExeFile,
+    pub flags: &'a ExecFlags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    container: Arc<str>,
+    path: Vec<u8>,
+    dev: u32,
+    ino: u64,
+    ctime_sec: u64,
+    ctime_nsec: u32,
+    flags: u8,
+}
+
+/// A container's mount points other than `/` (paths inside the container, innermost first) with
+/// their filesystem types.
+type MountPoints = Vec<(Vec<u8>, String)>;
+
+/// Verdict caches and per-container knowledge (image size index, mount points).
+#[derive(Debug)]
+pub struct Origins {
+    files: HashMap<Key, Verdict>,
+    max: usize,
+    size_index: HashMap<Arc<str>, Arc<SizeIndex>>,
+    mounts: HashMap<(Arc<str>, u64), Arc<MountPoints>>,
+}
+
+impl Origins {
+    pub fn new(max: usize) -> Origins {
+        Origins {
+            files: HashMap::new(),
+            max,
+            size_index: HashMap::new(),
+            mounts: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Forget everything about a removed container.
+    pub fn forget_container(&mut self, id: &str) {
+        self.files.retain(|k, _| &*k.container != id);
+        self.size_index.remove(id);
+        self.mounts.retain(|(c, _), _| &**c != id);
+    }
+
+    /// The verdict for an executed or mapped file of a process in `container`. Errors reading
+    /// the layers give [`ExeOrigin::Unknown`] (treated as drift), reported through `on_error`
+    /// and not cached.
+    pub fn file(
+        &mut self,
+        facts: FileFacts<'_>,
+        container: &ContainerInfo,
+        mut on_error: impl FnMut(&ImageError),
+    ) -> Verdict {
+        let f = facts.flags;
+        let key = Key {
+            container: Arc::from(container.id.as_str()),
+            path: facts.path.to_vec(),
+            dev: facts.file.dev,
+            ino: facts.file.ino,
+            ctime_sec: facts.file.ctime_sec,
+            ctime_nsec: facts.file.ctime_nsec,
+            flags: u8::from(f.overlay_upper)
+                | u8::from(f.memfd) << 1
+                | u8::from(f.on_root_mount) << 2
+                | u8::from(f.path_truncated || f.path_outside_root) << 3,
+        };
+        if let Some(v) = self.files.get(&key) {
+            return v.clone();
+        }
+        let exec_facts = ExecFacts {
+            in_container: true,
+            memfd: f.memfd,
+            on_root_mount: f.on_root_mount,
+            overlay_upper: f.overlay_upper,
+            overlay_fs: facts.file.s_magic == OVERLAYFS_SUPER_MAGIC,
+            nlink: facts.file.nlink,
+            path: facts.path,
+            path_reliable: !(f.path_truncated || f.path_outside_root),
+        };
+        let layers = container.rootfs.as_ref();
+        let decision = decide(&exec_facts, layers);
+        if let Some(e) = &decision.error {
+            on_error(e);
+            return Verdict::of(ExeOrigin::Unknown);
+        }
+        let verdict = match (decision.origin, layers) {
+            (ExeOrigin::Modified | ExeOrigin::Added, Some(layers)) => {
+                self.refine_upper(&key.container, layers, facts.path, decision.origin)
+            }
+            (origin, _) => Verdict::of(origin),
+        };
+        if self.files.len() >= self.max {
+            self.files.clear();
+        }
+        self.files.insert(key, verdict.clone());
+        verdict
+    }
+
+    /// A file in the upper layer: `modified` becomes `copied-up-unchanged` when its bytes are the
+    /// lower file's; `added` names the image file it copies, if any.
+    fn refine_upper(
+        &mut self,
+        container: &Arc<str>,
+        layers: &OverlayLayers,
+        path: &[u8],
+        origin: ExeOrigin,
+    ) -> Verdict {
+        let Some(upperdir) = layers.upperdir.as_deref() else {
+            return Verdict::of(origin);
+        };
+        let Ok(mut upper) = open_in_layer(upperdir, path) else {
+            return Verdict::of(origin);
+        };
+        if origin == ExeOrigin::Modified {
+            let unchanged = lookup(layers, path)
+                .ok()
+                .and_then(|l| l.lower)
+                .and_then(|hit| layers.lowerdirs.get(hit.layer_index).cloned())
+                .and_then(|dir| open_in_layer(&dir, path).ok())
+                .is_some_and(|mut lower| same_content(&mut upper, &mut lower).unwrap_or(false));
+            return Verdict::of(if unchanged {
+                ExeOrigin::CopiedUpUnchanged
+            } else {
+                ExeOrigin::Modified
+            });
+        }
+        let index = self
+            .size_index
+            .entry(container.clone())
+            .or_insert_with(|| Arc::new(SizeIndex::build(&layers.lowerdirs, SIZE_INDEX_MAX_FILES)))
+            .clone();
+        Verdict {
+            origin,
+            image_copy_of: index
+                .find_same(&layers.lowerdirs, &mut upper, RELOCATION_CANDIDATES)
+                .map(Arc::from),
+        }
+    }
+
+    /// The verdict for a script file at absolute container path `path`, run by process `pid`
+    /// (mount namespace `mntns`) of `container`. `None` when the file is not there at all (a
+    /// mistyped name runs no code; a dropper that deleted its script already is not told apart).
+    pub fn script(
+        &mut self,
+        container: &ContainerInfo,
+        pid: u32,
+        mntns: u64,
+        path: &[u8],
+    ) -> Option<Verdict> {
+        let cid: Arc<str> = Arc::from(container.id.as_str());
+        if let Some(fstype) = self.mount_of(&cid, pid, mntns, path) {
+            return Some(Verdict::of(if fstype == PROC_FSTYPE {
+                // /proc/self/fd/N, /dev/fd/N: fileless.
+                ExeOrigin::Anonymous
+            } else {
+                ExeOrigin::WritableMount
+            }));
+        }
+        let Some(layers) = container.rootfs.as_ref() else {
+            return Some(Verdict::of(ExeOrigin::Unknown));
+        };
+        let mut path = path.to_vec();
+        for _ in 0..=MAX_SYMLINK_HOPS {
+            let Ok(l) = lookup(layers, &path) else {
+                return Some(Verdict::of(ExeOrigin::Unknown));
+            };
+            match l.merged_kind() {
+                None => return None,
+                Some(EntryKind::Symlink) => match read_link(layers, &l, &path) {
+                    Some(target) => path = crate::script::absolute(&target, Some(parent(&path)))?,
+                    None => return Some(Verdict::of(ExeOrigin::Unknown)),
+                },
+                Some(EntryKind::File) => {
+                    let origin = match (l.upper.is_some(), l.lower.is_some()) {
+                        (false, true) => return Some(Verdict::of(ExeOrigin::Image)),
+                        (true, true) => ExeOrigin::Modified,
+                        _ => ExeOrigin::Added,
+                    };
+                    return Some(self.refine_upper(&cid, layers, &path, origin));
+                }
+                Some(_) => return None,
+            }
+        }
+        Some(Verdict::of(ExeOrigin::Unknown))
+    }
+
+    /// The fstype of the mount (other than the root) that holds `path`, if any.
+    fn mount_of(&mut self, cid: &Arc<str>, pid: u32, mntns: u64, path: &[u8]) -> Option<String> {
+        let mounts = self
+            .mounts
+            .entry((cid.clone(), mntns))
+            .or_insert_with(|| {
+                let text =
+                    std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+                let mut v: Vec<(Vec<u8>, String)> = driftwatch_runtime::mountinfo::parse(&text)
+                    .into_iter()
+                    .filter(|m| m.mount_point != "/")
+                    .map(|m| (m.mount_point.into_bytes(), m.fstype))
+                    .collect();
+                // Longest mount point first: the innermost mount wins.
+                v.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
+                Arc::new(v)
+            })
+            .clone();
+        mounts
+            .iter()
+            .find(|(mp, _)| {
+                path.starts_with(mp)
+                    && (path.len() == mp.len() || path.get(mp.len()) == Some(&b'/'))
+            })
+            .map(|(_, fstype)| fstype.clone())
+    }
+}
+
+fn parent(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|b| *b == b'/') {
+        Some(0) | None => b"/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// Read a symlink's target from the layer that provides it, without following anything.
+fn read_link(
+    layers: &OverlayLayers,
+    l: &driftwatch_image::LayerLookup,
+    path: &[u8],
+) -> Option<Vec<u8>> {
+    let dir: &Path = if l.upper.is_some() {
+        layers.upperdir.as_deref()?
+    } else {
+        layers.lowerdirs.get(l.lower.as_ref()?.layer_index)?
+    };
+    driftwatch_image::read_link_in_layer(dir, path).ok()
+}

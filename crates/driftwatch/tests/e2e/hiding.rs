@@ -1,0 +1,180 @@
+//! Binary drift that hides: execveat on a file descriptor, fileless code, scripts run by
+//! interpreters, files mapped executable by the loader, LD_PRELOAD or dlopen — and no false
+//! alarm for image files that were merely copied up.
+
+use crate::harness::*;
+use driftwatch_testkit::RunOpts;
+use serde_json::Value;
+
+fn f<'a>(a: &'a Value, k: &str) -> &'a Value {
+    &a["output_fields"][k]
+}
+
+fn for_container(a: &Value, c: &driftwatch_testkit::Container) -> bool {
+    f(a, "container.id") == c.id()
+}
+
+#[test]
+fn execveat_on_a_file_descriptor_is_caught() {
+    let env = env();
+    let agent = Agent::start(&[]);
+    let c = env.run("execveat", RunOpts::default());
+    let (code, _) = sh(
+        &c,
+        "cp /bin/marker /tmp/fd-evil && fexec /tmp/fd-evil /tmp/fd.ran; true",
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(sh(&c, "test -e /tmp/fd.ran").0, Some(0), "it ran");
+    let a = agent.wait_alert(30, "execveat", |a| f(a, "proc.exepath") == "/tmp/fd-evil");
+    assert_eq!(f(&a, "drift.via"), "exec");
+    assert_eq!(f(&a, "proc.exe_origin"), "added");
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn memfd_execution_is_caught_and_killed_under_enforce() {
+    let env = env();
+    let agent = Agent::start(&[]);
+    let c = env.run("memfd", RunOpts::default());
+    let (code, _) = sh(&c, "memexec /bin/marker marker /tmp/memfd.ran; true");
+    assert_eq!(code, Some(0));
+    assert_eq!(sh(&c, "test -e /tmp/memfd.ran").0, Some(0), "it ran");
+    let a = agent.wait_alert(30, "memfd exec", |a| {
+        for_container(a, &c) && f(a, "proc.exe_origin") == "memfd"
+    });
+    assert!(
+        f(&a, "proc.exepath")
+            .as_str()
+            .unwrap_or("")
+            .contains("memfd:payload"),
+        "{a:#}"
+    );
+    assert_eq!(f(&a, "proc.is_exe_from_memfd"), true);
+    assert!(agent.stop().success());
+
+    let agent = Agent::start(&["--enforce"]);
+    let (_, out) = sh(
+        &c,
+        "memexec /bin/marker marker /tmp/memfd2.ran; echo status=$?",
+    );
+    assert_eq!(out.trim(), "status=137", "killed");
+    assert_ne!(
+        sh(&c, "test -e /tmp/memfd2.ran").0,
+        Some(0),
+        "the memfd code never ran"
+    );
+    let a = agent.wait_alert(30, "memfd kill", |a| {
+        for_container(a, &c) && f(a, "proc.exe_origin") == "memfd"
+    });
+    assert_eq!(f(&a, "response.action"), "killed");
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn scripts_given_to_interpreters_are_judged_by_the_script() {
+    let env = env();
+    let agent = Agent::start(&[]);
+    let c = env.run("scripts", RunOpts::default());
+    // An image script through the interpreter and as a #! program: not drift.
+    assert_eq!(sh(&c, "sh /usr/local/bin/ok.sh").1.trim(), "ok");
+    assert_eq!(sh(&c, "/usr/local/bin/ok.sh").1.trim(), "ok");
+    // A dropped script given to the interpreter by absolute path.
+    let (code, out) = sh(&c, "printf 'echo dropped\\n' > /tmp/x.sh && sh /tmp/x.sh");
+    assert_eq!((code, out.trim()), (Some(0), "dropped"));
+    let a = agent.wait_alert(30, "sh /tmp/x.sh", |a| f(a, "drift.path") == "/tmp/x.sh");
+    assert_eq!(f(&a, "drift.via"), "interpreter");
+    assert_eq!(f(&a, "drift.origin"), "added");
+    assert_eq!(
+        f(&a, "proc.exe_origin"),
+        "image",
+        "the interpreter itself is the image's"
+    );
+    assert!(
+        a["output"].as_str().unwrap().contains("file=/tmp/x.sh"),
+        "{a:#}"
+    );
+    // An image script copied elsewhere: still drift, but named as a copy of the image file.
+    let (code, _) = sh(
+        &c,
+        "cp /usr/local/bin/ok.sh /tmp/copy.sh && sh /tmp/copy.sh",
+    );
+    assert_eq!(code, Some(0));
+    let a = agent.wait_alert(30, "copy.sh", |a| f(a, "drift.path") == "/tmp/copy.sh");
+    assert_eq!(f(&a, "drift.image_copy_of"), "/usr/local/bin/ok.sh");
+    let sentinel = agent.sentinel(&c);
+    let drift = drift_alerts_for(&agent.alerts(), c.id());
+    let paths: Vec<&str> = drift
+        .iter()
+        .filter_map(|a| f(a, "drift.path").as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/tmp/x.sh",
+            "/tmp/copy.sh",
+            f(&sentinel, "drift.path").as_str().unwrap()
+        ],
+        "image scripts raised nothing"
+    );
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn copied_up_image_binaries_are_not_drift_but_relocated_copies_are() {
+    let env = env();
+    let agent = Agent::start(&[]);
+    let c = env.run("copyup", RunOpts::default());
+    // chmod and touch copy the file up to the upper layer without changing its bytes.
+    let (code, _) = sh(&c, "chmod 0755 /usr/bin/hello && touch /bin/marker");
+    assert_eq!(code, Some(0));
+    let upper = c.upper_dir().expect("upper dir");
+    assert!(upper.join("usr/bin/hello").exists(), "hello was copied up");
+    assert_eq!(sh(&c, "/usr/bin/hello").1, "hello\n");
+    assert_eq!(sh(&c, "/bin/marker /tmp/m.ran").0, Some(0));
+    // A hard link and a copy of an image binary at a new path are drift (not image paths),
+    // named as copies of the image file.
+    let (code, _) = sh(&c, "ln /usr/bin/hello /tmp/hl && /tmp/hl && cp /bin/marker /tmp/cp && /tmp/cp /tmp/cp.ran; true");
+    assert_eq!(code, Some(0));
+    let hl = agent.wait_alert(30, "/tmp/hl", |a| f(a, "proc.exepath") == "/tmp/hl");
+    assert_eq!(f(&hl, "drift.image_copy_of"), "/usr/bin/hello");
+    let cp = agent.wait_alert(30, "/tmp/cp", |a| f(a, "proc.exepath") == "/tmp/cp");
+    assert_eq!(f(&cp, "drift.image_copy_of"), "/bin/marker");
+    let sentinel = agent.sentinel(&c);
+    let paths: Vec<String> = drift_alerts_for(&agent.alerts(), c.id())
+        .iter()
+        .filter_map(|a| f(a, "proc.exepath").as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/tmp/hl",
+            "/tmp/cp",
+            f(&sentinel, "proc.exepath").as_str().unwrap()
+        ],
+        "the copied-up image binaries raised nothing"
+    );
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn ordinary_workload_of_a_thousand_execs_raises_nothing() {
+    let env = env();
+    let agent = Agent::start(&[]);
+    let c = env.run("fp-guard", RunOpts::default());
+    // 250 iterations x 4 execs: static and dynamic image binaries, an image library loaded with
+    // dlopen, an image script through the interpreter and as a #! program.
+    let (code, out) = sh(
+        &c,
+        "i=0; while [ $i -lt 250 ]; do /usr/bin/hello >/dev/null; /usr/bin/dynhello >/dev/null; \
+         /usr/bin/dlopener /usr/lib/libmarker.so; sh /usr/local/bin/ok.sh >/dev/null; \
+         i=$((i+1)); done; echo done",
+    );
+    assert_eq!((code, out.trim()), (Some(0), "done"));
+    let sentinel = agent.sentinel(&c);
+    assert_eq!(drift_alerts_for(&agent.alerts(), c.id()), vec![sentinel]);
+    let execs = agent
+        .metric("driftwatch_events_total{kind=\"exec\"}")
+        .unwrap_or(0.0);
+    assert!(execs >= 1000.0, "{execs}");
+    assert!(agent.stop().success());
+}
