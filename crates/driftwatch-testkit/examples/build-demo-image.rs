@@ -4,13 +4,28 @@
 //! cargo run -p driftwatch-testkit --example build-demo-image -- \
 //!     [--name driftwatch-demo/busybox:1] [--namespace default] [--oci-tar PATH]
 //! ```
-//! The image holds busybox (+ applet links), `/bin/noop` (exits 0, for exec benchmarks) and
-//! `/bin/marker` (creates the file named by its argument). stdout gets exactly one line, the
+//! The image holds busybox (+ applet links), `/bin/noop` (exits 0, for exec benchmarks),
+//! `/bin/marker` (creates the file named by its argument), and for the library-heavy workload a
+//! dynamic loader, libc, `/bin/dynload` and the four libraries it loads. stdout gets exactly one line, the
 //! image reference; details go to stderr.
 
 use std::process::ExitCode;
 
 use driftwatch_testkit::{ensure_containerd, ImageBuilder, MARKER_HELPER_C, NOOP_HELPER_C};
+
+/// `dynload`: a dynamically linked program that dlopens /usr/lib/libbench{1..4}.so.
+const DYNLOAD_C: &str = r#"
+#include <dlfcn.h>
+#include <stdio.h>
+int main(void) {
+    char name[64];
+    for (int i = 1; i <= 4; i++) {
+        snprintf(name, sizeof name, "/usr/lib/libbench%d.so", i);
+        if (!dlopen(name, RTLD_NOW)) return 1;
+    }
+    return 0;
+}
+"#;
 
 fn main() -> ExitCode {
     let mut name = "driftwatch-demo/busybox:1".to_owned();
@@ -34,10 +49,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let builder = ImageBuilder::new(&name)
+    let mut builder = ImageBuilder::new(&name)
         .busybox()
         .static_helper("/bin/noop", NOOP_HELPER_C)
-        .static_helper("/bin/marker", MARKER_HELPER_C);
+        .static_helper("/bin/marker", MARKER_HELPER_C)
+        // The library-heavy workload: a dynamic program that loads four image libraries, so each
+        // exec maps libc and four more libraries executable.
+        .dynamic_runtime()
+        .dynamic_helper("/bin/dynload", DYNLOAD_C);
+    for i in 1..=4 {
+        builder = builder.shared_library(
+            &format!("/usr/lib/libbench{i}.so"),
+            &format!("int bench{i}(int x) {{ return x + {i}; }}\n"),
+        );
+    }
     let result = match oci_tar {
         Some(path) => builder.build_oci_tar(&path).map(|img| {
             eprintln!("wrote {path} (manifest {})", img.manifest_digest);
