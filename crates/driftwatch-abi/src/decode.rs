@@ -6,11 +6,12 @@
 use core::fmt;
 use core::mem::offset_of;
 
-use crate::layout::{EventHeader, ExecEvent, ExitEvent, ForkEvent, Task};
+use crate::layout::{EventHeader, ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task};
 use crate::{
-    c_str_bytes, DW_ABI_VERSION, DW_ARGV_MAX, DW_COMM_LEN, DW_EV_EXEC, DW_EV_EXIT, DW_EV_FORK,
-    DW_FILENAME_MAX, DW_PATH_MAX, DW_PATH_MAX_COMPONENTS, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE,
-    EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE,
+    c_str_bytes, DW_ABI_VERSION, DW_ARGV_MAX, DW_COMM_LEN, DW_CWD_MAX, DW_EV_EXEC, DW_EV_EXIT,
+    DW_EV_FORK, DW_EV_MAP, DW_FILENAME_MAX, DW_INTERP_MAX, DW_PATH_MAX, DW_PATH_MAX_COMPONENTS,
+    EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE,
+    MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE, MAP_HOW_MMAP, MAP_HOW_MPROTECT,
 };
 
 /// Why a record was rejected.
@@ -41,6 +42,8 @@ pub enum DecodeError {
         end: usize,
         len: usize,
     },
+    /// `dw_map_event.how` is not a known `DW_MAP_HOW_*`.
+    UnknownMapHow(u16),
 }
 
 impl fmt::Display for DecodeError {
@@ -70,6 +73,7 @@ impl fmt::Display for DecodeError {
             Self::LengthExceedsArray { field, len, max } => {
                 write!(f, "{field} length {len} exceeds its array ({max})")
             }
+            Self::UnknownMapHow(h) => write!(f, "unknown map record `how` {h}"),
             Self::FieldBeyondRecord { field, end, len } => {
                 write!(
                     f,
@@ -88,6 +92,8 @@ pub enum Record<'a> {
     Exec(ExecRecord<'a>),
     Fork(ForkRecord),
     Exit(ExitRecord),
+    /// A suspicious file mapped executable (`DW_EV_MAP`).
+    Map(MapRecord<'a>),
 }
 
 impl Record<'_> {
@@ -97,6 +103,7 @@ impl Record<'_> {
             Record::Exec(e) => e.ktime_ns,
             Record::Fork(f) => f.ktime_ns,
             Record::Exit(e) => e.ktime_ns,
+            Record::Map(m) => m.ktime_ns,
         }
     }
 
@@ -106,6 +113,7 @@ impl Record<'_> {
             Record::Exec(e) => &e.task,
             Record::Fork(f) => &f.child,
             Record::Exit(e) => &e.task,
+            Record::Map(m) => &m.task,
         }
     }
 }
@@ -133,6 +141,23 @@ impl TaskRecord {
     }
 }
 
+/// Decoded `struct dw_file_id`: the identity of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileRecord {
+    pub ino: u64,
+    pub ctime_sec: u64,
+    pub ctime_nsec: u32,
+    pub mtime_sec: u64,
+    pub mtime_nsec: u32,
+    /// Kernel `dev_t` encoding: `major << 20 | minor`.
+    pub dev: u32,
+    /// 0 for a deleted file (and a memfd).
+    pub nlink: u32,
+    pub size: u64,
+    pub s_magic: u64,
+    pub mode: u32,
+}
+
 /// Decoded `struct dw_exec_event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecRecord<'a> {
@@ -150,27 +175,66 @@ pub struct ExecRecord<'a> {
     pub exe_mode: u32,
     pub flags: u32,
     pub old_pid: u32,
-    /// `bprm->filename` as given to exec (no NUL).
+    /// `bprm->filename` as given to exec (no NUL): the script for a script.
     pub filename: &'a [u8],
-    /// Resolved path, leaf component first, each component followed by one NUL.
+    /// `bprm->interp` (no NUL) when a binfmt handler replaced it ([`crate::EXEC_F_SCRIPT`]):
+    /// the interpreter as named by the shebang line (`/bin/sh`) or binfmt_misc; empty otherwise.
+    pub interp: &'a [u8],
+    /// Resolved path of the executed file (the interpreter for a script), leaf component first,
+    /// each component followed by one NUL.
     pub path_raw: &'a [u8],
     pub path_components: u16,
     /// argv as in process memory: arguments each followed by NUL (the last one possibly not,
     /// if truncated).
     pub argv: &'a [u8],
+    /// The task's working directory, encoded as `path_raw`; empty for tasks in the host's mount
+    /// namespace (the kernel does not walk it for them).
+    pub cwd_raw: &'a [u8],
+    pub cwd_components: u16,
+}
+
+/// Components of a leaf-first raw path, root first.
+fn components_root_first(raw: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    raw.split(|b| *b == 0).rev().filter(|c| !c.is_empty())
 }
 
 impl<'a> ExecRecord<'a> {
     /// The path components from the root down to the executable's name.
     pub fn path_components_root_first(&self) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
-        let raw: &'a [u8] = self.path_raw;
-        let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
-        raw.split(|b| *b == 0).rev().filter(|c| !c.is_empty())
+        components_root_first(self.path_raw)
     }
 
     /// The resolved path as `/a/b/c` (lossy UTF-8 when displayed).
     pub fn path(&self) -> PathDisplay<'a> {
         PathDisplay { raw: self.path_raw }
+    }
+
+    /// The working directory's components, root first (none for host tasks).
+    pub fn cwd_components_root_first(&self) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+        components_root_first(self.cwd_raw)
+    }
+
+    /// The working directory as `/a/b/c` (`/` also when it was not recorded: check
+    /// `cwd_raw.is_empty()`).
+    pub fn cwd(&self) -> PathDisplay<'a> {
+        PathDisplay { raw: self.cwd_raw }
+    }
+
+    /// The identity of the executed file (the interpreter for a script).
+    pub fn exe(&self) -> FileRecord {
+        FileRecord {
+            ino: self.exe_ino,
+            ctime_sec: self.exe_ctime_sec,
+            ctime_nsec: self.exe_ctime_nsec,
+            mtime_sec: self.exe_mtime_sec,
+            mtime_nsec: self.exe_mtime_nsec,
+            dev: self.exe_dev,
+            nlink: self.exe_nlink,
+            size: self.exe_size,
+            s_magic: self.exe_s_magic,
+            mode: self.exe_mode,
+        }
     }
 
     /// The arguments (`argv[0]`, `argv[1]`, …) as byte strings.
@@ -189,6 +253,57 @@ impl<'a> ExecRecord<'a> {
     }
 }
 
+/// How the file came to be mapped executable (`dw_map_event.how`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapHow {
+    /// `mmap(2)` with `PROT_EXEC`.
+    Mmap,
+    /// `mprotect(2)` adding `PROT_EXEC`.
+    Mprotect,
+}
+
+/// Decoded `struct dw_map_event`: a task outside the host's mount namespace mapped a suspicious
+/// file executable (written in the container, a memfd, on another mount than its root, or
+/// deleted). Only suspicious files are reported; image files never are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapRecord<'a> {
+    pub ktime_ns: u64,
+    pub task: TaskRecord,
+    pub file: FileRecord,
+    /// `EXEC_F_*`: `OVL_UPPER`, `MEMFD`, `ON_ROOT_MNT`, `PATH_*`, `IN_POLICY`, `KILLED`.
+    pub flags: u32,
+    /// `PROT_*` asked for (always includes `PROT_EXEC`).
+    pub prot: u32,
+    /// mmap's `MAP_*` flags; 0 for mprotect.
+    pub map_flags: u32,
+    pub how: MapHow,
+    /// mmap's address hint, or mprotect's start.
+    pub addr: u64,
+    pub len: u64,
+    /// Offset in the file of `addr`.
+    pub off: u64,
+    /// Resolved path of the file, leaf component first, each component followed by one NUL.
+    pub path_raw: &'a [u8],
+    pub path_components: u16,
+}
+
+impl<'a> MapRecord<'a> {
+    /// The path components from the root down to the file's name.
+    pub fn path_components_root_first(&self) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+        components_root_first(self.path_raw)
+    }
+
+    /// The resolved path as `/a/b/c`.
+    pub fn path(&self) -> PathDisplay<'a> {
+        PathDisplay { raw: self.path_raw }
+    }
+
+    /// Whether `flag` (an `EXEC_F_*` constant) is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag == flag
+    }
+}
+
 /// Displays a leaf-first raw path root-first as `/a/b/c`.
 #[derive(Debug, Clone, Copy)]
 pub struct PathDisplay<'a> {
@@ -197,12 +312,8 @@ pub struct PathDisplay<'a> {
 
 impl fmt::Display for PathDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rec = ExecRecord {
-            path_raw: self.raw,
-            ..EMPTY_EXEC
-        };
         let mut any = false;
-        for comp in rec.path_components_root_first() {
+        for comp in components_root_first(self.raw) {
             any = true;
             f.write_str("/")?;
             for chunk in comp.utf8_chunks() {
@@ -218,39 +329,6 @@ impl fmt::Display for PathDisplay<'_> {
         Ok(())
     }
 }
-
-const EMPTY_EXEC: ExecRecord<'static> = ExecRecord {
-    ktime_ns: 0,
-    task: TaskRecord {
-        pid: 0,
-        tgid: 0,
-        ppid: 0,
-        uid: 0,
-        gid: 0,
-        euid: 0,
-        egid: 0,
-        mntns_ino: 0,
-        cgroup_id: 0,
-        pidns_ino: 0,
-        comm: [0; DW_COMM_LEN],
-    },
-    exe_ino: 0,
-    exe_ctime_sec: 0,
-    exe_ctime_nsec: 0,
-    exe_mtime_sec: 0,
-    exe_mtime_nsec: 0,
-    exe_dev: 0,
-    exe_nlink: 0,
-    exe_size: 0,
-    exe_s_magic: 0,
-    exe_mode: 0,
-    flags: 0,
-    old_pid: 0,
-    filename: &[],
-    path_raw: &[],
-    path_components: 0,
-    argv: &[],
-};
 
 /// Decoded `struct dw_fork_event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +387,21 @@ impl<'a> View<'a> {
     }
 }
 
+fn file(v: View<'_>) -> FileRecord {
+    FileRecord {
+        ino: v.u64(offset_of!(FileId, ino)),
+        ctime_sec: v.u64(offset_of!(FileId, ctime_sec)),
+        ctime_nsec: v.u32(offset_of!(FileId, ctime_nsec)),
+        mtime_sec: v.u64(offset_of!(FileId, mtime_sec)),
+        mtime_nsec: v.u32(offset_of!(FileId, mtime_nsec)),
+        dev: v.u32(offset_of!(FileId, dev)),
+        nlink: v.u32(offset_of!(FileId, nlink)),
+        size: v.u64(offset_of!(FileId, size)),
+        s_magic: v.u64(offset_of!(FileId, s_magic)),
+        mode: v.u32(offset_of!(FileId, mode)),
+    }
+}
+
 fn task(v: View<'_>) -> TaskRecord {
     TaskRecord {
         pid: v.u32(offset_of!(Task, pid)),
@@ -345,6 +438,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
         DW_EV_EXEC => (EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE),
         DW_EV_FORK => (FORK_EVENT_SIZE, FORK_EVENT_SIZE),
         DW_EV_EXIT => (EXIT_EVENT_SIZE, EXIT_EVENT_SIZE),
+        DW_EV_MAP => (MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     let rec_len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -365,6 +459,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
     let v = View { rec, base: 0 };
     match kind {
         DW_EV_EXEC => decode_exec(v, ktime_ns).map(Record::Exec),
+        DW_EV_MAP => decode_map(v, ktime_ns).map(Record::Map),
         DW_EV_FORK => Ok(Record::Fork(ForkRecord {
             ktime_ns,
             child: task(v.at(offset_of!(ForkEvent, child))),
@@ -385,25 +480,18 @@ fn checked_len(field: &'static str, len: u16, max: usize) -> Result<usize, Decod
     Ok(len)
 }
 
-fn decode_exec(v: View<'_>, ktime_ns: u64) -> Result<ExecRecord<'_>, DecodeError> {
-    let filename_len = checked_len(
-        "filename",
-        v.u16(offset_of!(ExecEvent, filename_len)),
-        DW_FILENAME_MAX,
-    )?;
-    let path_len = checked_len("path", v.u16(offset_of!(ExecEvent, path_len)), DW_PATH_MAX)?;
-    let argv_len = checked_len("argv", v.u16(offset_of!(ExecEvent, argv_len)), DW_ARGV_MAX)?;
-    let path_components = v.u16(offset_of!(ExecEvent, path_components));
-    checked_len("path_components", path_components, DW_PATH_MAX_COMPONENTS)?;
-    // The variable part is packed right after the fixed part: filename, path, argv.
-    let filename_at = offset_of!(ExecEvent, filename);
-    let path_at = filename_at + filename_len;
-    let argv_at = path_at + path_len;
-    for (field, end) in [
-        ("filename", path_at),
-        ("path", argv_at),
-        ("argv", argv_at + argv_len),
-    ] {
+/// Lays out packed variable-length fields from `start`: their offsets, each checked to end
+/// within the record.
+fn packed<const N: usize>(
+    v: View<'_>,
+    start: usize,
+    fields: [(&'static str, usize); N],
+) -> Result<[usize; N], DecodeError> {
+    let mut at = [0usize; N];
+    let mut end = start;
+    for (slot, (field, len)) in at.iter_mut().zip(fields) {
+        *slot = end;
+        end = end.saturating_add(len);
         if end > v.rec.len() {
             return Err(DecodeError::FieldBeyondRecord {
                 field,
@@ -412,25 +500,88 @@ fn decode_exec(v: View<'_>, ktime_ns: u64) -> Result<ExecRecord<'_>, DecodeError
             });
         }
     }
+    Ok(at)
+}
+
+fn decode_exec(v: View<'_>, ktime_ns: u64) -> Result<ExecRecord<'_>, DecodeError> {
+    let filename_len = checked_len(
+        "filename",
+        v.u16(offset_of!(ExecEvent, filename_len)),
+        DW_FILENAME_MAX,
+    )?;
+    let interp_len = checked_len(
+        "interp",
+        v.u16(offset_of!(ExecEvent, interp_len)),
+        DW_INTERP_MAX,
+    )?;
+    let path_len = checked_len("path", v.u16(offset_of!(ExecEvent, path_len)), DW_PATH_MAX)?;
+    let argv_len = checked_len("argv", v.u16(offset_of!(ExecEvent, argv_len)), DW_ARGV_MAX)?;
+    let cwd_len = checked_len("cwd", v.u16(offset_of!(ExecEvent, cwd_len)), DW_CWD_MAX)?;
+    let path_components = v.u16(offset_of!(ExecEvent, path_components));
+    checked_len("path_components", path_components, DW_PATH_MAX_COMPONENTS)?;
+    let cwd_components = v.u16(offset_of!(ExecEvent, cwd_components));
+    checked_len("cwd_components", cwd_components, DW_PATH_MAX_COMPONENTS)?;
+    // The variable part is packed right after the fixed part, in the order of the arrays.
+    let [filename_at, interp_at, path_at, argv_at, cwd_at] = packed(
+        v,
+        offset_of!(ExecEvent, filename),
+        [
+            ("filename", filename_len),
+            ("interp", interp_len),
+            ("path", path_len),
+            ("argv", argv_len),
+            ("cwd", cwd_len),
+        ],
+    )?;
+    let exe = file(v.at(offset_of!(ExecEvent, exe)));
     Ok(ExecRecord {
         ktime_ns,
         task: task(v.at(offset_of!(ExecEvent, task))),
-        exe_ino: v.u64(offset_of!(ExecEvent, exe_ino)),
-        exe_ctime_sec: v.u64(offset_of!(ExecEvent, exe_ctime_sec)),
-        exe_ctime_nsec: v.u32(offset_of!(ExecEvent, exe_ctime_nsec)),
-        exe_mtime_sec: v.u64(offset_of!(ExecEvent, exe_mtime_sec)),
-        exe_mtime_nsec: v.u32(offset_of!(ExecEvent, exe_mtime_nsec)),
-        exe_dev: v.u32(offset_of!(ExecEvent, exe_dev)),
-        exe_nlink: v.u32(offset_of!(ExecEvent, exe_nlink)),
-        exe_size: v.u64(offset_of!(ExecEvent, exe_size)),
-        exe_s_magic: v.u64(offset_of!(ExecEvent, exe_s_magic)),
-        exe_mode: v.u32(offset_of!(ExecEvent, exe_mode)),
+        exe_ino: exe.ino,
+        exe_ctime_sec: exe.ctime_sec,
+        exe_ctime_nsec: exe.ctime_nsec,
+        exe_mtime_sec: exe.mtime_sec,
+        exe_mtime_nsec: exe.mtime_nsec,
+        exe_dev: exe.dev,
+        exe_nlink: exe.nlink,
+        exe_size: exe.size,
+        exe_s_magic: exe.s_magic,
+        exe_mode: exe.mode,
         flags: v.u32(offset_of!(ExecEvent, flags)),
         old_pid: v.u32(offset_of!(ExecEvent, old_pid)),
         filename: v.slice(filename_at, filename_len),
+        interp: v.slice(interp_at, interp_len),
         path_raw: v.slice(path_at, path_len),
         path_components,
         argv: v.slice(argv_at, argv_len),
+        cwd_raw: v.slice(cwd_at, cwd_len),
+        cwd_components,
+    })
+}
+
+fn decode_map(v: View<'_>, ktime_ns: u64) -> Result<MapRecord<'_>, DecodeError> {
+    let path_len = checked_len("path", v.u16(offset_of!(MapEvent, path_len)), DW_PATH_MAX)?;
+    let path_components = v.u16(offset_of!(MapEvent, path_components));
+    checked_len("path_components", path_components, DW_PATH_MAX_COMPONENTS)?;
+    let how = match v.u16(offset_of!(MapEvent, how)) {
+        MAP_HOW_MMAP => MapHow::Mmap,
+        MAP_HOW_MPROTECT => MapHow::Mprotect,
+        other => return Err(DecodeError::UnknownMapHow(other)),
+    };
+    let [path_at] = packed(v, offset_of!(MapEvent, path), [("path", path_len)])?;
+    Ok(MapRecord {
+        ktime_ns,
+        task: task(v.at(offset_of!(MapEvent, task))),
+        file: file(v.at(offset_of!(MapEvent, file))),
+        flags: v.u32(offset_of!(MapEvent, flags)),
+        prot: v.u32(offset_of!(MapEvent, prot)),
+        map_flags: v.u32(offset_of!(MapEvent, map_flags)),
+        how,
+        addr: v.u64(offset_of!(MapEvent, addr)),
+        len: v.u64(offset_of!(MapEvent, len)),
+        off: v.u64(offset_of!(MapEvent, off)),
+        path_raw: v.slice(path_at, path_len),
+        path_components,
     })
 }
 

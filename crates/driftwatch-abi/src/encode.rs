@@ -5,8 +5,8 @@
 
 use core::mem::offset_of;
 
-use crate::layout::{EventHeader, ExecEvent, ExitEvent, ForkEvent, Task};
-use crate::{EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE};
+use crate::layout::{EventHeader, ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task};
+use crate::{EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_SIZE};
 
 struct Out<'a> {
     buf: &'a mut [u8],
@@ -55,6 +55,25 @@ fn put_task(out: &mut Out<'_>, t: &Task) {
     out.put(offset_of!(Task, comm), &t.comm);
 }
 
+fn put_file(out: &mut Out<'_>, f: &FileId) {
+    out.put(offset_of!(FileId, ino), &f.ino.to_ne_bytes());
+    out.put(offset_of!(FileId, ctime_sec), &f.ctime_sec.to_ne_bytes());
+    out.put(offset_of!(FileId, mtime_sec), &f.mtime_sec.to_ne_bytes());
+    out.put(offset_of!(FileId, ctime_nsec), &f.ctime_nsec.to_ne_bytes());
+    out.put(offset_of!(FileId, mtime_nsec), &f.mtime_nsec.to_ne_bytes());
+    out.put(offset_of!(FileId, dev), &f.dev.to_ne_bytes());
+    out.put(offset_of!(FileId, nlink), &f.nlink.to_ne_bytes());
+    out.put(offset_of!(FileId, size), &f.size.to_ne_bytes());
+    out.put(offset_of!(FileId, s_magic), &f.s_magic.to_ne_bytes());
+    out.put(offset_of!(FileId, mode), &f.mode.to_ne_bytes());
+    out.put(offset_of!(FileId, _pad0), &f._pad0.to_ne_bytes());
+}
+
+/// The used prefix (`len` clamped to the array) of a variable-length array.
+fn used(array: &[u8], len: u16) -> &[u8] {
+    array.get(..usize::from(len)).unwrap_or(array)
+}
+
 impl ExecEvent {
     /// Writes the record as the BPF program emits it into `out` (truncated if `out` is
     /// shorter): the fixed part, then the used bytes of filename, path and argv packed one after
@@ -63,68 +82,65 @@ impl ExecEvent {
         let mut o = Out { buf: out, base: 0 };
         put_header(&mut o.at(offset_of!(ExecEvent, hdr)), &self.hdr);
         put_task(&mut o.at(offset_of!(ExecEvent, task)), &self.task);
-        o.put(offset_of!(ExecEvent, exe_ino), &self.exe_ino.to_ne_bytes());
-        o.put(
-            offset_of!(ExecEvent, exe_ctime_sec),
-            &self.exe_ctime_sec.to_ne_bytes(),
-        );
-        o.put(
-            offset_of!(ExecEvent, exe_mtime_sec),
-            &self.exe_mtime_sec.to_ne_bytes(),
-        );
-        o.put(
-            offset_of!(ExecEvent, exe_ctime_nsec),
-            &self.exe_ctime_nsec.to_ne_bytes(),
-        );
-        o.put(
-            offset_of!(ExecEvent, exe_mtime_nsec),
-            &self.exe_mtime_nsec.to_ne_bytes(),
-        );
-        o.put(offset_of!(ExecEvent, exe_dev), &self.exe_dev.to_ne_bytes());
-        o.put(
-            offset_of!(ExecEvent, exe_nlink),
-            &self.exe_nlink.to_ne_bytes(),
-        );
-        o.put(
-            offset_of!(ExecEvent, exe_size),
-            &self.exe_size.to_ne_bytes(),
-        );
-        o.put(
-            offset_of!(ExecEvent, exe_s_magic),
-            &self.exe_s_magic.to_ne_bytes(),
-        );
-        o.put(
-            offset_of!(ExecEvent, exe_mode),
-            &self.exe_mode.to_ne_bytes(),
-        );
+        put_file(&mut o.at(offset_of!(ExecEvent, exe)), &self.exe);
         o.put(offset_of!(ExecEvent, flags), &self.flags.to_ne_bytes());
         o.put(offset_of!(ExecEvent, old_pid), &self.old_pid.to_ne_bytes());
+        for (off, v) in [
+            (offset_of!(ExecEvent, filename_len), self.filename_len),
+            (offset_of!(ExecEvent, interp_len), self.interp_len),
+            (offset_of!(ExecEvent, path_len), self.path_len),
+            (offset_of!(ExecEvent, path_components), self.path_components),
+            (offset_of!(ExecEvent, argv_len), self.argv_len),
+            (offset_of!(ExecEvent, cwd_len), self.cwd_len),
+            (offset_of!(ExecEvent, cwd_components), self.cwd_components),
+            (offset_of!(ExecEvent, _pad1), self._pad1),
+        ] {
+            o.put(off, &v.to_ne_bytes());
+        }
+        // The wire format packs the used bytes of the arrays after the fixed part.
+        let mut at = offset_of!(ExecEvent, filename);
+        for part in [
+            used(&self.filename, self.filename_len),
+            used(&self.interp, self.interp_len),
+            used(&self.path, self.path_len),
+            used(&self.argv, self.argv_len),
+            used(&self.cwd, self.cwd_len),
+        ] {
+            o.put(at, part);
+            at += part.len();
+        }
+        usize::try_from(self.hdr.len).map_or(EXEC_EVENT_SIZE, |l| l.min(EXEC_EVENT_SIZE))
+    }
+}
+
+impl MapEvent {
+    /// Writes the record as the BPF program emits it into `out` (truncated if `out` is
+    /// shorter): the fixed part, then the used bytes of path. Returns
+    /// `min(hdr.len, MAP_EVENT_SIZE)`, the length a BPF program would emit.
+    pub fn encode(&self, out: &mut [u8]) -> usize {
+        let mut o = Out { buf: out, base: 0 };
+        put_header(&mut o.at(offset_of!(MapEvent, hdr)), &self.hdr);
+        put_task(&mut o.at(offset_of!(MapEvent, task)), &self.task);
+        put_file(&mut o.at(offset_of!(MapEvent, file)), &self.file);
+        o.put(offset_of!(MapEvent, flags), &self.flags.to_ne_bytes());
+        o.put(offset_of!(MapEvent, prot), &self.prot.to_ne_bytes());
         o.put(
-            offset_of!(ExecEvent, filename_len),
-            &self.filename_len.to_ne_bytes(),
+            offset_of!(MapEvent, map_flags),
+            &self.map_flags.to_ne_bytes(),
         );
+        o.put(offset_of!(MapEvent, how), &self.how.to_ne_bytes());
+        o.put(offset_of!(MapEvent, path_len), &self.path_len.to_ne_bytes());
         o.put(
-            offset_of!(ExecEvent, path_len),
-            &self.path_len.to_ne_bytes(),
-        );
-        o.put(
-            offset_of!(ExecEvent, path_components),
+            offset_of!(MapEvent, path_components),
             &self.path_components.to_ne_bytes(),
         );
-        o.put(
-            offset_of!(ExecEvent, argv_len),
-            &self.argv_len.to_ne_bytes(),
-        );
-        o.put(offset_of!(ExecEvent, _pad1), &self._pad1.to_ne_bytes());
-        // The wire format packs the used bytes of the three arrays after the fixed part.
-        let fl = usize::from(self.filename_len).min(self.filename.len());
-        let pl = usize::from(self.path_len).min(self.path.len());
-        let al = usize::from(self.argv_len).min(self.argv.len());
-        let at = offset_of!(ExecEvent, filename);
-        o.put(at, &self.filename[..fl]);
-        o.put(at + fl, &self.path[..pl]);
-        o.put(at + fl + pl, &self.argv[..al]);
-        usize::try_from(self.hdr.len).map_or(EXEC_EVENT_SIZE, |l| l.min(EXEC_EVENT_SIZE))
+        o.put(offset_of!(MapEvent, _pad0), &self._pad0.to_ne_bytes());
+        o.put(offset_of!(MapEvent, _pad1), &self._pad1.to_ne_bytes());
+        o.put(offset_of!(MapEvent, addr), &self.addr.to_ne_bytes());
+        o.put(offset_of!(MapEvent, len), &self.len.to_ne_bytes());
+        o.put(offset_of!(MapEvent, off), &self.off.to_ne_bytes());
+        o.put(offset_of!(MapEvent, path), used(&self.path, self.path_len));
+        usize::try_from(self.hdr.len).map_or(MAP_EVENT_SIZE, |l| l.min(MAP_EVENT_SIZE))
     }
 }
 

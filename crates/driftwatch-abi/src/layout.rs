@@ -6,7 +6,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::{DW_ARGV_MAX, DW_COMM_LEN, DW_FILENAME_MAX, DW_PATH_MAX};
+use crate::{DW_ARGV_MAX, DW_COMM_LEN, DW_CWD_MAX, DW_FILENAME_MAX, DW_INTERP_MAX, DW_PATH_MAX};
 
 /// `struct dw_event_header`: the first 16 bytes of every ring-buffer record.
 #[repr(C)]
@@ -40,79 +40,162 @@ pub struct Task {
     pub comm: [u8; DW_COMM_LEN],
 }
 
-/// `struct dw_exec_event` (6816 bytes; the kernel emits it without the unused tail of `argv`).
+/// `struct dw_file_id`: identity of a file (an executable, or a file mapped executable).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileId {
+    pub ino: u64,
+    pub ctime_sec: u64,
+    pub mtime_sec: u64,
+    pub ctime_nsec: u32,
+    pub mtime_nsec: u32,
+    /// `inode->i_sb->s_dev` (kernel `dev_t` encoding: `major << 20 | minor`).
+    pub dev: u32,
+    pub nlink: u32,
+    pub size: u64,
+    /// `inode->i_sb->s_magic`.
+    pub s_magic: u64,
+    pub mode: u32,
+    pub _pad0: u32,
+}
+
+impl FileId {
+    const ZERO: FileId = FileId {
+        ino: 0,
+        ctime_sec: 0,
+        mtime_sec: 0,
+        ctime_nsec: 0,
+        mtime_nsec: 0,
+        dev: 0,
+        nlink: 0,
+        size: 0,
+        s_magic: 0,
+        mode: 0,
+        _pad0: 0,
+    };
+}
+
+const ZERO_TASK: Task = Task {
+    pid: 0,
+    tgid: 0,
+    ppid: 0,
+    uid: 0,
+    gid: 0,
+    euid: 0,
+    egid: 0,
+    mntns_ino: 0,
+    cgroup_id: 0,
+    pidns_ino: 0,
+    _pad0: 0,
+    comm: [0; DW_COMM_LEN],
+};
+
+const ZERO_HEADER: EventHeader = EventHeader {
+    kind: 0,
+    version: 0,
+    len: 0,
+    ktime_ns: 0,
+};
+
+/// `struct dw_exec_event` (11176 bytes; the kernel emits it packed, see
+/// [`EXEC_EVENT_MIN_SIZE`]).
 #[repr(C)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecEvent {
     pub hdr: EventHeader,
     pub task: Task,
-    pub exe_ino: u64,
-    pub exe_ctime_sec: u64,
-    pub exe_mtime_sec: u64,
-    pub exe_ctime_nsec: u32,
-    pub exe_mtime_nsec: u32,
-    pub exe_dev: u32,
-    pub exe_nlink: u32,
-    pub exe_size: u64,
-    pub exe_s_magic: u64,
-    pub exe_mode: u32,
+    /// `bprm->file`: the interpreter for a script.
+    pub exe: FileId,
     pub flags: u32,
     pub old_pid: u32,
     pub filename_len: u16,
+    pub interp_len: u16,
     pub path_len: u16,
     pub path_components: u16,
     pub argv_len: u16,
-    pub _pad1: u32,
+    pub cwd_len: u16,
+    pub cwd_components: u16,
+    pub _pad1: u16,
     pub filename: [u8; DW_FILENAME_MAX],
+    pub interp: [u8; DW_INTERP_MAX],
     pub path: [u8; DW_PATH_MAX],
     pub argv: [u8; DW_ARGV_MAX],
+    pub cwd: [u8; DW_CWD_MAX],
 }
 
 impl ExecEvent {
     /// An all-zero record (`Default` is not available for arrays this large).
     pub const fn zeroed() -> Self {
-        const ZERO_TASK: Task = Task {
-            pid: 0,
-            tgid: 0,
-            ppid: 0,
-            uid: 0,
-            gid: 0,
-            euid: 0,
-            egid: 0,
-            mntns_ino: 0,
-            cgroup_id: 0,
-            pidns_ino: 0,
-            _pad0: 0,
-            comm: [0; DW_COMM_LEN],
-        };
         Self {
-            hdr: EventHeader {
-                kind: 0,
-                version: 0,
-                len: 0,
-                ktime_ns: 0,
-            },
+            hdr: ZERO_HEADER,
             task: ZERO_TASK,
-            exe_ino: 0,
-            exe_ctime_sec: 0,
-            exe_mtime_sec: 0,
-            exe_ctime_nsec: 0,
-            exe_mtime_nsec: 0,
-            exe_dev: 0,
-            exe_nlink: 0,
-            exe_size: 0,
-            exe_s_magic: 0,
-            exe_mode: 0,
+            exe: FileId::ZERO,
             flags: 0,
             old_pid: 0,
             filename_len: 0,
+            interp_len: 0,
             path_len: 0,
             path_components: 0,
             argv_len: 0,
+            cwd_len: 0,
+            cwd_components: 0,
             _pad1: 0,
             filename: [0; DW_FILENAME_MAX],
+            interp: [0; DW_INTERP_MAX],
             path: [0; DW_PATH_MAX],
             argv: [0; DW_ARGV_MAX],
+            cwd: [0; DW_CWD_MAX],
+        }
+    }
+}
+
+/// `struct dw_map_event` (4288 bytes; the kernel emits the fixed part and `path_len` bytes of
+/// `path`, see [`MAP_EVENT_MIN_SIZE`]): a suspicious file mapped executable.
+#[repr(C)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEvent {
+    pub hdr: EventHeader,
+    pub task: Task,
+    pub file: FileId,
+    /// `EXEC_F_*` (the file, path and kill bits).
+    pub flags: u32,
+    /// `PROT_*` asked for.
+    pub prot: u32,
+    /// mmap `MAP_*` flags; 0 for mprotect.
+    pub map_flags: u32,
+    /// `MAP_HOW_*`.
+    pub how: u16,
+    pub path_len: u16,
+    pub path_components: u16,
+    pub _pad0: u16,
+    pub _pad1: u32,
+    /// mmap address hint / mprotect start.
+    pub addr: u64,
+    pub len: u64,
+    /// Offset in the file of `addr` (mmap: the offset argument).
+    pub off: u64,
+    pub path: [u8; DW_PATH_MAX],
+}
+
+impl MapEvent {
+    /// An all-zero record.
+    pub const fn zeroed() -> Self {
+        Self {
+            hdr: ZERO_HEADER,
+            task: ZERO_TASK,
+            file: FileId::ZERO,
+            flags: 0,
+            prot: 0,
+            map_flags: 0,
+            how: 0,
+            path_len: 0,
+            path_components: 0,
+            _pad0: 0,
+            _pad1: 0,
+            addr: 0,
+            len: 0,
+            off: 0,
+            path: [0; DW_PATH_MAX],
         }
     }
 }
@@ -145,9 +228,12 @@ pub struct Config {
     pub agent_tgid: u32,
     /// Global switch: 0 = never kill, whatever `dw_policy` says.
     pub enforce: u32,
-    /// The host's mount namespace inode: tasks still in it are never killed (0 = unknown).
+    /// The host's mount namespace inode: tasks still in it are never killed, and their
+    /// executable mappings are not looked at (0 = unknown).
     pub host_mntns_ino: u32,
-    pub _pad0: u32,
+    /// The running kernel's `FMODE_BACKING` bit (see [`crate::fmode_backing_for_release`]);
+    /// 0 = the kernel has no backing files.
+    pub fmode_backing: u32,
 }
 
 impl Config {
@@ -158,6 +244,8 @@ impl Config {
         out[offset_of!(Config, enforce)..][..4].copy_from_slice(&self.enforce.to_ne_bytes());
         out[offset_of!(Config, host_mntns_ino)..][..4]
             .copy_from_slice(&self.host_mntns_ino.to_ne_bytes());
+        out[offset_of!(Config, fmode_backing)..][..4]
+            .copy_from_slice(&self.fmode_backing.to_ne_bytes());
         out
     }
 }
@@ -165,9 +253,14 @@ impl Config {
 /// Size of `struct dw_exec_event`.
 pub const EXEC_EVENT_SIZE: usize = size_of::<ExecEvent>();
 /// Smallest valid exec record: the fixed part, everything before `filename`. On the wire the
-/// variable part follows packed: `filename_len` bytes of filename, `path_len` bytes of path,
-/// `argv_len` bytes of argv (ABI version 2).
+/// variable part follows packed (ABI version 3): `filename_len` bytes of filename,
+/// `interp_len` of interp, `path_len` of path, `argv_len` of argv, `cwd_len` of cwd.
 pub const EXEC_EVENT_MIN_SIZE: usize = offset_of!(ExecEvent, filename);
+/// Size of `struct dw_map_event`.
+pub const MAP_EVENT_SIZE: usize = size_of::<MapEvent>();
+/// Smallest valid map record: the fixed part, everything before `path`; `path_len` bytes of
+/// path follow.
+pub const MAP_EVENT_MIN_SIZE: usize = offset_of!(MapEvent, path);
 /// Size of `struct dw_fork_event`.
 pub const FORK_EVENT_SIZE: usize = size_of::<ForkEvent>();
 /// Size of `struct dw_exit_event`.
@@ -178,10 +271,15 @@ pub const EVENT_HEADER_SIZE: usize = size_of::<EventHeader>();
 // The header promises "no implicit holes": the sums below only hold if that is true.
 const _: () = assert!(size_of::<EventHeader>() == 16);
 const _: () = assert!(size_of::<Task>() == 64);
-const _: () = assert!(size_of::<ExecEvent>() == 6816);
-const _: () = assert!(offset_of!(ExecEvent, filename) == 160);
-const _: () = assert!(offset_of!(ExecEvent, path) == 160 + DW_FILENAME_MAX);
-const _: () = assert!(offset_of!(ExecEvent, argv) == 160 + DW_FILENAME_MAX + DW_PATH_MAX);
+const _: () = assert!(size_of::<FileId>() == 64);
+const _: () = assert!(offset_of!(ExecEvent, filename) == 168);
+const _: () = assert!(offset_of!(ExecEvent, interp) == 168 + DW_FILENAME_MAX);
+const _: () = assert!(offset_of!(ExecEvent, path) == 168 + DW_FILENAME_MAX + DW_INTERP_MAX);
+const _: () = assert!(offset_of!(ExecEvent, argv) == offset_of!(ExecEvent, path) + DW_PATH_MAX);
+const _: () = assert!(offset_of!(ExecEvent, cwd) == offset_of!(ExecEvent, argv) + DW_ARGV_MAX);
+const _: () = assert!(size_of::<ExecEvent>() == 11176);
+const _: () = assert!(offset_of!(MapEvent, path) == 192);
+const _: () = assert!(size_of::<MapEvent>() == 192 + DW_PATH_MAX);
 const _: () = assert!(size_of::<ForkEvent>() == 80);
 const _: () = assert!(size_of::<ExitEvent>() == 88);
 const _: () = assert!(size_of::<Config>() == 16);

@@ -16,18 +16,23 @@ pub mod decode;
 pub mod encode;
 pub mod layout;
 
-pub use decode::{decode, DecodeError, ExecRecord, ExitRecord, ForkRecord, Record, TaskRecord};
+pub use decode::{
+    decode, DecodeError, ExecRecord, ExitRecord, FileRecord, ForkRecord, MapHow, MapRecord,
+    PathDisplay, Record, TaskRecord,
+};
 pub use layout::{
-    Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Task, EVENT_HEADER_SIZE,
-    EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE,
+    Config, EventHeader, ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task,
+    EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE,
+    MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE,
 };
 
 /// `DW_ABI_VERSION`: bumped whenever a layout in `abi.h` changes.
-pub const DW_ABI_VERSION: u16 = 2;
+pub const DW_ABI_VERSION: u16 = 3;
 
 /// `DW_COMM_LEN`.
 pub const DW_COMM_LEN: usize = 16;
-/// `DW_FILENAME_MAX`: size of `dw_exec_event.filename`.
+/// `DW_FILENAME_MAX`: size of `dw_exec_event.filename` (a truncated filename keeps
+/// `DW_FILENAME_MAX - 1` bytes).
 pub const DW_FILENAME_MAX: usize = 512;
 /// `DW_PATH_MAX`: size of `dw_exec_event.path`.
 pub const DW_PATH_MAX: usize = 4096;
@@ -35,6 +40,10 @@ pub const DW_PATH_MAX: usize = 4096;
 pub const DW_PATH_MAX_COMPONENTS: usize = 64;
 /// `DW_ARGV_MAX`: size of `dw_exec_event.argv`.
 pub const DW_ARGV_MAX: usize = 2048;
+/// `DW_INTERP_MAX`: size of `dw_exec_event.interp`.
+pub const DW_INTERP_MAX: usize = 256;
+/// `DW_CWD_MAX`: size of `dw_exec_event.cwd`.
+pub const DW_CWD_MAX: usize = DW_PATH_MAX;
 
 /// `DW_EV_EXEC`.
 pub const DW_EV_EXEC: u16 = 1;
@@ -42,6 +51,8 @@ pub const DW_EV_EXEC: u16 = 1;
 pub const DW_EV_FORK: u16 = 2;
 /// `DW_EV_EXIT`.
 pub const DW_EV_EXIT: u16 = 3;
+/// `DW_EV_MAP`.
+pub const DW_EV_MAP: u16 = 4;
 
 /// Overlay inode has an upper dentry (written in the container, or copied up).
 pub const EXEC_F_OVL_UPPER: u32 = 1 << 0;
@@ -61,6 +72,20 @@ pub const EXEC_F_FILENAME_TRUNCATED: u32 = 1 << 6;
 pub const EXEC_F_KILLED: u32 = 1 << 7;
 /// The cgroup was found in `dw_policy`.
 pub const EXEC_F_IN_POLICY: u32 = 1 << 8;
+/// A binfmt handler (shebang script, binfmt_misc) ran: `interp` is the interpreter's name as the
+/// handler gave it, `filename` the script, and the file identity is the interpreter's.
+pub const EXEC_F_SCRIPT: u32 = 1 << 9;
+/// `bprm->interp` was longer than [`DW_INTERP_MAX`] - 1.
+pub const EXEC_F_INTERP_TRUNCATED: u32 = 1 << 10;
+/// The cwd walk ran out of components or space; the cwd is a suffix.
+pub const EXEC_F_CWD_TRUNCATED: u32 = 1 << 11;
+/// The cwd walk reached the top of the mount tree without meeting the task's root.
+pub const EXEC_F_CWD_OUTSIDE_ROOT: u32 = 1 << 12;
+
+/// `dw_map_event.how`: `mmap(2)` of a file with `PROT_EXEC`.
+pub const MAP_HOW_MMAP: u16 = 1;
+/// `dw_map_event.how`: `mprotect(2)` adding `PROT_EXEC` to a file mapping.
+pub const MAP_HOW_MPROTECT: u16 = 2;
 
 /// `dw_policy` value flag: a container cgroup the agent knows.
 pub const POLICY_F_TRACKED: u32 = 1 << 0;
@@ -73,8 +98,10 @@ pub const DW_STAT_RINGBUF_LOST_EXEC: u32 = 0;
 pub const DW_STAT_RINGBUF_LOST_FORK: u32 = 1;
 /// `dw_stats` index: exit records lost.
 pub const DW_STAT_RINGBUF_LOST_EXIT: u32 = 2;
-/// `dw_stats` index: SIGKILLs sent by the exec program.
+/// `dw_stats` index: SIGKILLs sent (drifted execs and suspicious executable mappings).
 pub const DW_STAT_KILLS: u32 = 3;
+/// `dw_stats` index: map records lost.
+pub const DW_STAT_RINGBUF_LOST_MAP: u32 = 4;
 /// Number of `dw_stats` entries.
 pub const DW_STAT_MAX: u32 = 8;
 
@@ -82,6 +109,23 @@ pub const DW_STAT_MAX: u32 = 8;
 pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
 /// `TMPFS_MAGIC` (shmem).
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
+
+/// The kernel's `FMODE_BACKING` bit for a kernel release string (`/proc/sys/kernel/osrelease`,
+/// e.g. `6.18.0-1-amd64`): `1 << 25` from 6.5 (backing files appeared) to 6.13, `1 << 24`
+/// since 6.14; 0 before 6.5 or for an unparsable release. `dw_config.fmode_backing`.
+pub fn fmode_backing_for_release(release: &str) -> u32 {
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (nums.next(), nums.next()) else {
+        return 0;
+    };
+    match (major, minor) {
+        (0..=5, _) | (6, 0..=4) => 0,
+        (6, 5..=13) => 1 << 25,
+        _ => 1 << 24,
+    }
+}
 
 /// Bytes of a fixed-size C string up to (not including) the first NUL.
 pub fn c_str_bytes(bytes: &[u8]) -> &[u8] {

@@ -1,8 +1,10 @@
 //! Kernel records (driftwatch-abi) to events (driftwatch-event), with kernel boot time turned
 //! into wall-clock time.
 
-use driftwatch_abi::{ExecRecord, Record, TaskRecord};
-use driftwatch_event::{Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, ForkEvent, TaskInfo};
+use driftwatch_abi::{ExecRecord, FileRecord, MapRecord, Record, TaskRecord};
+use driftwatch_event::{
+    Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, ForkEvent, MapEvent, MapHow, TaskInfo,
+};
 use rustix::time::{clock_gettime, ClockId};
 
 /// Converts `bpf_ktime_get_boot_ns()` stamps to nanoseconds since the Unix epoch.
@@ -52,10 +54,10 @@ fn task(t: &TaskRecord) -> TaskInfo {
     }
 }
 
-/// Join the dentry-walk components (root first) into an absolute path.
-fn exepath(r: &ExecRecord<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(r.path_raw.len() + 1);
-    for c in r.path_components_root_first() {
+/// Join dentry-walk components (root first) into an absolute path.
+fn join<'a>(components: impl Iterator<Item = &'a [u8]>, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity + 1);
+    for c in components {
         out.push(b'/');
         out.extend_from_slice(c);
     }
@@ -65,8 +67,53 @@ fn exepath(r: &ExecRecord<'_>) -> Vec<u8> {
     out
 }
 
-fn exec(r: &ExecRecord<'_>, clock: &Clock) -> ExecEvent {
+fn file(f: &FileRecord) -> ExeFile {
+    ExeFile {
+        ino: f.ino,
+        dev: f.dev,
+        nlink: f.nlink,
+        ctime_sec: f.ctime_sec,
+        ctime_nsec: f.ctime_nsec,
+        mtime_sec: f.mtime_sec,
+        mtime_nsec: f.mtime_nsec,
+        size: f.size,
+        mode: f.mode,
+        s_magic: f.s_magic,
+    }
+}
+
+fn flags(has: impl Fn(u32) -> bool) -> ExecFlags {
     use driftwatch_abi as abi;
+    ExecFlags {
+        overlay_upper: has(abi::EXEC_F_OVL_UPPER),
+        memfd: has(abi::EXEC_F_MEMFD),
+        on_root_mount: has(abi::EXEC_F_ON_ROOT_MNT),
+        path_truncated: has(abi::EXEC_F_PATH_TRUNCATED),
+        path_outside_root: has(abi::EXEC_F_PATH_OUTSIDE_ROOT),
+        argv_truncated: has(abi::EXEC_F_ARGV_TRUNCATED),
+        filename_truncated: has(abi::EXEC_F_FILENAME_TRUNCATED),
+        killed: has(abi::EXEC_F_KILLED),
+        in_policy: has(abi::EXEC_F_IN_POLICY),
+        script: has(abi::EXEC_F_SCRIPT),
+    }
+}
+
+fn map(r: &MapRecord<'_>, clock: &Clock) -> MapEvent {
+    MapEvent {
+        time_ns: clock.wall_ns(r.ktime_ns),
+        task: task(&r.task),
+        file: file(&r.file),
+        flags: flags(|f| r.has(f)),
+        prot: r.prot,
+        how: match r.how {
+            driftwatch_abi::MapHow::Mmap => MapHow::Mmap,
+            driftwatch_abi::MapHow::Mprotect => MapHow::Mprotect,
+        },
+        path: join(r.path_components_root_first(), r.path_raw.len()),
+    }
+}
+
+fn exec(r: &ExecRecord<'_>, clock: &Clock) -> ExecEvent {
     // Arguments are NUL-terminated; a missing final NUL means argv was truncated mid-argument.
     let raw = r.argv.strip_suffix(&[0]).unwrap_or(r.argv);
     let args = if r.argv.is_empty() {
@@ -74,38 +121,26 @@ fn exec(r: &ExecRecord<'_>, clock: &Clock) -> ExecEvent {
     } else {
         raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect()
     };
+    let flags = flags(|f| r.has(f));
     ExecEvent {
         time_ns: clock.wall_ns(r.ktime_ns),
         task: task(&r.task),
         filename: r.filename.to_vec(),
-        exepath: exepath(r),
+        exepath: join(r.path_components_root_first(), r.path_raw.len()),
         args,
-        exe: ExeFile {
-            ino: r.exe_ino,
-            dev: r.exe_dev,
-            nlink: r.exe_nlink,
-            ctime_sec: r.exe_ctime_sec,
-            ctime_nsec: r.exe_ctime_nsec,
-            mtime_sec: r.exe_mtime_sec,
-            mtime_nsec: r.exe_mtime_nsec,
-            size: r.exe_size,
-            mode: r.exe_mode,
-            s_magic: r.exe_s_magic,
+        exe: file(&r.exe()),
+        flags,
+        interp: if flags.script {
+            r.interp.to_vec()
+        } else {
+            r.filename.to_vec()
         },
-        flags: ExecFlags {
-            overlay_upper: r.has(abi::EXEC_F_OVL_UPPER),
-            memfd: r.has(abi::EXEC_F_MEMFD),
-            on_root_mount: r.has(abi::EXEC_F_ON_ROOT_MNT),
-            path_truncated: r.has(abi::EXEC_F_PATH_TRUNCATED),
-            path_outside_root: r.has(abi::EXEC_F_PATH_OUTSIDE_ROOT),
-            argv_truncated: r.has(abi::EXEC_F_ARGV_TRUNCATED),
-            filename_truncated: r.has(abi::EXEC_F_FILENAME_TRUNCATED),
-            killed: r.has(abi::EXEC_F_KILLED),
-            in_policy: r.has(abi::EXEC_F_IN_POLICY),
-            script: false,
-        },
-        interp: Vec::new(),
-        cwd: None,
+        // The kernel walks the working directory for container tasks only; an incomplete walk is
+        // no working directory at all (a relative script path then stays unresolved).
+        cwd: (!r.cwd_raw.is_empty()
+            && !r.has(driftwatch_abi::EXEC_F_CWD_TRUNCATED)
+            && !r.has(driftwatch_abi::EXEC_F_CWD_OUTSIDE_ROOT))
+        .then(|| join(r.cwd_components_root_first(), r.cwd_raw.len())),
     }
 }
 
@@ -122,5 +157,6 @@ pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, driftwatch_abi::Decode
             task: task(&r.task),
             exit_code: r.exit_code,
         }),
+        Record::Map(r) => Event::Map(map(&r, clock)),
     })
 }

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub ringbuf_lost_exec: AtomicU64,
     pub ringbuf_lost_fork: AtomicU64,
     pub ringbuf_lost_exit: AtomicU64,
+    pub ringbuf_lost_map: AtomicU64,
     pub kernel_kills: AtomicU64,
     pub userspace_kills: AtomicU64,
     pub event_channel_drops: AtomicU64,
@@ -72,6 +73,7 @@ impl Metrics {
             ("exec", g(&self.ringbuf_lost_exec)),
             ("fork", g(&self.ringbuf_lost_fork)),
             ("exit", g(&self.ringbuf_lost_exit)),
+            ("map", g(&self.ringbuf_lost_map)),
         ] {
             let _ = writeln!(
                 out,

@@ -267,6 +267,9 @@ impl Processor {
                 metrics
                     .ringbuf_lost_exit
                     .store(s.lost_exit, Ordering::Relaxed);
+                metrics
+                    .ringbuf_lost_map
+                    .store(s.lost_map, Ordering::Relaxed);
                 metrics.kernel_kills.store(s.kills, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "cannot read sensor statistics"),

@@ -2,7 +2,9 @@
 /*
  * driftwatch process sensor: exec / fork / exit of thread-group leaders, with the identity of
  * the executed file, its path as the process sees it, and in-kernel SIGKILL of drifted execs in
- * cgroups whose dw_policy entry says ENFORCE.
+ * cgroups whose dw_policy entry says ENFORCE. Executable file mappings (mmap / mprotect with
+ * PROT_EXEC) in containers get the same verdict: only suspicious ones are reported (and killed
+ * under enforce), so the image's libraries cost the program and never a record.
  *
  * Records are laid out as in abi.h; userspace decodes them with driftwatch-abi.
  */
@@ -23,15 +25,26 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define DW_PATH_WALK_STEPS (2 * DW_PATH_MAX_COMPONENTS)
 /* Multigrain timestamps (6.13+) keep a flag in the top bit of i_ctime_nsec. */
 #define DW_NSEC_MASK 0x3fffffff
+#define DW_PROT_EXEC 0x4
+#define DW_MAP_ANONYMOUS 0x20
+#define DW_PAGE_SHIFT 12
 
 /*
- * One scratch record per CPU: too big for the 512-byte BPF stack. Its value type is a union of
- * every ABI record so that all of them are in the object's BTF (the abi_layout test reads it).
+ * One scratch record per CPU: too big for the 512-byte BPF stack. Its value type holds a union of
+ * every ABI record so that all of them are in the object's BTF (the abi_layout test reads it),
+ * and room for one more name: the path walk writes a name at an offset the verifier only knows
+ * to be below DW_PATH_MAX, and exec's cwd is the last array of the record.
  */
 union dw_any_event {
     struct dw_exec_event exec;
     struct dw_fork_event fork;
     struct dw_exit_event exit;
+    struct dw_map_event map;
+};
+
+struct dw_scratch_value {
+    union dw_any_event ev;
+    __u8 slack[DW_NAME_MAX + 1];
 };
 
 /* 4 MiB: a packed exec record is ~300-600 bytes, so this holds several seconds of a container
@@ -75,7 +88,7 @@ struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 1);
     __type(key, __u32);
-    __type(value, union dw_any_event);
+    __type(value, struct dw_scratch_value);
 } dw_scratch SEC(".maps");
 
 /* The packed exec record is assembled here from the scratch record. */
@@ -146,70 +159,91 @@ static __always_inline __u64 task_cgroup_id(struct task_struct *task) {
     return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 }
 
-static __always_inline void fill_times(struct dw_exec_event *e, struct inode *inode) {
+static __always_inline void fill_times(struct dw_file_id *f, struct inode *inode) {
     if (bpf_core_field_exists(inode->i_ctime_sec)) {
-        e->exe_ctime_sec = BPF_CORE_READ(inode, i_ctime_sec);
-        e->exe_ctime_nsec = BPF_CORE_READ(inode, i_ctime_nsec) & DW_NSEC_MASK;
-        e->exe_mtime_sec = BPF_CORE_READ(inode, i_mtime_sec);
-        e->exe_mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec) & DW_NSEC_MASK;
+        f->ctime_sec = BPF_CORE_READ(inode, i_ctime_sec);
+        f->ctime_nsec = BPF_CORE_READ(inode, i_ctime_nsec) & DW_NSEC_MASK;
+        f->mtime_sec = BPF_CORE_READ(inode, i_mtime_sec);
+        f->mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec) & DW_NSEC_MASK;
     } else if (bpf_core_field_exists(((struct inode___pre611 *)inode)->__i_ctime)) {
         struct inode___pre611 *i = (void *)inode;
-        e->exe_ctime_sec = BPF_CORE_READ(i, __i_ctime.tv_sec);
-        e->exe_ctime_nsec = BPF_CORE_READ(i, __i_ctime.tv_nsec);
+        f->ctime_sec = BPF_CORE_READ(i, __i_ctime.tv_sec);
+        f->ctime_nsec = BPF_CORE_READ(i, __i_ctime.tv_nsec);
         /* 6.6 renamed only i_ctime; i_mtime became __i_mtime in 6.7. */
         if (bpf_core_field_exists(i->__i_mtime)) {
-            e->exe_mtime_sec = BPF_CORE_READ(i, __i_mtime.tv_sec);
-            e->exe_mtime_nsec = BPF_CORE_READ(i, __i_mtime.tv_nsec);
+            f->mtime_sec = BPF_CORE_READ(i, __i_mtime.tv_sec);
+            f->mtime_nsec = BPF_CORE_READ(i, __i_mtime.tv_nsec);
         } else {
             struct inode___pre66 *o = (void *)inode;
-            e->exe_mtime_sec = BPF_CORE_READ(o, i_mtime.tv_sec);
-            e->exe_mtime_nsec = BPF_CORE_READ(o, i_mtime.tv_nsec);
+            f->mtime_sec = BPF_CORE_READ(o, i_mtime.tv_sec);
+            f->mtime_nsec = BPF_CORE_READ(o, i_mtime.tv_nsec);
         }
     } else {
         struct inode___pre66 *o = (void *)inode;
-        e->exe_ctime_sec = BPF_CORE_READ(o, i_ctime.tv_sec);
-        e->exe_ctime_nsec = BPF_CORE_READ(o, i_ctime.tv_nsec);
-        e->exe_mtime_sec = BPF_CORE_READ(o, i_mtime.tv_sec);
-        e->exe_mtime_nsec = BPF_CORE_READ(o, i_mtime.tv_nsec);
+        f->ctime_sec = BPF_CORE_READ(o, i_ctime.tv_sec);
+        f->ctime_nsec = BPF_CORE_READ(o, i_ctime.tv_nsec);
+        f->mtime_sec = BPF_CORE_READ(o, i_mtime.tv_sec);
+        f->mtime_nsec = BPF_CORE_READ(o, i_mtime.tv_nsec);
     }
 }
 
-/* Appends one dentry name plus NUL at *off; false (and PATH_TRUNCATED) if it does not fit. */
-static __always_inline bool path_push(struct dw_exec_event *e, __u32 *off, struct dentry *d) {
-    __u32 len = BPF_CORE_READ(d, d_name.len);
-    const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-    __u32 o = *off;
-
-    if (len == 0 || len > DW_NAME_MAX || o + len + 1 > DW_PATH_MAX) {
-        e->flags |= DW_EXEC_F_PATH_TRUNCATED;
-        return false;
-    }
-    /*
-     * The masks only convince the verifier (o < DW_PATH_MAX, len <= DW_NAME_MAX keeps the write
-     * inside the record); the check above is what keeps it inside path[].
-     */
-    o &= DW_PATH_MAX - 1;
-    len &= DW_NAME_MAX;
-    if (bpf_probe_read_kernel(&e->path[o], len, name) != 0) {
-        e->flags |= DW_EXEC_F_PATH_TRUNCATED;
-        return false;
-    }
-    o = (o + len) & (DW_PATH_MAX - 1);
-    e->path[o] = 0;
-    *off = o + 1;
-    e->path_components++;
-    return true;
+/* The identity of a file; s_magic and nlink are passed in, the caller has read them already. */
+static __always_inline void fill_file(struct dw_file_id *f, struct inode *inode, __u64 s_magic,
+                                      __u32 nlink) {
+    f->ino = BPF_CORE_READ(inode, i_ino);
+    f->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+    f->nlink = nlink;
+    f->size = BPF_CORE_READ(inode, i_size);
+    f->mode = BPF_CORE_READ(inode, i_mode);
+    f->s_magic = s_magic;
+    f->_pad0 = 0;
+    fill_times(f, inode);
 }
 
+/*
+ * Path walk state. `buf` is a DW_PATH_MAX array in a map value followed by at least
+ * DW_NAME_MAX + 1 more bytes of the value (the verifier only sees the masked bounds below).
+ */
 struct path_walk {
-    struct dw_exec_event *e;
+    __u8 *buf;
     struct dentry *dentry;
     struct vfsmount *vfsmnt;
     struct dentry *root_dentry;
     struct vfsmount *root_mnt;
     __u32 off;
+    __u32 components;
     bool done;
+    bool truncated;
+    bool outside;
 };
+
+/* Appends one dentry name plus NUL at w->off; false (and truncated) if it does not fit. */
+static __always_inline bool path_push(struct path_walk *w, struct dentry *d) {
+    __u32 len = BPF_CORE_READ(d, d_name.len);
+    const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+    __u8 *buf = w->buf;
+    __u32 o = w->off;
+
+    if (len == 0 || len > DW_NAME_MAX || o + len + 1 > DW_PATH_MAX) {
+        w->truncated = true;
+        return false;
+    }
+    /*
+     * The masks only convince the verifier (o < DW_PATH_MAX, len <= DW_NAME_MAX keeps the write
+     * inside the map value); the check above is what keeps it inside the array.
+     */
+    o &= DW_PATH_MAX - 1;
+    len &= DW_NAME_MAX;
+    if (bpf_probe_read_kernel(&buf[o], len, name) != 0) {
+        w->truncated = true;
+        return false;
+    }
+    o = (o + len) & (DW_PATH_MAX - 1);
+    buf[o] = 0;
+    w->off = o + 1;
+    w->components++;
+    return true;
+}
 
 /*
  * One step of the walk, as a bpf_loop() callback: the verifier checks the body once instead of
@@ -217,7 +251,6 @@ struct path_walk {
  * Returns 1 to stop.
  */
 static long path_walk_step(__u32 index, struct path_walk *w) {
-    struct dw_exec_event *e = w->e;
     struct dentry *dentry = w->dentry;
     struct vfsmount *vfsmnt = w->vfsmnt;
 
@@ -232,7 +265,7 @@ static long path_walk_step(__u32 index, struct path_walk *w) {
         struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
         if (mnt_parent == mnt) {
             /* Top of the mount tree, and the task's root was not on the way. */
-            e->flags |= DW_EXEC_F_PATH_OUTSIDE_ROOT;
+            w->outside = true;
             w->done = true;
             return 1;
         }
@@ -242,13 +275,13 @@ static long path_walk_step(__u32 index, struct path_walk *w) {
     }
     if (dentry == parent) {
         /* Disconnected dentry (memfd, deleted root): keep its name, stop here. */
-        path_push(e, &w->off, dentry);
-        e->flags |= DW_EXEC_F_PATH_OUTSIDE_ROOT;
+        path_push(w, dentry);
+        w->outside = true;
         w->done = true;
         return 1;
     }
-    if (e->path_components >= DW_PATH_MAX_COMPONENTS || !path_push(e, &w->off, dentry)) {
-        e->flags |= DW_EXEC_F_PATH_TRUNCATED;
+    if (w->components >= DW_PATH_MAX_COMPONENTS || !path_push(w, dentry)) {
+        w->truncated = true;
         w->done = true;
         return 1;
     }
@@ -257,23 +290,30 @@ static long path_walk_step(__u32 index, struct path_walk *w) {
 }
 
 /*
- * Resolves bprm->file's path as the task sees it: walk d_parent up to the task's root, hopping
- * to the mountpoint in the parent mount at each mount root. Leaf first, NUL after each name.
+ * Resolves (dentry, mnt) as the task sees it into buf: walk d_parent up to the task's root,
+ * hopping to the mountpoint in the parent mount at each mount root. Leaf first, NUL after each
+ * name. Returns f_truncated / f_outside (flag bits of the caller's record) as they apply.
  */
-static __always_inline void resolve_path(struct dw_exec_event *e, struct path *fpath,
-                                         struct path *root) {
+static __always_inline __u32 resolve_path(__u8 *buf, struct dentry *dentry, struct vfsmount *mnt,
+                                          struct path *root, __u16 *len, __u16 *components,
+                                          __u32 f_truncated, __u32 f_outside) {
     struct path_walk w = {
-        .e = e,
-        .dentry = fpath->dentry,
-        .vfsmnt = fpath->mnt,
+        .buf = buf,
+        .dentry = dentry,
+        .vfsmnt = mnt,
         .root_dentry = root->dentry,
         .root_mnt = root->mnt,
     };
+    __u32 flags = 0;
 
     bpf_loop(DW_PATH_WALK_STEPS, path_walk_step, &w, 0);
-    if (!w.done)
-        e->flags |= DW_EXEC_F_PATH_TRUNCATED;
-    e->path_len = w.off;
+    if (!w.done || w.truncated)
+        flags |= f_truncated;
+    if (w.outside)
+        flags |= f_outside;
+    *len = w.off;
+    *components = w.components;
+    return flags;
 }
 
 static __always_inline bool is_memfd(struct dentry *d, __u64 s_magic) {
@@ -292,25 +332,70 @@ static __always_inline bool ovl_has_upper(struct inode *inode) {
     return BPF_CORE_READ(oi, __upperdentry) != NULL;
 }
 
-static __always_inline void read_filename(struct dw_exec_event *e, struct linux_binprm *bprm) {
-    const char *filename = BPF_CORE_READ(bprm, filename);
-    long n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+/* Where a file's code comes from, as DW_EXEC_F_OVL_UPPER | _MEMFD | _ON_ROOT_MNT. */
+static __always_inline __u32 file_verdict(struct inode *inode, __u64 s_magic, struct path *fpath,
+                                          struct vfsmount *root_mnt) {
+    __u32 flags = 0;
 
-    if (n <= 0) {
-        e->filename_len = 0;
-        return;
-    }
-    if (n == sizeof(e->filename)) {
-        /* Filled the buffer: truncated unless the string ends exactly there. */
-        char next = 0;
-        bpf_probe_read_kernel(&next, 1, filename + sizeof(e->filename) - 1);
-        if (next != 0) {
-            e->flags |= DW_EXEC_F_FILENAME_TRUNCATED;
-            e->filename_len = sizeof(e->filename);
-            return;
+    if (s_magic == DW_OVERLAYFS_SUPER_MAGIC && ovl_has_upper(inode))
+        flags |= DW_EXEC_F_OVL_UPPER;
+    if (is_memfd(fpath->dentry, s_magic))
+        flags |= DW_EXEC_F_MEMFD;
+    if (fpath->mnt == root_mnt)
+        flags |= DW_EXEC_F_ON_ROOT_MNT;
+    return flags;
+}
+
+/* Code that is not the image's: written in the container, in memory, or on another mount. */
+static __always_inline bool is_drift(__u32 flags) {
+    return (flags & (DW_EXEC_F_OVL_UPPER | DW_EXEC_F_MEMFD)) || !(flags & DW_EXEC_F_ON_ROOT_MNT);
+}
+
+static __always_inline bool in_host_mntns(struct dw_config *cfg, __u32 mntns_ino) {
+    return cfg && cfg->host_mntns_ino && mntns_ino == cfg->host_mntns_ino;
+}
+
+/*
+ * The policy decision for current: DW_EXEC_F_IN_POLICY if its cgroup is in dw_policy, plus
+ * DW_EXEC_F_KILLED if `drift` in an ENFORCE cgroup, enforcement on, not in the host's mount
+ * namespace, and SIGKILL was sent (pending before current returns to user space).
+ */
+static __always_inline __u32 apply_policy(struct dw_config *cfg, __u64 cgroup_id, bool drift,
+                                          bool host) {
+    __u32 *policy = bpf_map_lookup_elem(&dw_policy, &cgroup_id);
+    __u32 flags;
+
+    if (!policy)
+        return 0;
+    flags = DW_EXEC_F_IN_POLICY;
+    if (drift && !host && cfg && cfg->enforce && (*policy & DW_POLICY_F_ENFORCE)) {
+        if (bpf_send_signal(DW_SIGKILL) == 0) {
+            flags |= DW_EXEC_F_KILLED;
+            stat_inc(DW_STAT_KILLS);
         }
     }
-    e->filename_len = n - 1; /* without the NUL */
+    return flags;
+}
+
+/*
+ * Copies the kernel string src into buf (size bytes, a constant after inlining) and returns its
+ * length without the NUL; *truncated if it did not fit (then the length is size - 1).
+ */
+static __always_inline __u16 read_kstr(__u8 *buf, __u32 size, const char *src, bool *truncated) {
+    long n = bpf_probe_read_kernel_str(buf, size, src);
+
+    if (n <= 0)
+        return 0;
+    if (n == size) {
+        /* Filled the buffer: truncated unless the string ends exactly there. */
+        char next = 0;
+        bpf_probe_read_kernel(&next, 1, src + size - 1);
+        if (next != 0) {
+            *truncated = true;
+            return size - 1;
+        }
+    }
+    return n - 1; /* without the NUL */
 }
 
 static __always_inline void read_argv(struct dw_exec_event *e, struct task_struct *task) {
@@ -332,6 +417,11 @@ static __always_inline void read_argv(struct dw_exec_event *e, struct task_struc
     e->argv_len = len;
 }
 
+static __always_inline struct dw_scratch_value *scratch(void) {
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&dw_scratch, &zero);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(dw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
     struct dw_config *cfg = dw_get_config();
@@ -340,10 +430,10 @@ int BPF_PROG(dw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
     if (is_agent(cfg, tgid))
         return 0;
-    union dw_any_event *any = bpf_map_lookup_elem(&dw_scratch, &zero);
-    if (!any)
+    struct dw_scratch_value *s = scratch();
+    if (!s)
         return 0;
-    struct dw_exec_event *e = &any->exec;
+    struct dw_exec_event *e = &s->ev.exec;
     __u64 cgroup_id = bpf_get_current_cgroup_id();
 
     e->hdr.kind = DW_EV_EXEC;
@@ -351,8 +441,6 @@ int BPF_PROG(dw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     e->hdr.ktime_ns = bpf_ktime_get_boot_ns();
     fill_task(&e->task, p, cgroup_id);
     e->old_pid = old_pid;
-    e->flags = 0;
-    e->path_components = 0;
     e->_pad1 = 0;
 
     struct file *file = BPF_CORE_READ(bprm, file);
@@ -362,74 +450,274 @@ int BPF_PROG(dw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     BPF_CORE_READ_INTO(&root, p, fs, root);
 
     __u64 s_magic = BPF_CORE_READ(inode, i_sb, s_magic);
-    e->exe_ino = BPF_CORE_READ(inode, i_ino);
-    e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
-    e->exe_nlink = BPF_CORE_READ(inode, __i_nlink);
-    e->exe_size = BPF_CORE_READ(inode, i_size);
-    e->exe_mode = BPF_CORE_READ(inode, i_mode);
-    e->exe_s_magic = s_magic;
-    fill_times(e, inode);
-
-    if (s_magic == DW_OVERLAYFS_SUPER_MAGIC && ovl_has_upper(inode))
-        e->flags |= DW_EXEC_F_OVL_UPPER;
-    if (is_memfd(fpath.dentry, s_magic))
-        e->flags |= DW_EXEC_F_MEMFD;
-    if (fpath.mnt == root.mnt)
-        e->flags |= DW_EXEC_F_ON_ROOT_MNT;
+    fill_file(&e->exe, inode, s_magic, BPF_CORE_READ(inode, __i_nlink));
+    e->flags = file_verdict(inode, s_magic, &fpath, root.mnt);
 
     /* Enforcement first: the signal is pending before the new image runs an instruction. */
-    __u32 *policy = bpf_map_lookup_elem(&dw_policy, &cgroup_id);
-    if (policy) {
-        e->flags |= DW_EXEC_F_IN_POLICY;
-        bool drift = (e->flags & (DW_EXEC_F_OVL_UPPER | DW_EXEC_F_MEMFD)) ||
-                     !(e->flags & DW_EXEC_F_ON_ROOT_MNT);
-        bool in_host_mntns = cfg && cfg->host_mntns_ino && e->task.mntns_ino == cfg->host_mntns_ino;
-        if (drift && !in_host_mntns && cfg && cfg->enforce && (*policy & DW_POLICY_F_ENFORCE)) {
-            if (bpf_send_signal(DW_SIGKILL) == 0) {
-                e->flags |= DW_EXEC_F_KILLED;
-                stat_inc(DW_STAT_KILLS);
-            }
-        }
-    }
+    bool host = in_host_mntns(cfg, e->task.mntns_ino);
+    e->flags |= apply_policy(cfg, cgroup_id, is_drift(e->flags), host);
 
-    read_filename(e, bprm);
-    resolve_path(e, &fpath, &root);
+    bool truncated = false;
+    const char *filename = BPF_CORE_READ(bprm, filename);
+    e->filename_len = read_kstr(e->filename, DW_FILENAME_MAX, filename, &truncated);
+    if (truncated)
+        e->flags |= DW_EXEC_F_FILENAME_TRUNCATED;
+    /* bprm->interp starts as bprm->filename; only bprm_change_interp() (binfmt_script,
+     * binfmt_misc) points it elsewhere. */
+    const char *interp = BPF_CORE_READ(bprm, interp);
+    e->interp_len = 0;
+    if (interp && interp != filename) {
+        e->flags |= DW_EXEC_F_SCRIPT;
+        truncated = false;
+        e->interp_len = read_kstr(e->interp, DW_INTERP_MAX, interp, &truncated);
+        if (truncated)
+            e->flags |= DW_EXEC_F_INTERP_TRUNCATED;
+    }
+    e->flags |=
+        resolve_path(e->path, fpath.dentry, fpath.mnt, &root, &e->path_len, &e->path_components,
+                     DW_EXEC_F_PATH_TRUNCATED, DW_EXEC_F_PATH_OUTSIDE_ROOT);
     read_argv(e, p);
+    /* The working directory resolves relative script paths; host execs do not need it. */
+    e->cwd_len = 0;
+    e->cwd_components = 0;
+    if (!host) {
+        struct path pwd = {};
+        BPF_CORE_READ_INTO(&pwd, p, fs, pwd);
+        e->flags |=
+            resolve_path(e->cwd, pwd.dentry, pwd.mnt, &root, &e->cwd_len, &e->cwd_components,
+                         DW_EXEC_F_CWD_TRUNCATED, DW_EXEC_F_CWD_OUTSIDE_ROOT);
+    }
 
     struct dw_exec_event *out = bpf_map_lookup_elem(&dw_packed, &zero);
     if (!out)
         return 0;
-    /* Pack: fixed part, then the used bytes of filename, path and argv back to back. */
-    __u32 fl = e->filename_len, pl = e->path_len, al = e->argv_len;
+    /* Pack: fixed part, then the used bytes of the five arrays back to back. */
+    __u32 fl = e->filename_len, il = e->interp_len, pl = e->path_len, al = e->argv_len,
+          cl = e->cwd_len;
     /* Clamp, then re-check after a barrier so clang cannot fold the bound away from the
      * verifier's sight (the re-checks never fire). */
     if (fl > DW_FILENAME_MAX)
         fl = DW_FILENAME_MAX;
+    if (il > DW_INTERP_MAX)
+        il = DW_INTERP_MAX;
     if (pl > DW_PATH_MAX)
         pl = DW_PATH_MAX;
     if (al > DW_ARGV_MAX)
         al = DW_ARGV_MAX;
+    if (cl > DW_CWD_MAX)
+        cl = DW_CWD_MAX;
     barrier_var(fl);
+    barrier_var(il);
     barrier_var(pl);
     barrier_var(al);
-    if (fl > DW_FILENAME_MAX || pl > DW_PATH_MAX || al > DW_ARGV_MAX)
+    barrier_var(cl);
+    if (fl > DW_FILENAME_MAX || il > DW_INTERP_MAX || pl > DW_PATH_MAX || al > DW_ARGV_MAX ||
+        cl > DW_CWD_MAX)
         return 0;
     __u32 fixed = offsetof(struct dw_exec_event, filename);
     __u8 *data = (__u8 *)out + fixed;
-    __u64 size = fixed + fl + pl + al;
+    __u64 size = fixed + fl + il + pl + al + cl;
     e->hdr.len = size;
     bpf_probe_read_kernel(out, fixed, e);
     if (fl)
         bpf_probe_read_kernel(data, fl, e->filename);
+    data += fl;
+    if (il)
+        bpf_probe_read_kernel(data, il, e->interp);
+    data += il;
     if (pl)
-        bpf_probe_read_kernel(data + fl, pl, e->path);
+        bpf_probe_read_kernel(data, pl, e->path);
+    data += pl;
     if (al)
-        bpf_probe_read_kernel(data + fl + pl, al, e->argv);
+        bpf_probe_read_kernel(data, al, e->argv);
+    data += al;
+    if (cl)
+        bpf_probe_read_kernel(data, cl, e->cwd);
     barrier_var(size);
     if (size > sizeof(*out))
         size = sizeof(*out);
     if (bpf_ringbuf_output(&dw_events, out, size, dw_wakeup_flags()) != 0)
         stat_inc(DW_STAT_RINGBUF_LOST_EXEC);
+    return 0;
+}
+
+/* What an executable-mapping syscall asked for. */
+struct map_req {
+    __u64 addr;
+    __u64 len;
+    __u64 off;
+    __u32 prot;
+    __u32 map_flags;
+    __u16 how;
+};
+
+/*
+ * The first filter of every executable mapping, before its file is looked at: not the agent, not
+ * in the host's mount namespace. Returns current, or NULL to ignore the mapping.
+ */
+static __always_inline struct task_struct *map_task(struct dw_config *cfg) {
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+    if (is_agent(cfg, tgid))
+        return NULL;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    if (in_host_mntns(cfg, BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum)))
+        return NULL;
+    return task;
+}
+
+/*
+ * The verdict on a file current maps executable; a record (and, under enforce, SIGKILL) only if
+ * it is suspicious. Image files end here after a dozen reads.
+ */
+static __always_inline void handle_map(struct dw_config *cfg, struct task_struct *task,
+                                       struct file *file, struct map_req *req) {
+    if (!file)
+        return;
+    struct inode *inode = BPF_CORE_READ(file, f_inode);
+    struct path fpath = {}, root = {};
+    BPF_CORE_READ_INTO(&fpath, file, f_path);
+    /*
+     * A vma of an overlay file holds overlayfs' backing file (the upper or lower layer's file on
+     * an internal mount): judge the file the task opened, the backing file's user_path.
+     */
+    __u32 fmode_backing = cfg ? cfg->fmode_backing : 0;
+    if (fmode_backing && (BPF_CORE_READ(file, f_mode) & fmode_backing) &&
+        bpf_core_type_exists(struct backing_file)) {
+        struct backing_file *bf = container_of(file, struct backing_file, file);
+        struct path user = {};
+        BPF_CORE_READ_INTO(&user, bf, user_path);
+        if (user.dentry && user.mnt) {
+            fpath = user;
+            inode = BPF_CORE_READ(user.dentry, d_inode);
+        }
+    }
+    BPF_CORE_READ_INTO(&root, task, fs, root);
+    __u64 s_magic = BPF_CORE_READ(inode, i_sb, s_magic);
+    __u32 nlink = BPF_CORE_READ(inode, __i_nlink);
+    __u32 flags = file_verdict(inode, s_magic, &fpath, root.mnt);
+
+    if (!is_drift(flags) && nlink != 0)
+        return;
+
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    /* map_task() already left out the host's mount namespace. */
+    flags |= apply_policy(cfg, cgroup_id, true, false);
+
+    struct dw_scratch_value *s = scratch();
+    if (!s)
+        return;
+    struct dw_map_event *m = &s->ev.map;
+    m->hdr.kind = DW_EV_MAP;
+    m->hdr.version = DW_ABI_VERSION;
+    m->hdr.ktime_ns = bpf_ktime_get_boot_ns();
+    fill_task(&m->task, task, cgroup_id);
+    fill_file(&m->file, inode, s_magic, nlink);
+    m->prot = req->prot;
+    m->map_flags = req->map_flags;
+    m->how = req->how;
+    m->_pad0 = 0;
+    m->_pad1 = 0;
+    m->addr = req->addr;
+    m->len = req->len;
+    m->off = req->off;
+    flags |=
+        resolve_path(m->path, fpath.dentry, fpath.mnt, &root, &m->path_len, &m->path_components,
+                     DW_EXEC_F_PATH_TRUNCATED, DW_EXEC_F_PATH_OUTSIDE_ROOT);
+    m->flags = flags;
+
+    /* The path is the last array: the scratch record is already packed. */
+    __u32 pl = m->path_len;
+    if (pl > DW_PATH_MAX)
+        pl = DW_PATH_MAX;
+    barrier_var(pl);
+    if (pl > DW_PATH_MAX)
+        return;
+    __u64 size = offsetof(struct dw_map_event, path) + pl;
+    m->hdr.len = size;
+    if (bpf_ringbuf_output(&dw_events, m, size, dw_wakeup_flags()) != 0)
+        stat_inc(DW_STAT_RINGBUF_LOST_MAP);
+}
+
+/* current->files->fdt->fd[fd], or NULL. */
+static __always_inline struct file *fd_file(struct task_struct *task, int fd) {
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *file = NULL;
+
+    if (fd < 0 || (unsigned int)fd >= max_fds)
+        return NULL;
+    bpf_core_read(&file, sizeof(file), &fds[fd]);
+    return file;
+}
+
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int dw_mmap(struct trace_event_raw_sys_enter *ctx) {
+    __u64 prot = ctx->args[2];
+    __u64 map_flags = ctx->args[3];
+    int fd = (int)ctx->args[4];
+
+    if (!(prot & DW_PROT_EXEC) || (map_flags & DW_MAP_ANONYMOUS) || fd < 0)
+        return 0;
+    struct dw_config *cfg = dw_get_config();
+    struct task_struct *task = map_task(cfg);
+    if (!task)
+        return 0;
+    struct map_req req = {
+        .addr = ctx->args[0],
+        .len = ctx->args[1],
+        .off = ctx->args[5],
+        .prot = prot,
+        .map_flags = map_flags,
+        .how = DW_MAP_HOW_MMAP,
+    };
+    handle_map(cfg, task, fd_file(task, fd), &req);
+    return 0;
+}
+
+struct vma_lookup {
+    __u64 addr;
+    struct file *file;
+    __u64 off;
+};
+
+/* bpf_find_vma() callback (mmap lock held): the file and file offset of the vma at addr. */
+static long vma_file(struct task_struct *task, struct vm_area_struct *vma, struct vma_lookup *l) {
+    __u64 start = BPF_CORE_READ(vma, vm_start);
+
+    /* find_vma() returns the first vma ending above addr, which may start above it too. */
+    if (start > l->addr)
+        return 0;
+    l->file = BPF_CORE_READ(vma, vm_file);
+    l->off = (BPF_CORE_READ(vma, vm_pgoff) << DW_PAGE_SHIFT) + (l->addr - start);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_mprotect")
+int dw_mprotect(struct trace_event_raw_sys_enter *ctx) {
+    __u64 prot = ctx->args[2];
+
+    if (!(prot & DW_PROT_EXEC))
+        return 0;
+    struct dw_config *cfg = dw_get_config();
+    struct task_struct *task = map_task(cfg);
+    if (!task)
+        return 0;
+    struct vma_lookup l = {.addr = ctx->args[0]};
+    /* Anonymous memory (JIT) has no file: out of scope. */
+    bpf_find_vma(bpf_get_current_task_btf(), l.addr, vma_file, &l, 0);
+    if (!l.file)
+        return 0;
+    struct map_req req = {
+        .addr = l.addr,
+        .len = ctx->args[1],
+        .off = l.off,
+        .prot = prot,
+        .map_flags = 0,
+        .how = DW_MAP_HOW_MPROTECT,
+    };
+    handle_map(cfg, task, l.file, &req);
     return 0;
 }
 

@@ -3,6 +3,7 @@
 use std::io;
 
 use aya::maps::MapError;
+use aya::programs::trace_point::TracePointError;
 use aya::programs::ProgramError;
 use aya::EbpfError;
 
@@ -46,6 +47,19 @@ pub enum BpfError {
     #[error("tracepoint `{tracepoint}` not found in the kernel's BTF")]
     TracepointNotFound {
         tracepoint: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    /// A syscall trace event the sensor attaches to is missing (no tracefs, or a kernel without
+    /// syscall trace events).
+    #[error(
+        "tracepoint `{category}:{name}` not found: the sensor needs tracefs mounted \
+         (/sys/kernel/tracing; `mount -t tracefs nodev /sys/kernel/tracing`) and a kernel built \
+         with CONFIG_FTRACE_SYSCALLS=y"
+    )]
+    SyscallTracepointNotFound {
+        category: &'static str,
+        name: &'static str,
         #[source]
         source: ProgramError,
     },
@@ -152,6 +166,32 @@ impl BpfError {
         }
     }
 
+    /// An error attaching a `tracepoint` program to `category:name`.
+    pub(crate) fn from_trace_point_attach(
+        program: &'static str,
+        category: &'static str,
+        name: &'static str,
+        e: ProgramError,
+    ) -> Self {
+        let missing = match &e {
+            // No tracefs mounted (aya looks in /sys/kernel/tracing and /sys/kernel/debug/tracing).
+            ProgramError::IOError(_) => true,
+            ProgramError::TracePointError(TracePointError::FileError { io_error, .. }) => {
+                io_error.kind() == io::ErrorKind::NotFound
+            }
+            _ => false,
+        };
+        if missing {
+            Self::SyscallTracepointNotFound {
+                category,
+                name,
+                source: e,
+            }
+        } else {
+            Self::from_program(program, name, "attach", e)
+        }
+    }
+
     pub(crate) fn map(map: &'static str, action: &'static str, source: MapError) -> Self {
         if let MapError::SyscallError(s) = &source {
             if is_eperm(&s.io_error) {
@@ -192,5 +232,30 @@ mod tests {
         };
         let msg = e.to_string();
         assert!(msg.contains("CAP_BPF") && msg.contains("root"), "{msg}");
+    }
+
+    #[test]
+    fn missing_syscall_tracepoint_names_it_and_the_fix() {
+        let missing = |e: ProgramError| {
+            BpfError::from_trace_point_attach("dw_mmap", "syscalls", "sys_enter_mmap", e)
+        };
+        let e = missing(ProgramError::TracePointError(TracePointError::FileError {
+            filename: "/sys/kernel/tracing/events/syscalls/sys_enter_mmap/id".into(),
+            io_error: io::Error::from_raw_os_error(libc::ENOENT),
+        }));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("syscalls:sys_enter_mmap")
+                && msg.contains("tracefs")
+                && msg.contains("CONFIG_FTRACE_SYSCALLS"),
+            "{msg}"
+        );
+        let e = missing(ProgramError::IOError(io::Error::other("tracefs not found")));
+        assert!(
+            matches!(e, BpfError::SyscallTracepointNotFound { .. }),
+            "{e:?}"
+        );
+        let e = missing(ProgramError::IOError(io::Error::other("x")));
+        assert!(e.to_string().contains("tracefs"));
     }
 }

@@ -1,15 +1,17 @@
-//! The exec sensor: three `tp_btf` programs and their maps, loaded and unloaded as one unit.
+//! The exec sensor: three `tp_btf` programs (exec, fork, exit), two syscall `tracepoint`
+//! programs (executable mmap / mprotect) and their maps, loaded and unloaded as one unit.
 
 use std::fmt;
 use std::path::Path;
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::tp_btf::BtfTracePointLink;
-use aya::programs::{BtfTracePoint, Program};
+use aya::programs::trace_point::TracePointLink;
+use aya::programs::{BtfTracePoint, Program, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use driftwatch_abi::{
     Config, DW_STAT_KILLS, DW_STAT_RINGBUF_LOST_EXEC, DW_STAT_RINGBUF_LOST_EXIT,
-    DW_STAT_RINGBUF_LOST_FORK,
+    DW_STAT_RINGBUF_LOST_FORK, DW_STAT_RINGBUF_LOST_MAP,
 };
 use tracing::{debug, info};
 
@@ -20,12 +22,19 @@ const CONFIG_SIZE: usize = core::mem::size_of::<driftwatch_abi::Config>();
 use crate::ring_buf::EventStream;
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+const OSRELEASE: &str = "/proc/sys/kernel/osrelease";
 
-/// (program name in the object, tracepoint).
+/// `tp_btf` programs: (program name in the object, tracepoint).
 const PROGRAMS: [(&str, &str); 3] = [
     ("dw_exec", "sched_process_exec"),
     ("dw_fork", "sched_process_fork"),
     ("dw_exit", "sched_process_exit"),
+];
+
+/// Syscall `tracepoint` programs: (program name in the object, category, tracepoint).
+const SYSCALL_PROGRAMS: [(&str, &str, &str); 2] = [
+    ("dw_mmap", "syscalls", "sys_enter_mmap"),
+    ("dw_mprotect", "syscalls", "sys_enter_mprotect"),
 ];
 
 const MAP_EVENTS: &str = "dw_events";
@@ -43,7 +52,9 @@ pub struct SensorOptions {
     pub agent_tgid: u32,
     /// The host's mount namespace inode (`/proc/self/ns/mnt` of an agent in the host's mount
     /// namespace): tasks still in it are never killed, since they are not inside a container
-    /// yet (runc's set-up). 0 = unknown.
+    /// yet (runc's set-up). Executable mappings are reported only for tasks outside it, and
+    /// exec records carry the working directory only for them. 0 = unknown (every task counts
+    /// as in a container).
     pub host_mntns_ino: u32,
 }
 
@@ -56,7 +67,9 @@ pub struct SensorStats {
     pub lost_fork: u64,
     /// Exit records dropped because the ring buffer was full.
     pub lost_exit: u64,
-    /// Drifted execs killed in the kernel.
+    /// Map records dropped because the ring buffer was full.
+    pub lost_map: u64,
+    /// Drifted execs and suspicious executable mappings killed in the kernel.
     pub kills: u64,
 }
 
@@ -71,6 +84,7 @@ pub struct SensorStats {
 pub struct ExecSensor {
     // Field order is drop order: links first, then the programs and maps.
     links: Vec<BtfTracePointLink>,
+    syscall_links: Vec<TracePointLink>,
     events: Option<RingBuf<MapData>>,
     policy: HashMap<MapData, u64, u32>,
     stats: PerCpuArray<MapData, u64>,
@@ -81,7 +95,7 @@ pub struct ExecSensor {
 impl fmt::Debug for ExecSensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecSensor")
-            .field("links", &self.links.len())
+            .field("links", &(self.links.len() + self.syscall_links.len()))
             .field("events_taken", &self.events.is_none())
             .finish_non_exhaustive()
     }
@@ -93,7 +107,8 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, BpfEr
 }
 
 impl ExecSensor {
-    /// Loads the programs, writes `dw_config` and attaches the three tracepoints.
+    /// Loads the programs, writes `dw_config` and attaches the five tracepoints (three
+    /// `tp_btf`, `syscalls:sys_enter_mmap` and `syscalls:sys_enter_mprotect`).
     pub fn load(opts: &SensorOptions) -> Result<Self, BpfError> {
         if !Path::new(KERNEL_BTF).exists() {
             return Err(BpfError::MissingBtf {
@@ -118,7 +133,7 @@ impl ExecSensor {
             agent_tgid: opts.agent_tgid,
             enforce: u32::from(opts.enforce),
             host_mntns_ino: opts.host_mntns_ino,
-            _pad0: 0,
+            fmode_backing: kernel_fmode_backing(),
         };
         config
             .set(0, cfg.to_bytes(), 0)
@@ -153,6 +168,28 @@ impl ExecSensor {
             debug!(program = name, tracepoint, "attached");
             links.push(link);
         }
+        let mut syscall_links = Vec::with_capacity(SYSCALL_PROGRAMS.len());
+        for (name, category, tracepoint) in SYSCALL_PROGRAMS {
+            let prog: &mut TracePoint = match ebpf.program_mut(name) {
+                Some(Program::TracePoint(p)) => p,
+                _ => {
+                    return Err(BpfError::MissingItem {
+                        what: "tracepoint program",
+                        name,
+                    })
+                }
+            };
+            prog.load()
+                .map_err(|e| BpfError::from_program(name, tracepoint, "load", e))?;
+            let id = prog
+                .attach(category, tracepoint)
+                .map_err(|e| BpfError::from_trace_point_attach(name, category, tracepoint, e))?;
+            let link = prog
+                .take_link(id)
+                .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+            debug!(program = name, category, tracepoint, "attached");
+            syscall_links.push(link);
+        }
         drop(btf);
         release_freed_heap();
         info!(
@@ -162,6 +199,7 @@ impl ExecSensor {
         );
         Ok(Self {
             links,
+            syscall_links,
             events: Some(events),
             policy,
             stats,
@@ -210,13 +248,26 @@ impl ExecSensor {
             lost_exec: read(DW_STAT_RINGBUF_LOST_EXEC)?,
             lost_fork: read(DW_STAT_RINGBUF_LOST_FORK)?,
             lost_exit: read(DW_STAT_RINGBUF_LOST_EXIT)?,
+            lost_map: read(DW_STAT_RINGBUF_LOST_MAP)?,
             kills: read(DW_STAT_KILLS)?,
         })
     }
 
-    /// Whether all three programs are attached (they stay so until the sensor is dropped).
+    /// Whether all five programs are attached (they stay so until the sensor is dropped).
     pub fn programs_attached(&self) -> bool {
-        self.links.len() == PROGRAMS.len()
+        self.links.len() == PROGRAMS.len() && self.syscall_links.len() == SYSCALL_PROGRAMS.len()
+    }
+}
+
+/// The running kernel's `FMODE_BACKING` bit (`dw_config.fmode_backing`), from its release.
+fn kernel_fmode_backing() -> u32 {
+    match std::fs::read_to_string(OSRELEASE) {
+        Ok(release) => driftwatch_abi::fmode_backing_for_release(release.trim()),
+        Err(e) => {
+            // Only mprotect(PROT_EXEC) of overlay files is judged on the backing file then.
+            tracing::warn!(error = %e, "cannot read {OSRELEASE}; assuming no backing files");
+            0
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 
-use driftwatch_abi::{Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Task};
+use driftwatch_abi::{
+    Config, EventHeader, ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task,
+};
 use object::{Object, ObjectSection};
 
 const BTF_MAGIC: u16 = 0xeb9f;
@@ -137,9 +139,24 @@ fn abi_structs_match_compiled_bpf_object() {
         "dw_exec_event",
         size_of::<ExecEvent>(),
         fields!(ExecEvent:
-        hdr, task, exe_ino, exe_ctime_sec, exe_mtime_sec, exe_ctime_nsec, exe_mtime_nsec,
-        exe_dev, exe_nlink, exe_size, exe_s_magic, exe_mode, flags, old_pid, filename_len,
-        path_len, path_components, argv_len, _pad1, filename, path, argv),
+        hdr, task, exe, flags, old_pid, filename_len, interp_len, path_len, path_components,
+        argv_len, cwd_len, cwd_components, _pad1, filename, interp, path, argv, cwd),
+    );
+    check(
+        &all,
+        "dw_file_id",
+        size_of::<FileId>(),
+        fields!(FileId:
+        ino, ctime_sec, mtime_sec, ctime_nsec, mtime_nsec, dev, nlink, size, s_magic, mode,
+        _pad0),
+    );
+    check(
+        &all,
+        "dw_map_event",
+        size_of::<MapEvent>(),
+        fields!(MapEvent:
+        hdr, task, file, flags, prot, map_flags, how, path_len, path_components, _pad0, _pad1,
+        addr, len, off, path),
     );
     check(
         &all,
@@ -158,7 +175,7 @@ fn abi_structs_match_compiled_bpf_object() {
         &all,
         "dw_config",
         size_of::<Config>(),
-        fields!(Config: agent_tgid, enforce, host_mntns_ino, _pad0),
+        fields!(Config: agent_tgid, enforce, host_mntns_ino, fmode_backing),
     );
 }
 

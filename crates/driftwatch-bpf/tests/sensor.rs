@@ -3,93 +3,27 @@
 //! Every test loads its own sensor and filters the system-wide event stream by the pids of the
 //! children it spawns, so the tests can run in parallel.
 
+mod common;
+
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+
+use common::{collect, decoded, has_kinds, last_exec, load_with, run, Overlay, TestCgroup};
 
 use driftwatch_abi::{
-    decode, Record, EXEC_F_IN_POLICY, EXEC_F_KILLED, EXEC_F_MEMFD, EXEC_F_ON_ROOT_MNT,
-    EXEC_F_OVL_UPPER, EXEC_F_PATH_OUTSIDE_ROOT, OVERLAYFS_SUPER_MAGIC, POLICY_F_ENFORCE,
+    Record, EXEC_F_IN_POLICY, EXEC_F_KILLED, EXEC_F_MEMFD, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER,
+    EXEC_F_PATH_OUTSIDE_ROOT, EXEC_F_SCRIPT, OVERLAYFS_SUPER_MAGIC, POLICY_F_ENFORCE,
     POLICY_F_TRACKED,
 };
-use driftwatch_bpf::{EventStream, ExecSensor, SensorOptions};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Reads events until `done` says the collected records (of the given pids) are enough.
-async fn collect(
-    events: &mut EventStream,
-    pids: &HashSet<u32>,
-    mut done: impl FnMut(&[Vec<u8>]) -> bool,
-) -> Vec<Vec<u8>> {
-    let mut got: Vec<Vec<u8>> = Vec::new();
-    let res = tokio::time::timeout(WAIT, async {
-        while !done(&got) {
-            events
-                .for_each_ready(64, |bytes| {
-                    let rec = decode(bytes).expect("kernel record decodes");
-                    if pids.contains(&rec.task().tgid) {
-                        got.push(bytes.to_vec());
-                    }
-                })
-                .await
-                .expect("ring buffer read");
-        }
-    })
-    .await;
-    assert!(
-        res.is_ok(),
-        "timed out; got {} records: {:#?}",
-        got.len(),
-        decoded(&got)
-    );
-    got
-}
-
-fn decoded(raw: &[Vec<u8>]) -> Vec<Record<'_>> {
-    raw.iter().map(|b| decode(b).expect("decodes")).collect()
-}
-
-fn has_kinds(raw: &[Vec<u8>], pid: u32, want_exec: usize) -> bool {
-    let recs = decoded(raw);
-    let execs = recs
-        .iter()
-        .filter(|r| matches!(r, Record::Exec(e) if e.task.tgid == pid))
-        .count();
-    let fork = recs
-        .iter()
-        .any(|r| matches!(r, Record::Fork(f) if f.child.pid == pid));
-    let exit = recs
-        .iter()
-        .any(|r| matches!(r, Record::Exit(e) if e.task.pid == pid));
-    execs >= want_exec && fork && exit
-}
-
-fn last_exec<'a>(recs: &'a [Record<'a>], pid: u32) -> &'a driftwatch_abi::ExecRecord<'a> {
-    recs.iter()
-        .rev()
-        .find_map(|r| match r {
-            Record::Exec(e) if e.task.tgid == pid => Some(e),
-            _ => None,
-        })
-        .expect("exec record")
-}
+use driftwatch_bpf::{EventStream, ExecSensor};
 
 fn load(enforce: bool) -> (ExecSensor, EventStream) {
-    let opts = SensorOptions {
-        enforce,
-        agent_tgid: std::process::id(),
-        // The test's children stay in the host's mount namespace: no exemption for it here.
-        host_mntns_ino: 0,
-    };
-    let mut sensor = ExecSensor::load(&opts).unwrap_or_else(|e| panic!("load sensor: {e:#}"));
-    assert!(sensor.programs_attached());
-    let events = sensor.take_events().expect("events");
-    (sensor, events)
+    // The test's children stay in the host's mount namespace: no exemption for it here.
+    load_with(enforce, 0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,11 +57,7 @@ async fn exec_fork_exit_of_a_child() {
     assert_eq!(e.old_pid, pid);
     assert_eq!(e.task.comm_bytes(), b"true");
     assert_eq!(e.task.uid, rustix::process::getuid().as_raw());
-    let ns_ino = |ns: &str| {
-        fs::metadata(format!("/proc/self/ns/{ns}"))
-            .expect("ns")
-            .ino()
-    };
+    let ns_ino = common::ns_ino;
     assert_eq!(u64::from(e.task.mntns_ino), ns_ino("mnt"));
     assert_eq!(u64::from(e.task.pidns_ino), ns_ino("pid"));
     assert_eq!(e.task.cgroup_id, fork.child.cgroup_id);
@@ -142,6 +72,15 @@ async fn exec_fork_exit_of_a_child() {
     assert_eq!(usize::from(e.path_components), 3);
     let args: Vec<&[u8]> = e.args().collect();
     assert_eq!(args, [&b"/bin/true"[..], b"a", b"b c", b""]);
+    // Not a script; with no host mount namespace configured every task gets its cwd.
+    assert!(
+        e.interp.is_empty() && !e.has(EXEC_F_SCRIPT),
+        "flags {:#x}",
+        e.flags
+    );
+    let cwd = std::env::current_dir().expect("cwd");
+    assert_eq!(e.cwd().to_string(), cwd.display().to_string());
+    assert_eq!(usize::from(e.cwd_components), cwd.components().count() - 1);
     assert!(e.has(EXEC_F_ON_ROOT_MNT), "flags {:#x}", e.flags);
     assert!(!e.has(EXEC_F_OVL_UPPER) && !e.has(EXEC_F_MEMFD) && !e.has(EXEC_F_KILLED));
     assert!(!e.has(EXEC_F_IN_POLICY));
@@ -171,52 +110,6 @@ async fn exec_fork_exit_of_a_child() {
 
     let stats = sensor.stats().expect("stats");
     assert_eq!(stats.kills, 0);
-}
-
-/// An overlay mount in a tempdir, unmounted on drop.
-struct Overlay {
-    _dir: tempfile::TempDir,
-    merged: PathBuf,
-}
-
-impl Overlay {
-    /// lower/ holds `lowtrue`; `uptrue` is written through the merged dir (so it is upper).
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = fs::canonicalize(dir.path()).expect("canonicalize");
-        for d in ["lower", "upper", "work", "merged"] {
-            fs::create_dir(root.join(d)).expect("mkdir");
-        }
-        fs::copy("/usr/bin/true", root.join("lower/lowtrue")).expect("copy lower");
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            root.join("lower").display(),
-            root.join("upper").display(),
-            root.join("work").display()
-        );
-        let merged = root.join("merged");
-        let st = Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &opts])
-            .arg(&merged)
-            .status()
-            .expect("run mount");
-        assert!(st.success(), "mount overlay failed");
-        fs::copy("/usr/bin/true", merged.join("uptrue")).expect("copy upper");
-        Self { _dir: dir, merged }
-    }
-}
-
-impl Drop for Overlay {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.merged).status();
-    }
-}
-
-fn run(path: &Path) -> (u32, std::process::ExitStatus) {
-    let child = Command::new(path).spawn().expect("spawn");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("wait");
-    (pid, out.status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,56 +177,6 @@ async fn memfd_exec_is_flagged() {
     assert!(!e.has(EXEC_F_ON_ROOT_MNT));
     let comps: Vec<&[u8]> = e.path_components_root_first().collect();
     assert_eq!(comps, [&b"memfd:dwtest"[..]]);
-}
-
-/// A cgroup v2 directory for the test's children, removed on drop.
-struct TestCgroup {
-    dir: PathBuf,
-}
-
-impl TestCgroup {
-    fn new() -> Self {
-        let mounts = fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
-        let base = mounts
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split_whitespace();
-                let (_src, dst, ty) = (f.next()?, f.next()?, f.next()?);
-                (ty == "cgroup2").then(|| PathBuf::from(dst))
-            })
-            .next()
-            .expect("cgroup2 is mounted");
-        let dir = base.join(format!("driftwatch-test-{}", std::process::id()));
-        fs::create_dir(&dir).expect("create cgroup");
-        Self { dir }
-    }
-
-    /// The cgroup v2 id is the inode number of its directory.
-    fn id(&self) -> u64 {
-        fs::metadata(&self.dir).expect("stat cgroup").ino()
-    }
-
-    /// Runs `exe` from a shell that first moves itself into this cgroup.
-    fn run_inside(&self, exe: &Path) -> (u32, std::process::ExitStatus) {
-        let script = format!(
-            "echo $$ > '{}' && exec '{}'",
-            self.dir.join("cgroup.procs").display(),
-            exe.display()
-        );
-        let child = Command::new("/bin/sh")
-            .args(["-c", &script])
-            .spawn()
-            .expect("spawn sh");
-        let pid = child.id();
-        let out = child.wait_with_output().expect("wait");
-        (pid, out.status)
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.dir);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

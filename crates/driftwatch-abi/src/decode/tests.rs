@@ -7,8 +7,25 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::{
-    ExecEvent, ExitEvent, ForkEvent, Task, DW_EV_EXEC, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER,
+    ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task, DW_EV_EXEC, EXEC_F_IN_POLICY,
+    EXEC_F_KILLED, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER, EXEC_F_SCRIPT,
 };
+
+fn sample_file() -> FileId {
+    FileId {
+        ino: 1_311_000,
+        ctime_sec: 1_700_000_000,
+        ctime_nsec: 123,
+        mtime_sec: 1_600_000_000,
+        mtime_nsec: 456,
+        dev: (8 << 20) | 1,
+        nlink: 1,
+        size: 43_000,
+        s_magic: 0xef53,
+        mode: 0o100_755,
+        _pad0: 0,
+    }
+}
 
 fn sample_task(pid: u32) -> Task {
     let mut comm = [0u8; DW_COMM_LEN];
@@ -33,16 +50,7 @@ fn sample_task(pid: u32) -> Task {
 fn sample_exec() -> Vec<u8> {
     let mut ev = ExecEvent::zeroed();
     ev.task = sample_task(42);
-    ev.exe_ino = 1_311_000;
-    ev.exe_ctime_sec = 1_700_000_000;
-    ev.exe_ctime_nsec = 123;
-    ev.exe_mtime_sec = 1_600_000_000;
-    ev.exe_mtime_nsec = 456;
-    ev.exe_dev = (8 << 20) | 1;
-    ev.exe_nlink = 1;
-    ev.exe_size = 43_000;
-    ev.exe_s_magic = 0xef53;
-    ev.exe_mode = 0o100_755;
+    ev.exe = sample_file();
     ev.flags = EXEC_F_ON_ROOT_MNT;
     ev.old_pid = 42;
     let filename = b"/bin/true";
@@ -63,6 +71,74 @@ fn sample_exec() -> Vec<u8> {
         ktime_ns: 99,
     };
     let mut buf = vec![0u8; EXEC_EVENT_SIZE];
+    let n = ev.encode(&mut buf);
+    assert_eq!(n, len);
+    buf.truncate(n);
+    buf
+}
+
+/// `./x.sh` run by `/bin/sh` (shebang) from `/work/dir`, as a container exec is reported.
+fn sample_script_exec() -> Vec<u8> {
+    let mut ev = ExecEvent::zeroed();
+    ev.task = sample_task(50);
+    ev.exe = sample_file();
+    ev.flags = EXEC_F_ON_ROOT_MNT | EXEC_F_SCRIPT;
+    let parts: [(&[u8], &mut [u8], &mut u16); 5] = [
+        (b"./x.sh", &mut ev.filename, &mut ev.filename_len),
+        (b"/bin/sh", &mut ev.interp, &mut ev.interp_len),
+        (b"dash\0bin\0usr\0", &mut ev.path, &mut ev.path_len),
+        (b"/bin/sh\0./x.sh\0", &mut ev.argv, &mut ev.argv_len),
+        (b"dir\0work\0", &mut ev.cwd, &mut ev.cwd_len),
+    ];
+    let mut len = EXEC_EVENT_MIN_SIZE;
+    for (src, dst, dst_len) in parts {
+        dst[..src.len()].copy_from_slice(src);
+        *dst_len = src.len() as u16;
+        len += src.len();
+    }
+    ev.path_components = 3;
+    ev.cwd_components = 2;
+    ev.hdr = EventHeader {
+        kind: DW_EV_EXEC,
+        version: DW_ABI_VERSION,
+        len: len as u32,
+        ktime_ns: 100,
+    };
+    let mut buf = vec![0u8; EXEC_EVENT_SIZE];
+    let n = ev.encode(&mut buf);
+    assert_eq!(n, len);
+    buf.truncate(n);
+    buf
+}
+
+/// A memfd mapped executable by mmap, killed under enforce.
+fn sample_map() -> Vec<u8> {
+    let mut ev = MapEvent::zeroed();
+    ev.task = sample_task(60);
+    ev.file = FileId {
+        nlink: 0,
+        s_magic: crate::TMPFS_MAGIC,
+        ..sample_file()
+    };
+    ev.flags = crate::EXEC_F_MEMFD | EXEC_F_IN_POLICY | EXEC_F_KILLED;
+    ev.prot = 5;
+    ev.map_flags = 2;
+    ev.how = crate::MAP_HOW_MMAP;
+    ev.addr = 0x7f00_0000_0000;
+    ev.len = 8192;
+    ev.off = 4096;
+    let path = b"memfd:x (deleted)\0";
+    ev.path[..path.len()].copy_from_slice(path);
+    ev.path_len = path.len() as u16;
+    ev.path_components = 1;
+    let len = MAP_EVENT_MIN_SIZE + path.len();
+    ev.hdr = EventHeader {
+        kind: DW_EV_MAP,
+        version: DW_ABI_VERSION,
+        len: len as u32,
+        ktime_ns: 101,
+    };
+    let mut buf = vec![0u8; MAP_EVENT_SIZE];
     let n = ev.encode(&mut buf);
     assert_eq!(n, len);
     buf.truncate(n);
@@ -108,6 +184,143 @@ fn exec_round_trip() {
     assert_eq!(e.path().to_string(), "/usr/bin/true");
     let args: Vec<&[u8]> = e.args().collect();
     assert_eq!(args, [&b"/bin/true"[..], b"a", b"", b"b"]);
+    assert!(e.interp.is_empty() && !e.has(EXEC_F_SCRIPT));
+    assert!(e.cwd_raw.is_empty());
+    assert_eq!(e.cwd_components_root_first().count(), 0);
+    assert_eq!(e.exe().ino, 1_311_000);
+    assert_eq!(e.exe().mode, 0o100_755);
+}
+
+#[test]
+fn script_exec_round_trip() {
+    let buf = sample_script_exec();
+    let Record::Exec(e) = decode(&buf).unwrap() else {
+        panic!("not an exec")
+    };
+    assert!(e.has(EXEC_F_SCRIPT));
+    assert_eq!(e.filename, b"./x.sh");
+    assert_eq!(e.interp, b"/bin/sh");
+    assert_eq!(e.path().to_string(), "/usr/bin/dash");
+    let args: Vec<&[u8]> = e.args().collect();
+    assert_eq!(args, [&b"/bin/sh"[..], b"./x.sh"]);
+    let cwd: Vec<&[u8]> = e.cwd_components_root_first().collect();
+    assert_eq!(cwd, [&b"work"[..], b"dir"]);
+    assert_eq!(e.cwd().to_string(), "/work/dir");
+    assert_eq!(e.cwd_components, 2);
+    assert_eq!(e.exe(), decode_file_of(&buf));
+}
+
+fn decode_file_of(buf: &[u8]) -> FileRecord {
+    match decode(buf).unwrap() {
+        Record::Exec(e) => e.exe(),
+        Record::Map(m) => m.file,
+        _ => panic!("no file"),
+    }
+}
+
+#[test]
+fn map_round_trip() {
+    let buf = sample_map();
+    let rec = decode(&buf).unwrap();
+    assert_eq!(rec.ktime_ns(), 101);
+    assert_eq!(rec.task().pid, 60);
+    let Record::Map(m) = rec else {
+        panic!("not a map")
+    };
+    assert_eq!(m.how, MapHow::Mmap);
+    assert_eq!((m.prot, m.map_flags), (5, 2));
+    assert_eq!((m.addr, m.len, m.off), (0x7f00_0000_0000, 8192, 4096));
+    assert!(m.has(crate::EXEC_F_MEMFD | EXEC_F_IN_POLICY | EXEC_F_KILLED));
+    assert!(!m.has(EXEC_F_OVL_UPPER));
+    assert_eq!(m.file.nlink, 0);
+    assert_eq!(m.file.ino, 1_311_000);
+    assert_eq!((m.file.ctime_sec, m.file.ctime_nsec), (1_700_000_000, 123));
+    assert_eq!((m.file.mtime_sec, m.file.mtime_nsec), (1_600_000_000, 456));
+    assert_eq!(m.file.dev, (8 << 20) | 1);
+    assert_eq!(m.file.size, 43_000);
+    assert_eq!(m.file.s_magic, crate::TMPFS_MAGIC);
+    assert_eq!(m.path_components, 1);
+    let comps: Vec<&[u8]> = m.path_components_root_first().collect();
+    assert_eq!(comps, [&b"memfd:x (deleted)"[..]]);
+    assert_eq!(m.path().to_string(), "/memfd:x (deleted)");
+
+    // mprotect
+    let mut buf = sample_map();
+    set_u16(&mut buf, offset_of!(MapEvent, how), crate::MAP_HOW_MPROTECT);
+    let Ok(Record::Map(m)) = decode(&buf) else {
+        panic!()
+    };
+    assert_eq!(m.how, MapHow::Mprotect);
+}
+
+#[test]
+fn map_bad_fields_rejected() {
+    let mut buf = sample_map();
+    set_u16(&mut buf, offset_of!(MapEvent, how), 3);
+    assert_eq!(decode(&buf), Err(DecodeError::UnknownMapHow(3)));
+
+    let mut buf = sample_map();
+    set_u16(
+        &mut buf,
+        offset_of!(MapEvent, path_len),
+        DW_PATH_MAX as u16 + 1,
+    );
+    assert!(matches!(
+        decode(&buf),
+        Err(DecodeError::LengthExceedsArray { field: "path", .. })
+    ));
+
+    let mut buf = sample_map();
+    set_u16(
+        &mut buf,
+        offset_of!(MapEvent, path_components),
+        DW_PATH_MAX_COMPONENTS as u16 + 1,
+    );
+    assert!(matches!(
+        decode(&buf),
+        Err(DecodeError::LengthExceedsArray {
+            field: "path_components",
+            ..
+        })
+    ));
+
+    let mut buf = sample_map();
+    let len = buf.len();
+    set_u16(&mut buf, offset_of!(MapEvent, path_len), 100);
+    assert_eq!(
+        decode(&buf),
+        Err(DecodeError::FieldBeyondRecord {
+            field: "path",
+            end: MAP_EVENT_MIN_SIZE + 100,
+            len,
+        })
+    );
+
+    let mut buf = sample_map();
+    set_u32(
+        &mut buf,
+        offset_of!(EventHeader, len),
+        MAP_EVENT_MIN_SIZE as u32 - 1,
+    );
+    assert!(matches!(
+        decode(&buf),
+        Err(DecodeError::BadLength {
+            kind: DW_EV_MAP,
+            ..
+        })
+    ));
+    set_u32(
+        &mut buf,
+        offset_of!(EventHeader, len),
+        MAP_EVENT_SIZE as u32 + 1,
+    );
+    assert!(matches!(
+        decode(&buf),
+        Err(DecodeError::BadLength {
+            kind: DW_EV_MAP,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -256,9 +469,16 @@ fn oversized_lengths_rejected() {
         ),
         ("path", offset_of!(ExecEvent, path_len), DW_PATH_MAX),
         ("argv", offset_of!(ExecEvent, argv_len), DW_ARGV_MAX),
+        ("interp", offset_of!(ExecEvent, interp_len), DW_INTERP_MAX),
+        ("cwd", offset_of!(ExecEvent, cwd_len), DW_CWD_MAX),
         (
             "path_components",
             offset_of!(ExecEvent, path_components),
+            DW_PATH_MAX_COMPONENTS,
+        ),
+        (
+            "cwd_components",
+            offset_of!(ExecEvent, cwd_components),
             DW_PATH_MAX_COMPONENTS,
         ),
     ] {
@@ -292,6 +512,21 @@ fn argv_beyond_record_rejected() {
 }
 
 #[test]
+fn cwd_beyond_record_rejected() {
+    let mut buf = sample_script_exec();
+    let len = buf.len();
+    set_u16(&mut buf, offset_of!(ExecEvent, cwd_len), 10);
+    assert_eq!(
+        decode(&buf),
+        Err(DecodeError::FieldBeyondRecord {
+            field: "cwd",
+            end: len + 1,
+            len,
+        })
+    );
+}
+
+#[test]
 fn errors_display() {
     let s = format!("{}", DecodeError::Truncated { need: 16, got: 3 });
     assert_eq!(s, "truncated record: need 16 bytes, got 3");
@@ -303,13 +538,29 @@ fn config_bytes() {
         agent_tgid: 0x0102_0304,
         enforce: 1,
         host_mntns_ino: 0x0a0b_0c0d,
-        _pad0: 0,
+        fmode_backing: 1 << 24,
     };
     let b = c.to_bytes();
     assert_eq!(&b[..4], &0x0102_0304u32.to_ne_bytes());
     assert_eq!(&b[4..8], &1u32.to_ne_bytes());
     assert_eq!(&b[8..12], &0x0a0b_0c0du32.to_ne_bytes());
-    assert_eq!(&b[12..], &[0u8; 4]);
+    assert_eq!(&b[12..], &(1u32 << 24).to_ne_bytes());
+}
+
+#[test]
+fn fmode_backing_by_release() {
+    use crate::fmode_backing_for_release as f;
+    assert_eq!(f("5.15.0-91-generic"), 0);
+    assert_eq!(f("6.1.0-18-amd64"), 0);
+    assert_eq!(f("6.5.0"), 1 << 25);
+    assert_eq!(f("6.12.48+deb13-amd64"), 1 << 25);
+    assert_eq!(f("6.13"), 1 << 25);
+    assert_eq!(f("6.14.0-rc1"), 1 << 24);
+    assert_eq!(f("6.18.0-1-amd64"), 1 << 24);
+    assert_eq!(f("7.0.0"), 1 << 24);
+    assert_eq!(f(""), 0);
+    assert_eq!(f("garbage"), 0);
+    assert_eq!(f("6"), 0);
 }
 
 proptest! {
@@ -321,7 +572,7 @@ proptest! {
     /// Valid headers with random bodies exercise the per-kind paths, not just header rejection.
     #[test]
     fn decode_never_panics_with_valid_header(
-        kind in 0u16..5,
+        kind in 0u16..6,
         len in 0u32..8000,
         body in proptest::collection::vec(any::<u8>(), 0..8000),
     ) {
@@ -330,9 +581,18 @@ proptest! {
         buf[2..4].copy_from_slice(&DW_ABI_VERSION.to_ne_bytes());
         buf[4..8].copy_from_slice(&len.to_ne_bytes());
         buf.extend_from_slice(&body);
-        if let Ok(Record::Exec(e)) = decode(&buf) {
-            let _ = e.path().to_string();
-            let _ = e.args().count();
+        match decode(&buf) {
+            Ok(Record::Exec(e)) => {
+                let _ = e.path().to_string();
+                let _ = e.cwd().to_string();
+                let _ = e.args().count();
+                let _ = e.cwd_components_root_first().count();
+            }
+            Ok(Record::Map(m)) => {
+                let _ = m.path().to_string();
+                let _ = m.path_components_root_first().count();
+            }
+            _ => {}
         }
     }
 
@@ -353,6 +613,72 @@ proptest! {
             prop_assert_eq!(e.filename.len(), usize::from(fl));
             prop_assert_eq!(e.path_raw.len(), usize::from(pl));
             prop_assert_eq!(e.argv.len(), usize::from(al));
+        }
+    }
+
+    /// All five lengths at once, in a record of random length: accepted exactly when every
+    /// length fits its array and the packed parts fit the record.
+    #[test]
+    fn exec_packed_lengths_fuzzed(
+        lens in proptest::array::uniform5(0u16..5000),
+        comps in proptest::array::uniform2(0u16..70),
+        rec_len in EXEC_EVENT_MIN_SIZE..=EXEC_EVENT_SIZE,
+    ) {
+        let mut buf = sample_script_exec();
+        buf.resize(rec_len, 0x5a);
+        set_u32(&mut buf, offset_of!(EventHeader, len), rec_len as u32);
+        let fields = [
+            (offset_of!(ExecEvent, filename_len), DW_FILENAME_MAX),
+            (offset_of!(ExecEvent, interp_len), DW_INTERP_MAX),
+            (offset_of!(ExecEvent, path_len), DW_PATH_MAX),
+            (offset_of!(ExecEvent, argv_len), DW_ARGV_MAX),
+            (offset_of!(ExecEvent, cwd_len), DW_CWD_MAX),
+        ];
+        for ((off, _), len) in fields.iter().zip(lens) {
+            set_u16(&mut buf, *off, len);
+        }
+        set_u16(&mut buf, offset_of!(ExecEvent, path_components), comps[0]);
+        set_u16(&mut buf, offset_of!(ExecEvent, cwd_components), comps[1]);
+        let fit = fields.iter().zip(lens).all(|((_, max), l)| usize::from(l) <= *max)
+            && comps.iter().all(|c| usize::from(*c) <= DW_PATH_MAX_COMPONENTS);
+        let total: usize = EXEC_EVENT_MIN_SIZE + lens.iter().map(|l| usize::from(*l)).sum::<usize>();
+        let r = decode(&buf);
+        prop_assert_eq!(r.is_ok(), fit && total <= rec_len);
+        if let Ok(Record::Exec(e)) = r {
+            prop_assert_eq!(e.filename.len(), usize::from(lens[0]));
+            prop_assert_eq!(e.interp.len(), usize::from(lens[1]));
+            prop_assert_eq!(e.path_raw.len(), usize::from(lens[2]));
+            prop_assert_eq!(e.argv.len(), usize::from(lens[3]));
+            prop_assert_eq!(e.cwd_raw.len(), usize::from(lens[4]));
+            let _ = e.cwd().to_string();
+        }
+    }
+
+    #[test]
+    fn map_fields_fuzzed(
+        pl in any::<u16>(),
+        pc in any::<u16>(),
+        how in any::<u16>(),
+        rec_len in 0usize..=MAP_EVENT_SIZE + 8,
+    ) {
+        let mut buf = sample_map();
+        buf.resize(rec_len.max(EVENT_HEADER_SIZE), 0);
+        set_u32(&mut buf, offset_of!(EventHeader, len), rec_len as u32);
+        if buf.len() >= MAP_EVENT_MIN_SIZE {
+            set_u16(&mut buf, offset_of!(MapEvent, path_len), pl);
+            set_u16(&mut buf, offset_of!(MapEvent, path_components), pc);
+            set_u16(&mut buf, offset_of!(MapEvent, how), how);
+        }
+        let ok = (MAP_EVENT_MIN_SIZE..=MAP_EVENT_SIZE).contains(&rec_len)
+            && usize::from(pl) <= DW_PATH_MAX
+            && usize::from(pc) <= DW_PATH_MAX_COMPONENTS
+            && (1..=2).contains(&how)
+            && MAP_EVENT_MIN_SIZE + usize::from(pl) <= rec_len;
+        let r = decode(&buf);
+        prop_assert_eq!(r.is_ok(), ok, "{:?}", r);
+        if let Ok(Record::Map(m)) = r {
+            prop_assert_eq!(m.path_raw.len(), usize::from(pl));
+            let _ = m.path().to_string();
         }
     }
 }

@@ -9,29 +9,37 @@
  *    versions and any record whose hdr.len is shorter than the kind's fixed part;
  *  - bump DW_ABI_VERSION whenever a layout below changes.
  *
- * On the wire (version 2) an exec record is packed: the fixed part of struct dw_exec_event
- * (everything before `filename`), then filename_len bytes of filename, path_len bytes of path
- * and argv_len bytes of argv, back to back; hdr.len = offsetof(filename) + the three lengths.
- * The struct below is the kernel's scratch layout (and the maximum record size).
+ * On the wire (version 3) an exec record is packed: the fixed part of struct dw_exec_event
+ * (everything before `filename`), then filename_len bytes of filename, interp_len bytes of
+ * interp, path_len bytes of path, argv_len bytes of argv and cwd_len bytes of cwd, back to back;
+ * hdr.len = offsetof(filename) + the five lengths. A map record is packed the same way: the
+ * fixed part of struct dw_map_event, then path_len bytes of path. The structs below are the
+ * kernel's scratch layouts (and the maximum record sizes).
  */
 #ifndef DRIFTWATCH_ABI_H
 #define DRIFTWATCH_ABI_H
 
-#define DW_ABI_VERSION 2
+#define DW_ABI_VERSION 3
 
 #define DW_COMM_LEN 16
 #define DW_FILENAME_MAX 512
 #define DW_PATH_MAX 4096
 #define DW_PATH_MAX_COMPONENTS 64
 #define DW_ARGV_MAX 2048
+#define DW_INTERP_MAX 256
+#define DW_CWD_MAX DW_PATH_MAX
 
 enum dw_event_kind {
     DW_EV_EXEC = 1,
     DW_EV_FORK = 2,
     DW_EV_EXIT = 3,
+    DW_EV_MAP = 4,
 };
 
-/* struct dw_exec_event.flags */
+/*
+ * struct dw_exec_event.flags, and struct dw_map_event.flags for the bits that describe a file,
+ * its path or the kill (OVL_UPPER, MEMFD, ON_ROOT_MNT, PATH_*, KILLED, IN_POLICY).
+ */
 #define DW_EXEC_F_OVL_UPPER (1u << 0)          /* overlay inode has an upper dentry */
 #define DW_EXEC_F_MEMFD (1u << 1)              /* executable is a memfd ("memfd:" on shmem) */
 #define DW_EXEC_F_ON_ROOT_MNT (1u << 2)        /* exe's vfsmount is the task's root mount */
@@ -41,6 +49,14 @@ enum dw_event_kind {
 #define DW_EXEC_F_FILENAME_TRUNCATED (1u << 6) /* bprm->filename longer than DW_FILENAME_MAX */
 #define DW_EXEC_F_KILLED (1u << 7)             /* SIGKILL sent in the kernel (enforce policy) */
 #define DW_EXEC_F_IN_POLICY (1u << 8)          /* cgroup found in dw_policy (a known container) */
+#define DW_EXEC_F_SCRIPT (1u << 9)             /* a binfmt handler (shebang, binfmt_misc) ran */
+#define DW_EXEC_F_INTERP_TRUNCATED (1u << 10)  /* bprm->interp longer than DW_INTERP_MAX */
+#define DW_EXEC_F_CWD_TRUNCATED (1u << 11)     /* cwd walk ran out of components/space */
+#define DW_EXEC_F_CWD_OUTSIDE_ROOT (1u << 12)  /* cwd walk reached the namespace top */
+
+/* struct dw_map_event.how */
+#define DW_MAP_HOW_MMAP 1     /* mmap(2) with PROT_EXEC of a file */
+#define DW_MAP_HOW_MPROTECT 2 /* mprotect(2) adding PROT_EXEC to a file mapping */
 
 /* dw_policy map value flags (key: u64 cgroup id) */
 #define DW_POLICY_F_TRACKED (1u << 0) /* a container cgroup the agent knows */
@@ -51,7 +67,8 @@ enum dw_stat {
     DW_STAT_RINGBUF_LOST_EXEC = 0,
     DW_STAT_RINGBUF_LOST_FORK = 1,
     DW_STAT_RINGBUF_LOST_EXIT = 2,
-    DW_STAT_KILLS = 3,
+    DW_STAT_KILLS = 3, /* execs and mappings killed */
+    DW_STAT_RINGBUF_LOST_MAP = 4,
     DW_STAT_MAX = 8,
 };
 
@@ -78,33 +95,71 @@ struct dw_task {
     __u8 comm[DW_COMM_LEN];
 };
 
+/* Identity of a file (an executable, or a file mapped executable). */
+struct dw_file_id {
+    __u64 ino;
+    __u64 ctime_sec;
+    __u64 mtime_sec;
+    __u32 ctime_nsec;
+    __u32 mtime_nsec;
+    __u32 dev; /* inode->i_sb->s_dev (kernel dev_t encoding: major << 20 | minor) */
+    __u32 nlink;
+    __u64 size;
+    __u64 s_magic; /* inode->i_sb->s_magic */
+    __u32 mode;
+    __u32 _pad0;
+};
+
 struct dw_exec_event {
     struct dw_event_header hdr;
     struct dw_task task;
-    __u64 exe_ino;
-    __u64 exe_ctime_sec;
-    __u64 exe_mtime_sec;
-    __u32 exe_ctime_nsec;
-    __u32 exe_mtime_nsec;
-    __u32 exe_dev; /* inode->i_sb->s_dev (kernel dev_t encoding: major << 20 | minor) */
-    __u32 exe_nlink;
-    __u64 exe_size;
-    __u64 exe_s_magic; /* inode->i_sb->s_magic */
-    __u32 exe_mode;
-    __u32 flags;   /* DW_EXEC_F_* */
-    __u32 old_pid; /* tracepoint old_pid (thread that called exec) */
+    struct dw_file_id exe; /* bprm->file: the interpreter for a script */
+    __u32 flags;           /* DW_EXEC_F_* */
+    __u32 old_pid;         /* tracepoint old_pid (thread that called exec) */
     __u16 filename_len;
+    __u16 interp_len;
     __u16 path_len;
     __u16 path_components;
     __u16 argv_len;
-    __u32 _pad1;
+    __u16 cwd_len;
+    __u16 cwd_components;
+    __u16 _pad1;
     /* bprm->filename as given to exec, not NUL-terminated within filename_len */
     __u8 filename[DW_FILENAME_MAX];
+    /* bprm->interp when a binfmt handler replaced it (DW_EXEC_F_SCRIPT: the kernel compares
+     * the pointers, bprm_change_interp() is the only writer); interp_len = 0 otherwise */
+    __u8 interp[DW_INTERP_MAX];
     /* resolved path of the executable, leaf component first, each component followed by one
      * NUL byte; path_len bytes used. Userspace reverses the components. */
     __u8 path[DW_PATH_MAX];
     /* argv as in the process memory: arguments separated by NUL; argv_len bytes used */
     __u8 argv[DW_ARGV_MAX];
+    /* the task's working directory, encoded like path; only for tasks outside the host's mount
+     * namespace (dw_config.host_mntns_ino, when set): cwd_len = 0 for host tasks */
+    __u8 cwd[DW_CWD_MAX];
+};
+
+/*
+ * A file mapped executable by a task outside the host's mount namespace, reported only when the
+ * file is suspicious: OVL_UPPER, MEMFD, not on the task's root mount, or deleted (nlink 0).
+ */
+struct dw_map_event {
+    struct dw_event_header hdr;
+    struct dw_task task;
+    struct dw_file_id file;
+    __u32 flags;     /* DW_EXEC_F_* (file, path and kill bits) */
+    __u32 prot;      /* PROT_* asked for */
+    __u32 map_flags; /* mmap flags (MAP_*); 0 for mprotect */
+    __u16 how;       /* DW_MAP_HOW_* */
+    __u16 path_len;
+    __u16 path_components;
+    __u16 _pad0;
+    __u32 _pad1;
+    __u64 addr; /* mmap addr hint / mprotect start */
+    __u64 len;
+    __u64 off; /* offset in the file of addr (mmap: the offset argument) */
+    /* resolved path of the file, encoded as dw_exec_event.path */
+    __u8 path[DW_PATH_MAX];
 };
 
 struct dw_fork_event {
@@ -127,7 +182,10 @@ struct dw_config {
      * set-up, including its memfd self-clone, runs in the container's cgroup before it enters
      * the container's mount namespace) and is never killed. 0 = unknown. */
     __u32 host_mntns_ino;
-    __u32 _pad0;
+    /* The kernel's FMODE_BACKING bit (it moved between releases: 1 << 25 in 6.5 .. 6.13,
+     * 1 << 24 since 6.14), set by the loader from the kernel release; 0 = no backing files.
+     * overlayfs maps its real (backing) file in the vma; its user_path is the overlay path. */
+    __u32 fmode_backing;
 };
 
 #endif /* DRIFTWATCH_ABI_H */

@@ -178,3 +178,101 @@ fn ordinary_workload_of_a_thousand_execs_raises_nothing() {
     assert!(execs >= 1000.0, "{execs}");
     assert!(agent.stop().success());
 }
+
+#[test]
+fn relative_and_shebang_scripts_are_resolved_in_the_container() {
+    let env = env();
+    let agent = Agent::start(&[]);
+    let c = env.run("script-cwd", RunOpts::default());
+    // A relative path, resolved with the working directory the kernel reported.
+    let (code, out) = sh(
+        &c,
+        "mkdir -p /work && cd /work && printf 'echo rel\\n' > r.sh && sh ./r.sh",
+    );
+    assert_eq!((code, out.trim()), (Some(0), "rel"));
+    let a = agent.wait_alert(30, "relative script", |a| {
+        f(a, "drift.path") == "/work/r.sh"
+    });
+    assert_eq!(f(&a, "drift.via"), "interpreter");
+    // A dropped #! script run as a program.
+    let (code, out) = sh(
+        &c,
+        "printf '#!/bin/sh\\necho bang\\n' > /tmp/bang.sh && chmod +x /tmp/bang.sh && /tmp/bang.sh",
+    );
+    assert_eq!((code, out.trim()), (Some(0), "bang"));
+    let a = agent.wait_alert(30, "shebang script", |a| {
+        f(a, "drift.path") == "/tmp/bang.sh"
+    });
+    assert_eq!(f(&a, "drift.via"), "shebang");
+    assert_eq!(f(&a, "drift.origin"), "added");
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn files_mapped_executable_by_the_loader_preload_or_dlopen_are_caught() {
+    let env = env();
+    let agent = Agent::start(&[]);
+    let c = env.run("mappings", RunOpts::default());
+    // New bytes (not a copy of any image file): append to an image library and program.
+    let (code, _) = sh(
+        &c,
+        "cat /usr/lib/libmarker.so > /tmp/evil.so && echo >> /tmp/evil.so && \
+         cat /usr/bin/dynhello > /tmp/dyn && echo >> /tmp/dyn && chmod +x /tmp/dyn",
+    );
+    assert_eq!(code, Some(0));
+    // The dynamic loader running a dropped program.
+    let (code, out) = sh(&c, "/lib64/ld-linux-x86-64.so.2 /tmp/dyn");
+    assert_eq!((code, out.trim()), (Some(0), "dynhello"));
+    let a = agent.wait_alert(30, "loader", |a| f(a, "drift.path") == "/tmp/dyn");
+    assert_eq!(f(&a, "drift.via"), "loader");
+    assert_eq!(f(&a, "drift.origin"), "added");
+    assert_eq!(
+        f(&a, "proc.exe_origin"),
+        "image",
+        "the loader is the image's"
+    );
+    assert!(
+        f(&a, "evt.type") == "mmap" || f(&a, "evt.type") == "mprotect",
+        "{a:#}"
+    );
+    // LD_PRELOAD of a dropped library into an image program: its constructor runs.
+    let (code, _) = sh(
+        &c,
+        "MARKER=/tmp/preload.ran LD_PRELOAD=/tmp/evil.so /usr/bin/dynhello",
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(sh(&c, "test -e /tmp/preload.ran").0, Some(0));
+    let a = agent.wait_alert(30, "preload", |a| {
+        f(a, "drift.path") == "/tmp/evil.so" && f(a, "proc.name") == "dynhello"
+    });
+    assert_eq!(f(&a, "drift.via"), "mapping");
+    // dlopen of a dropped library.
+    assert_eq!(sh(&c, "dlopener /tmp/evil.so").0, Some(0));
+    agent.wait_alert(30, "dlopen", |a| {
+        f(a, "drift.path") == "/tmp/evil.so" && f(a, "proc.name") == "dlopener"
+    });
+    assert!(agent.stop().success());
+
+    // Under --enforce the process dies before the library's code runs.
+    let agent = Agent::start(&["--enforce"]);
+    let (_, out) = sh(
+        &c,
+        "MARKER=/tmp/preload2.ran LD_PRELOAD=/tmp/evil.so /usr/bin/dynhello; echo status=$?",
+    );
+    assert!(out.trim().ends_with("status=137"), "{out}");
+    assert_ne!(
+        sh(&c, "test -e /tmp/preload2.ran").0,
+        Some(0),
+        "the constructor never ran"
+    );
+    let (_, out) = sh(&c, "/lib64/ld-linux-x86-64.so.2 /tmp/dyn; echo status=$?");
+    assert_eq!(out.trim(), "status=137");
+    let a = agent.wait_alert(30, "preload kill", |a| {
+        f(a, "drift.path") == "/tmp/evil.so" && f(a, "response.action") == "killed"
+    });
+    assert_eq!(f(&a, "drift.via"), "mapping");
+    // Image programs and libraries still run.
+    assert_eq!(sh(&c, "/usr/bin/dynhello").1.trim(), "dynhello");
+    assert_eq!(sh(&c, "dlopener /usr/lib/libmarker.so").0, Some(0));
+    assert!(agent.stop().success());
+}

@@ -1,0 +1,222 @@
+//! Helpers shared by the sensor integration tests (need root).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use driftwatch_abi::{decode, ExecRecord, MapRecord, Record};
+use driftwatch_bpf::{EventStream, ExecSensor, SensorOptions};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Loads a sensor that ignores this test process; `host_mntns_ino` 0 = no host exemption.
+pub fn load_with(enforce: bool, host_mntns_ino: u32) -> (ExecSensor, EventStream) {
+    let opts = SensorOptions {
+        enforce,
+        agent_tgid: std::process::id(),
+        host_mntns_ino,
+    };
+    let mut sensor = ExecSensor::load(&opts).unwrap_or_else(|e| panic!("load sensor: {e:#}"));
+    assert!(sensor.programs_attached());
+    let events = sensor.take_events().expect("events");
+    (sensor, events)
+}
+
+/// The inode of one of this process's namespaces (`/proc/self/ns/<ns>`).
+pub fn ns_ino(ns: &str) -> u64 {
+    fs::metadata(format!("/proc/self/ns/{ns}"))
+        .expect("ns")
+        .ino()
+}
+
+/// Reads events until `done` says the collected records (of the given tgids) are enough.
+pub async fn collect(
+    events: &mut EventStream,
+    pids: &HashSet<u32>,
+    mut done: impl FnMut(&[Vec<u8>]) -> bool,
+) -> Vec<Vec<u8>> {
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let res = tokio::time::timeout(WAIT, async {
+        while !done(&got) {
+            events
+                .for_each_ready(64, |bytes| {
+                    let rec = decode(bytes).expect("kernel record decodes");
+                    if pids.contains(&rec.task().tgid) {
+                        got.push(bytes.to_vec());
+                    }
+                })
+                .await
+                .expect("ring buffer read");
+        }
+    })
+    .await;
+    assert!(
+        res.is_ok(),
+        "timed out; got {} records: {:#?}",
+        got.len(),
+        decoded(&got)
+    );
+    got
+}
+
+pub fn decoded(raw: &[Vec<u8>]) -> Vec<Record<'_>> {
+    raw.iter().map(|b| decode(b).expect("decodes")).collect()
+}
+
+/// At least `want_exec` exec records of `pid`, and its fork and exit records.
+pub fn has_kinds(raw: &[Vec<u8>], pid: u32, want_exec: usize) -> bool {
+    let recs = decoded(raw);
+    let execs = recs
+        .iter()
+        .filter(|r| matches!(r, Record::Exec(e) if e.task.tgid == pid))
+        .count();
+    let fork = recs
+        .iter()
+        .any(|r| matches!(r, Record::Fork(f) if f.child.pid == pid));
+    let exit = recs
+        .iter()
+        .any(|r| matches!(r, Record::Exit(e) if e.task.pid == pid));
+    execs >= want_exec && fork && exit
+}
+
+pub fn last_exec<'a>(recs: &'a [Record<'a>], pid: u32) -> &'a ExecRecord<'a> {
+    recs.iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::Exec(e) if e.task.tgid == pid => Some(e),
+            _ => None,
+        })
+        .expect("exec record")
+}
+
+pub fn maps_of<'a>(recs: &'a [Record<'a>], pid: u32) -> Vec<&'a MapRecord<'a>> {
+    recs.iter()
+        .filter_map(|r| match r {
+            Record::Map(m) if m.task.tgid == pid => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An overlay mount in a tempdir, unmounted on drop.
+pub struct Overlay {
+    _dir: tempfile::TempDir,
+    pub merged: PathBuf,
+}
+
+impl Overlay {
+    /// lower/ holds `lowtrue`; `uptrue` is written through the merged dir (so it is upper).
+    pub fn new() -> Self {
+        Self::with_lower(&[])
+    }
+
+    /// As [`Overlay::new`], with more files (name, source) copied into lower/.
+    pub fn with_lower(extra: &[(&str, &Path)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = fs::canonicalize(dir.path()).expect("canonicalize");
+        for d in ["lower", "upper", "work", "merged"] {
+            fs::create_dir(root.join(d)).expect("mkdir");
+        }
+        fs::copy("/usr/bin/true", root.join("lower/lowtrue")).expect("copy lower");
+        for (name, src) in extra {
+            fs::copy(src, root.join("lower").join(name)).expect("copy lower extra");
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            root.join("lower").display(),
+            root.join("upper").display(),
+            root.join("work").display()
+        );
+        let merged = root.join("merged");
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&merged)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount overlay failed");
+        fs::copy("/usr/bin/true", merged.join("uptrue")).expect("copy upper");
+        Self { _dir: dir, merged }
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.merged).status();
+    }
+}
+
+/// Runs a command to completion; (pid, status).
+pub fn run_cmd(cmd: &mut Command) -> (u32, ExitStatus) {
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    (pid, out.status)
+}
+
+pub fn run(path: &Path) -> (u32, ExitStatus) {
+    run_cmd(&mut Command::new(path))
+}
+
+/// A cgroup v2 directory for the test's children, removed on drop.
+pub struct TestCgroup {
+    dir: PathBuf,
+}
+
+impl TestCgroup {
+    pub fn new() -> Self {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let mounts = fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
+        let base = mounts
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let (_src, dst, ty) = (f.next()?, f.next()?, f.next()?);
+                (ty == "cgroup2").then(|| PathBuf::from(dst))
+            })
+            .next()
+            .expect("cgroup2 is mounted");
+        let dir = base.join(format!(
+            "driftwatch-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir(&dir).expect("create cgroup");
+        Self { dir }
+    }
+
+    /// The cgroup v2 id is the inode number of its directory.
+    pub fn id(&self) -> u64 {
+        fs::metadata(&self.dir).expect("stat cgroup").ino()
+    }
+
+    /// Runs `exe` from a shell that first moves itself into this cgroup.
+    pub fn run_inside(&self, exe: &Path) -> (u32, ExitStatus) {
+        self.run_args_inside(&[exe.as_os_str()])
+    }
+
+    /// Runs `argv` from a shell that first moves itself into this cgroup.
+    pub fn run_args_inside(&self, argv: &[&OsStr]) -> (u32, ExitStatus) {
+        let script = format!(
+            "echo $$ > '{}' && exec \"$@\"",
+            self.dir.join("cgroup.procs").display(),
+        );
+        run_cmd(
+            Command::new("/bin/sh")
+                .args(["-c", &script, "sh"])
+                .args(argv),
+        )
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
