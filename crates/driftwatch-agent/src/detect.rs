@@ -11,6 +11,28 @@ use std::collections::BTreeMap;
 pub const BINARY_DRIFT_RULE: &str = "Drift Detected (Container Image Modified Binary)";
 pub const BINARY_DRIFT_TAGS: &[&str] = &["container", "drift", "binary", "mitre_execution"];
 
+pub const TAMPER_RULE: &str = "Driftwatch Sensor Tampered";
+
+/// The alert for a change to driftwatch's own sensor that driftwatch did not make.
+pub fn tamper_alert(finding: &str, hostname: &str) -> Alert {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut fields = BTreeMap::new();
+    fields.insert("driftwatch.finding".to_string(), json!(finding));
+    fields.insert("evt.time".to_string(), json!(now));
+    Alert {
+        time_ns: now,
+        rule: TAMPER_RULE.to_string(),
+        priority: Priority::Critical,
+        output: format!("driftwatch sensor tampered: {finding}"),
+        output_fields: fields,
+        tags: vec!["driftwatch".to_string(), "tamper".to_string()],
+        source: "internal".to_string(),
+        hostname: hostname.to_string(),
+    }
+}
+
 /// What was done about a drifted execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

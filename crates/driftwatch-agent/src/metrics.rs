@@ -24,6 +24,7 @@ pub struct Metrics {
     pub event_channel_drops: AtomicU64,
     pub alert_channel_drops: AtomicU64,
     pub output_errors: AtomicU64,
+    pub tamper_detections: AtomicU64,
     pub containers_tracked: AtomicU64,
     pub processes_tracked: AtomicU64,
     pub policy_entries: AtomicU64,
@@ -131,6 +132,11 @@ impl Metrics {
                 "driftwatch_scripts_unresolved_total",
                 "Scripts given to an interpreter by a relative path whose working directory was unknown.",
                 g(&self.scripts_unresolved),
+            ),
+            (
+                "driftwatch_tamper_detections_total",
+                "Changes to the sensor's maps the agent did not make, detached programs, missing canary execs.",
+                g(&self.tamper_detections),
             ),
             (
                 "driftwatch_output_errors_total",

@@ -13,7 +13,7 @@ use crate::users::UserNames;
 use driftwatch_bpf::{ExecSensor, SensorOptions};
 use driftwatch_event::{Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, MapEvent, TaskInfo};
 use driftwatch_runtime::{Registry, RegistryUpdate, RuntimeConfig};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -116,7 +116,8 @@ pub async fn run(
         users: UserNames::default(),
         registry: registry.clone(),
         sensor,
-        policed: HashSet::new(),
+        policed: HashMap::new(),
+        canary: None,
         enforce: c.agent.enforce,
         host_mntns,
         hostname,
@@ -210,7 +211,9 @@ struct Processor {
     /// The loaded sensor: the kernel policy map and statistics. Dropping it detaches.
     sensor: ExecSensor,
     /// cgroup ids written to the kernel policy map.
-    policed: HashSet<u64>,
+    policed: HashMap<u64, u32>,
+    /// The canary process spawned to prove the sensor still delivers execs: (pid, spawned at).
+    canary: Option<(u32, std::time::Instant)>,
     enforce: bool,
     host_mntns: u64,
     hostname: String,
@@ -242,6 +245,7 @@ impl Processor {
                 _ = tick.tick() => {
                     ticks += 1;
                     self.refresh_stats(&metrics);
+                    self.check_sensor(ticks).await;
                     if ticks.is_multiple_of(30) {
                         let gone = self.table.sweep(Path::new("/proc"));
                         tracing::debug!(gone, "process table swept");
@@ -285,10 +289,58 @@ impl Processor {
             .store(self.policed.len() as u64, Ordering::Relaxed);
     }
 
+    /// The sensor's own integrity, once a second: its maps hold what the agent wrote (repaired
+    /// and reported otherwise), its programs are attached, and — every 10 s — a canary exec
+    /// spawned by the agent arrives through the ring buffer within 5 s.
+    async fn check_sensor(&mut self, ticks: u64) {
+        let mut findings: Vec<String> = Vec::new();
+        match self.sensor.check_integrity(&self.policed) {
+            Ok(t) => findings.extend(t.iter().map(|t| format!("{t} (repaired)"))),
+            Err(e) => findings.push(format!("the sensor maps cannot be read: {e}")),
+        }
+        if !self.sensor.programs_attached() {
+            findings.push("the BPF programs are no longer attached".to_string());
+        }
+        if let Some((pid, at)) = self.canary {
+            if at.elapsed() > Duration::from_secs(5) {
+                findings.push(format!(
+                    "the canary exec (pid {pid}) did not arrive within 5 s: the exec sensor is not \
+                     delivering events"
+                ));
+                self.canary = None;
+            }
+        }
+        if self.canary.is_none() && ticks.is_multiple_of(10) {
+            // A child of the agent is a process of its own: its exec is reported.
+            if let Ok(mut child) = std::process::Command::new("/bin/true")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+            {
+                self.canary = Some((child.id(), std::time::Instant::now()));
+                std::thread::spawn(move || child.wait());
+            }
+        }
+        for finding in findings {
+            self.metrics
+                .tamper_detections
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(finding = %finding, "sensor tampering");
+            let alert = detect::tamper_alert(&finding, &self.hostname);
+            self.metrics.count_alert(&alert.rule);
+            if self.alerts.send(alert).await.is_err() {
+                self.metrics
+                    .alert_channel_drops
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Put a container's cgroup in the kernel policy map.
     fn track(&mut self, info: &ContainerInfo) {
         let Some(cg) = info.cgroup_id else { return };
-        if self.policed.contains(&cg) {
+        if self.policed.contains_key(&cg) {
             return;
         }
         let mut flags = driftwatch_abi::POLICY_F_TRACKED;
@@ -297,7 +349,7 @@ impl Processor {
         }
         match self.sensor.set_policy(cg, flags) {
             Ok(()) => {
-                self.policed.insert(cg);
+                self.policed.insert(cg, flags);
             }
             Err(e) => {
                 tracing::warn!(container = %info.id, error = %e, "cannot write the kernel policy")
@@ -307,7 +359,7 @@ impl Processor {
 
     fn untrack(&mut self, info: &ContainerInfo) {
         if let Some(cg) = info.cgroup_id {
-            if self.policed.remove(&cg) {
+            if self.policed.remove(&cg).is_some() {
                 if let Err(e) = self.sensor.remove_policy(cg) {
                     tracing::debug!(container = %info.id, error = %e, "policy entry already gone");
                 }
@@ -417,6 +469,9 @@ impl Processor {
     }
 
     async fn on_exec(&mut self, ev: ExecEvent) {
+        if self.canary.is_some_and(|(pid, _)| pid == ev.task.tgid) {
+            self.canary = None;
+        }
         self.table.on_exec(&ev);
         let (container, inside) = self.inside_container(&ev.task).await;
         let mut arrivals = Vec::new();

@@ -33,7 +33,7 @@ mod sensor;
 pub use error::BpfError;
 pub use object::EXEC_BPF_OBJECT;
 pub use ring_buf::{EventStream, POLL_INTERVAL};
-pub use sensor::{ExecSensor, SensorOptions, SensorStats};
+pub use sensor::{ExecSensor, SensorOptions, SensorStats, Tamper};
 
 #[cfg(test)]
 mod tests {

@@ -88,8 +88,51 @@ pub struct ExecSensor {
     events: Option<RingBuf<MapData>>,
     policy: HashMap<MapData, u64, u32>,
     stats: PerCpuArray<MapData, u64>,
-    _config: Array<MapData, [u8; CONFIG_SIZE]>,
+    config: Array<MapData, [u8; CONFIG_SIZE]>,
+    /// What `dw_config` must hold; anything else was written by someone else.
+    config_bytes: [u8; CONFIG_SIZE],
     _ebpf: Ebpf,
+}
+
+/// A change to the sensor's maps that the agent did not make (someone with `CAP_BPF` wrote
+/// them, e.g. with `bpftool map update`). Each one has been repaired when it is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tamper {
+    /// `dw_config` (enforcement switch, agent pid, host mount namespace) was rewritten.
+    Config,
+    /// A policy entry the agent did not write (`flags` as found).
+    PolicyAdded { cgroup_id: u64, flags: u32 },
+    /// A policy entry the agent wrote was deleted.
+    PolicyRemoved { cgroup_id: u64 },
+    /// A policy entry's flags were changed.
+    PolicyChanged {
+        cgroup_id: u64,
+        expected: u32,
+        found: u32,
+    },
+}
+
+impl fmt::Display for Tamper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tamper::Config => write!(f, "the sensor configuration map dw_config was rewritten"),
+            Tamper::PolicyAdded { cgroup_id, flags } => write!(
+                f,
+                "a policy entry was added for cgroup {cgroup_id} (flags {flags:#x})"
+            ),
+            Tamper::PolicyRemoved { cgroup_id } => {
+                write!(f, "the policy entry of cgroup {cgroup_id} was deleted")
+            }
+            Tamper::PolicyChanged {
+                cgroup_id,
+                expected,
+                found,
+            } => write!(
+                f,
+                "the policy entry of cgroup {cgroup_id} was changed from {expected:#x} to {found:#x}"
+            ),
+        }
+    }
 }
 
 impl fmt::Debug for ExecSensor {
@@ -129,14 +172,15 @@ impl ExecSensor {
         let mut config: Array<MapData, [u8; CONFIG_SIZE]> =
             Array::try_from(take_map(&mut ebpf, MAP_CONFIG)?)
                 .map_err(|e| BpfError::map(MAP_CONFIG, "open", e))?;
-        let cfg = Config {
+        let cfg_value = Config {
             agent_tgid: opts.agent_tgid,
             enforce: u32::from(opts.enforce),
             host_mntns_ino: opts.host_mntns_ino,
             fmode_backing: kernel_fmode_backing(),
         };
+        let config_bytes = cfg_value.to_bytes();
         config
-            .set(0, cfg.to_bytes(), 0)
+            .set(0, config_bytes, 0)
             .map_err(|e| BpfError::map(MAP_CONFIG, "write", e))?;
 
         let events = RingBuf::try_from(take_map(&mut ebpf, MAP_EVENTS)?)
@@ -203,7 +247,8 @@ impl ExecSensor {
             events: Some(events),
             policy,
             stats,
-            _config: config,
+            config,
+            config_bytes,
             _ebpf: ebpf,
         })
     }
@@ -251,6 +296,52 @@ impl ExecSensor {
             lost_map: read(DW_STAT_RINGBUF_LOST_MAP)?,
             kills: read(DW_STAT_KILLS)?,
         })
+    }
+
+    /// Compare the kernel maps with what the agent wrote (`expected_policy`: cgroup id → flags),
+    /// repair every difference, and return what was found.
+    pub fn check_integrity(
+        &mut self,
+        expected_policy: &std::collections::HashMap<u64, u32>,
+    ) -> Result<Vec<Tamper>, BpfError> {
+        let mut found = Vec::new();
+        let cfg = self
+            .config
+            .get(&0, 0)
+            .map_err(|e| BpfError::map(MAP_CONFIG, "read", e))?;
+        if cfg != self.config_bytes {
+            self.config
+                .set(0, self.config_bytes, 0)
+                .map_err(|e| BpfError::map(MAP_CONFIG, "write", e))?;
+            found.push(Tamper::Config);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let entries: Vec<(u64, u32)> = self.policy.iter().filter_map(Result::ok).collect();
+        for (cgroup_id, flags) in entries {
+            seen.insert(cgroup_id);
+            match expected_policy.get(&cgroup_id) {
+                None => {
+                    self.remove_policy(cgroup_id)?;
+                    found.push(Tamper::PolicyAdded { cgroup_id, flags });
+                }
+                Some(&expected) if expected != flags => {
+                    self.set_policy(cgroup_id, expected)?;
+                    found.push(Tamper::PolicyChanged {
+                        cgroup_id,
+                        expected,
+                        found: flags,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        for (&cgroup_id, &flags) in expected_policy {
+            if !seen.contains(&cgroup_id) {
+                self.set_policy(cgroup_id, flags)?;
+                found.push(Tamper::PolicyRemoved { cgroup_id });
+            }
+        }
+        Ok(found)
     }
 
     /// Whether all five programs are attached (they stay so until the sensor is dropped).

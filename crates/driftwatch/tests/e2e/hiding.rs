@@ -276,3 +276,103 @@ fn files_mapped_executable_by_the_loader_preload_or_dlopen_are_caught() {
     assert_eq!(sh(&c, "dlopener /usr/lib/libmarker.so").0, Some(0));
     assert!(agent.stop().success());
 }
+
+/// The id of the newest BPF map called `name` (the e2e tests run one agent at a time, and map
+/// ids only grow).
+fn newest_map_id(name: &str) -> u64 {
+    let out = std::process::Command::new("bpftool")
+        .args(["map", "show", "-j"])
+        .output()
+        .expect("bpftool");
+    let maps: Value = serde_json::from_slice(&out.stdout).expect("bpftool json");
+    maps.as_array()
+        .expect("a list")
+        .iter()
+        .filter(|m| m["name"] == name)
+        .filter_map(|m| m["id"].as_u64())
+        .max()
+        .unwrap_or_else(|| panic!("no map {name}"))
+}
+
+fn bpftool(args: &[&str]) -> Value {
+    let out = std::process::Command::new("bpftool")
+        .args(args)
+        .arg("-j")
+        .output()
+        .expect("bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn hex_bytes(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("bytes")
+        .iter()
+        .map(|b| b.as_str().expect("hex byte").to_string())
+        .collect()
+}
+
+#[test]
+fn sensor_tampering_is_detected_reported_and_repaired() {
+    let env = env();
+    let agent = Agent::start(&["--enforce"]);
+    let c = env.run("tamper", RunOpts::default());
+    agent.wait_metric("driftwatch_policy_entries", 15, |v| v >= 1.0);
+    assert_eq!(sh(&c, "cp /bin/marker /tmp/t").0, Some(0));
+
+    // Someone with CAP_BPF switches enforcement off behind the agent's back.
+    let cfg = newest_map_id("dw_config").to_string();
+    let cur = bpftool(&["map", "lookup", "id", &cfg, "key", "0", "0", "0", "0"]);
+    let mut value = hex_bytes(&cur["value"]);
+    for b in &mut value[4..8] {
+        *b = "0".to_string();
+    }
+    let mut args = vec![
+        "map", "update", "id", &cfg, "key", "0", "0", "0", "0", "value",
+    ];
+    args.extend(value.iter().map(String::as_str));
+    bpftool(&args);
+    let a = agent.wait_alert(10, "config tamper", |a| {
+        a["rule"] == "Driftwatch Sensor Tampered"
+            && a["output"].as_str().unwrap_or("").contains("dw_config")
+    });
+    assert_eq!(a["priority"], "Critical");
+    // Repaired: enforcement works again.
+    let (_, out) = sh(&c, "/tmp/t /tmp/t.ran; echo status=$?");
+    assert_eq!(out.trim(), "status=137", "enforcement restored");
+
+    // Someone deletes the container's policy entry.
+    let pol = newest_map_id("dw_policy").to_string();
+    let entries = bpftool(&["map", "dump", "id", &pol]);
+    let key = hex_bytes(&entries[0]["key"]);
+    let mut args = vec!["map", "delete", "id", &pol, "key"];
+    args.extend(key.iter().map(String::as_str));
+    bpftool(&args);
+    agent.wait_alert(10, "policy tamper", |a| {
+        a["rule"] == "Driftwatch Sensor Tampered"
+            && a["output"].as_str().unwrap_or("").contains("was deleted")
+    });
+    let (_, out) = sh(&c, "/tmp/t /tmp/t.ran; echo status=$?");
+    assert_eq!(out.trim(), "status=137", "policy restored");
+    assert!(
+        agent
+            .metric("driftwatch_tamper_detections_total")
+            .unwrap_or(0.0)
+            >= 2.0
+    );
+    // The canary exec keeps arriving: no "not delivering" finding.
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    assert!(
+        !agent
+            .alerts()
+            .iter()
+            .any(|a| a["output"].as_str().unwrap_or("").contains("canary")),
+        "{:#?}",
+        agent.alerts()
+    );
+    assert!(agent.stop().success());
+}
