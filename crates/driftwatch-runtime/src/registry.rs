@@ -271,8 +271,13 @@ impl Inner {
         self.read().by_cgroup.get(&id).cloned()
     }
 
+    /// The container indexed under mount namespace inode `ino`, only if its init process is
+    /// still in that namespace: namespace inode numbers are recycled, so an entry whose removal
+    /// has not been processed yet could otherwise name an unrelated new container.
     pub(crate) fn by_mntns(&self, ino: u64) -> Option<Arc<ContainerInfo>> {
-        self.read().by_mntns.get(&ino).cloned()
+        let info = self.read().by_mntns.get(&ino).cloned()?;
+        let pid = info.init_pid?;
+        (self.proc.mntns(pid).ok() == Some(ino)).then_some(info)
     }
 
     /// Index an extra cgroup id (a nested cgroup) for a running container.
@@ -368,7 +373,8 @@ impl Registry {
         self.inner.by_cgroup(cgroup_id)
     }
 
-    /// The container whose init process has this mount namespace inode.
+    /// The container whose init process has this mount namespace inode (checked against the
+    /// live process: namespace inodes are recycled).
     pub fn by_mntns(&self, mntns: u64) -> Option<Arc<ContainerInfo>> {
         self.inner.by_mntns(mntns)
     }
@@ -439,8 +445,29 @@ mod tests {
             namespace: "default".into(),
             cgroup_id: Some(cg),
             mntns: Some(mnt),
+            // by_mntns checks the init process is still in the namespace: use this process.
+            init_pid: Some(std::process::id()),
             ..ContainerInfo::default()
         }
+    }
+
+    fn own_mntns() -> u64 {
+        ProcFs::new("/proc", None)
+            .mntns(std::process::id())
+            .expect("own mntns")
+    }
+
+    #[test]
+    fn recycled_mount_namespace_inode_does_not_match_a_stale_entry() {
+        let (r, _rx) = registry();
+        let me = own_mntns();
+        // A container whose removal was not processed yet; its init process is gone and the
+        // kernel handed its namespace inode number to someone else.
+        let mut gone = info("gone", 10, me);
+        gone.init_pid = Some(u32::MAX - 1);
+        r.inner.upsert(gone);
+        assert!(r.by_mntns(me).is_none());
+        assert_eq!(r.by_cgroup(10).unwrap().id, "gone", "cgroup ids are never recycled");
     }
 
     #[test]
@@ -450,13 +477,15 @@ mod tests {
             r.inner.upsert(info("a", 10, 100)),
             Some(RegistryUpdate::Added(_))
         ));
-        assert_eq!(r.inner.upsert(info("a", 10, 100)), None);
+        let me = own_mntns();
+        assert!(r.inner.upsert(info("a", 10, me)).is_some(), "new mntns: changed");
+        assert_eq!(r.inner.upsert(info("a", 10, me)), None);
         assert_eq!(r.by_cgroup(10).unwrap().id, "a");
-        assert_eq!(r.by_mntns(100).unwrap().id, "a");
+        assert_eq!(r.by_mntns(me).unwrap().id, "a");
         // Changed facts re-index.
         assert!(r.inner.upsert(info("a", 11, 101)).is_some());
         assert!(r.by_cgroup(10).is_none());
-        assert!(r.by_mntns(100).is_none());
+        assert!(r.by_mntns(me).is_none());
         assert_eq!(r.by_cgroup(11).unwrap().id, "a");
         assert_eq!(r.len(), 1);
         assert_eq!(r.get("default", "a").unwrap().cgroup_id, Some(11));
