@@ -467,7 +467,11 @@ mod tests {
         gone.init_pid = Some(u32::MAX - 1);
         r.inner.upsert(gone);
         assert!(r.by_mntns(me).is_none());
-        assert_eq!(r.by_cgroup(10).unwrap().id, "gone", "cgroup ids are never recycled");
+        assert_eq!(
+            r.by_cgroup(10).unwrap().id,
+            "gone",
+            "cgroup ids are never recycled"
+        );
     }
 
     #[test]
@@ -478,7 +482,10 @@ mod tests {
             Some(RegistryUpdate::Added(_))
         ));
         let me = own_mntns();
-        assert!(r.inner.upsert(info("a", 10, me)).is_some(), "new mntns: changed");
+        assert!(
+            r.inner.upsert(info("a", 10, me)).is_some(),
+            "new mntns: changed"
+        );
         assert_eq!(r.inner.upsert(info("a", 10, me)), None);
         assert_eq!(r.by_cgroup(10).unwrap().id, "a");
         assert_eq!(r.by_mntns(me).unwrap().id, "a");
