@@ -28,29 +28,47 @@
 //! alias bombs, huge or non-UTF-8 files all become [`Diagnostic`]s.
 #![forbid(unsafe_code)]
 
+mod cases;
 mod collector;
+mod compile;
 mod definition;
 mod diagnostic;
+mod eval;
 mod exception;
+mod fields;
 mod files;
 mod loader;
+mod matcher;
+mod output;
 mod reader;
 mod source_loc;
+mod value;
 mod version;
 mod yaml;
 
+pub use cases::{parse_cases, run_cases, CaseResult, TestCase};
+pub use compile::{compile, CompileOptions, CompileStats, Compiled, MAX_MACRO_DEPTH};
 pub use definition::{
     ListDef, LoadResult, MacroDef, PluginRequirement, PluginVersion, RequiredEngineVersion, RuleDef,
 };
 pub use diagnostic::{Diagnostic, Severity};
 pub use driftwatch_event::Priority;
+pub use eval::{CompiledRule, EvalCtx, MatchMode, RuleSet};
 pub use exception::{
     is_operator_for_list, is_str_operator_with_modifier, Exception, ExceptionComps,
     ExceptionFields, ExceptionValue, TupleItem,
 };
+pub use fields::{
+    fields_markdown, fields_text, lookup as lookup_field, ArgKind, EventKind, EventKinds,
+    EventType, FieldDef, FieldId, FieldType, FIELDS,
+};
 pub use files::{load_files, read_rule_file, RuleFileError};
 pub use loader::{load_str, LoadOptions, Loader, MAX_FILE_BYTES};
+pub use output::{time_of_day, OutputFormat, OutputOptions, CONTAINER_FIELDS};
 pub use source_loc::{Located, SourceLoc, SourceText};
+pub use value::{
+    parse_field_ref, FieldArg, FieldSource, MapSource, MapSourceError, OwnedValue, Scratch, Value,
+};
 pub use version::{EngineVersion, ENGINE_VERSION};
 pub use yaml::{MAX_DEPTH, MAX_NODES};
 

@@ -91,11 +91,11 @@ impl Containerd {
         &self.socket
     }
 
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::from(self.client_channel.clone())
     }
 
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         call: &'static str,
         fut: impl Future<Output = Result<tonic::Response<T>, GrpcStatus>>,
@@ -110,7 +110,7 @@ impl Containerd {
         }
     }
 
-    fn request<T>(namespace: &str, msg: T) -> Result<Request<T>, RuntimeError> {
+    pub(crate) fn request<T>(namespace: &str, msg: T) -> Result<Request<T>, RuntimeError> {
         let value: MetadataValue<_> =
             namespace
                 .parse()
@@ -155,7 +155,11 @@ impl Containerd {
         }
     }
 
-    async fn container(&self, ns: &str, id: &str) -> Result<Option<Container>, RuntimeError> {
+    pub(crate) async fn container(
+        &self,
+        ns: &str,
+        id: &str,
+    ) -> Result<Option<Container>, RuntimeError> {
         let req = Self::request(ns, GetContainerRequest { id: id.to_string() })?;
         match self
             .call("containers.get", self.client().containers().get(req))
@@ -167,7 +171,7 @@ impl Containerd {
         }
     }
 
-    async fn task(&self, ns: &str, id: &str) -> Result<Option<Process>, RuntimeError> {
+    pub(crate) async fn task(&self, ns: &str, id: &str) -> Result<Option<Process>, RuntimeError> {
         let req = Self::request(
             ns,
             GetRequest {
@@ -183,7 +187,7 @@ impl Containerd {
     }
 
     /// Manifest digest of an image (`target.digest`); `None` when unknown.
-    async fn image_digest(&self, ns: &str, name: &str) -> Option<String> {
+    pub(crate) async fn image_digest(&self, ns: &str, name: &str) -> Option<String> {
         if name.is_empty() {
             return None;
         }
@@ -211,7 +215,7 @@ impl Containerd {
     }
 
     /// Overlay layers from the snapshotter's `Mounts` for the container's snapshot.
-    async fn snapshot_layers(
+    pub(crate) async fn snapshot_layers(
         &self,
         ns: &str,
         container: &Container,

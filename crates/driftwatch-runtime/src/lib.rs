@@ -29,6 +29,7 @@ mod containerd;
 pub mod cri;
 mod error;
 mod events;
+pub mod inspect;
 pub mod mountinfo;
 pub mod proc_scan;
 pub mod procfs;

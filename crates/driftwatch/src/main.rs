@@ -9,6 +9,9 @@ use driftwatch_agent::AgentError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod diff_cmd;
+mod rules_cmd;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "driftwatch",
@@ -24,6 +27,11 @@ struct Cli {
 enum Command {
     /// Watch every container on this node and alert on drift.
     Agent(AgentArgs),
+    /// Validate, list and test rule files; print the fields rules may use.
+    Rules(rules_cmd::RulesArgs),
+    /// What changed in a container since it started: files, packages, runtime configuration.
+    /// Exit code 0 no drift, 1 drift found, 2 error.
+    Diff(diff_cmd::DiffArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +73,20 @@ fn main() -> ExitCode {
         )
         .init();
     match cli.command {
+        Command::Diff(args) => match diff_cmd::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Rules(args) => match rules_cmd::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
         Command::Agent(args) => match agent(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -15,6 +15,7 @@
 //! ```
 
 mod busybox;
+mod debian;
 mod helper;
 mod layer;
 mod layout;
@@ -24,6 +25,9 @@ use std::fs;
 use std::path::Path;
 
 pub use busybox::{APPLETS, HOST_BUSYBOX};
+pub use debian::{
+    build_deb, debian_image, debian_mirror, debian_rootfs, DEBIAN_IMAGE, DEBIAN_SUITE,
+};
 pub use helper::{
     cache_dir, compile_dynamic_helper, compile_helper, compile_shared_library,
     compile_static_helper, MARKER_HELPER_C, NOOP_HELPER_C,

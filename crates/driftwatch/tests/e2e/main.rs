@@ -3,5 +3,6 @@
 
 mod agent;
 mod cli;
+mod diff;
 mod harness;
 mod hiding;
