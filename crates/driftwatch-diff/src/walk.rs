@@ -18,12 +18,12 @@ use crate::layers::{self, LayerDir};
 use crate::model::{ChangeKind, FileEntry, FileType, Side, UnmanagedChange};
 use crate::packages::dpkg::DpkgFiles;
 use driftwatch_event::OverlayLayers;
-use driftwatch_image::XattrNamespace;
+use driftwatch_image::{read_full, XattrNamespace};
 use md5::Md5;
 use rustix::fs::{self as rfs, AtFlags, Stat};
 use sha2::{Digest, Sha256};
 use std::ffi::CString;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Which regular files get a SHA-256.
@@ -199,19 +199,6 @@ struct ReadOut {
     head_len: usize,
     /// With an image file to compare: whether the bytes differ.
     differs: Option<bool>,
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 impl<S: WalkSink> Walker<'_, S> {

@@ -102,7 +102,9 @@ pub fn same_content(a: &mut File, b: &mut File) -> io::Result<bool> {
     }
 }
 
-fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// Fill `buf` from `f` as far as the file goes (short reads and `EINTR` retried); returns how
+/// many bytes were read, less than `buf.len()` only at end of file.
+pub fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {

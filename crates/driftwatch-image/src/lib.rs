@@ -16,7 +16,9 @@ mod hash;
 pub mod lookup;
 
 pub use classify::{classify, decide, Decision, ExecFacts, Rule, OVERLAYFS_SUPER_MAGIC};
-pub use content::{open_in_layer, read_link_in_layer, same_content, SizeIndex, MAX_COMPARE_BYTES};
+pub use content::{
+    open_in_layer, read_full, read_link_in_layer, same_content, SizeIndex, MAX_COMPARE_BYTES,
+};
 pub use error::ImageError;
 pub use hash::{sha256_fd, sha256_file};
 pub use lookup::{
