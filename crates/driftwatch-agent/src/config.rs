@@ -16,6 +16,29 @@ pub struct Config {
     pub output: OutputSection,
     pub containerd: ContainerdSection,
     pub pipeline: PipelineSection,
+    pub rules: RulesSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// Load the built-in `driftwatch_rules.yaml` first.
+    pub builtin: bool,
+    /// Rule files and directories (`*.yaml`/`*.yml`, sorted), loaded in order after the
+    /// built-in rules; later files tune earlier ones.
+    pub paths: Vec<PathBuf>,
+    /// Skip (with a warning) rules using fields driftwatch does not provide.
+    pub skip_unknown: bool,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        RulesSection {
+            builtin: true,
+            paths: Vec::new(),
+            skip_unknown: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -1,15 +1,12 @@
-//! The built-in binary-drift detection. (A later step moves detections into Falco-format rule
-//! files; this one keeps the rule's exact name, priority, tags and output so alerts do not
-//! change when it does.)
+//! What the agent adds to every alert besides the rule's own output fields (Falco-named context
+//! fields and driftwatch's `drift.*`/`response.action`), the response action, and the agent's own
+//! alert for tampering with its sensor. Detections themselves are rules (`rules/`).
 
-use crate::enrich::{AlertCtx, Arrival, Via};
+use crate::enrich::{AlertCtx, Arrival};
 use crate::text::lossy;
 use driftwatch_event::{Alert, Priority};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-pub const BINARY_DRIFT_RULE: &str = "Drift Detected (Container Image Modified Binary)";
-pub const BINARY_DRIFT_TAGS: &[&str] = &["container", "drift", "binary", "mitre_execution"];
 
 pub const TAMPER_RULE: &str = "Driftwatch Sensor Tampered";
 
@@ -52,55 +49,6 @@ impl Action {
             Action::Killed => "killed",
             Action::KilledAfterStart => "killed-after-start",
         }
-    }
-}
-
-/// The alert for drifted code reaching a container process.
-pub fn drift_alert(ctx: &AlertCtx, arrival: &Arrival, action: Action, hostname: &str) -> Alert {
-    let fields = fields(ctx, Some(arrival), action);
-    let text = |k: &str| match fields.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "<NA>".to_string(),
-        Some(v) => v.to_string(),
-    };
-    let output = if arrival.via == Via::Exec {
-        format!(
-            "Drift detected: new binary executed in container (user={} command={} container={} \
-             image={}:{} exe_path={} origin={} action={})",
-            text("user.name"),
-            text("proc.cmdline"),
-            text("container.name"),
-            text("container.image.repository"),
-            text("container.image.tag"),
-            text("proc.exepath"),
-            text("proc.exe_origin"),
-            text("response.action"),
-        )
-    } else {
-        format!(
-            "Drift detected: code not in the image run in container (via={} file={} origin={} \
-             user={} command={} container={} image={}:{} exe_path={} action={})",
-            text("drift.via"),
-            text("drift.path"),
-            text("drift.origin"),
-            text("user.name"),
-            text("proc.cmdline"),
-            text("container.name"),
-            text("container.image.repository"),
-            text("container.image.tag"),
-            text("proc.exepath"),
-            text("response.action"),
-        )
-    };
-    Alert {
-        time_ns: ctx.time_ns,
-        rule: BINARY_DRIFT_RULE.to_string(),
-        priority: Priority::Warning,
-        output,
-        output_fields: fields,
-        tags: BINARY_DRIFT_TAGS.iter().map(|t| t.to_string()).collect(),
-        source: "syscall".to_string(),
-        hostname: hostname.to_string(),
     }
 }
 
@@ -232,6 +180,7 @@ pub fn fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::enrich::Via;
     use crate::origin::Verdict;
     use crate::proctable::ProcEntry;
     use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, TaskInfo};
@@ -280,16 +229,12 @@ mod tests {
     }
 
     #[test]
-    fn exec_alert_has_the_contract_fields() {
-        let a = drift_alert(
+    fn context_fields_have_the_contract_fields() {
+        let f = fields(
             &ctx(),
-            &arrival(Via::Exec, ExeOrigin::Added),
+            Some(&arrival(Via::Exec, ExeOrigin::Added)),
             Action::Killed,
-            "node",
         );
-        assert_eq!(a.rule, BINARY_DRIFT_RULE);
-        assert_eq!(a.priority, Priority::Warning);
-        assert!(a.tags.contains(&"container".to_string()) && a.tags.contains(&"drift".to_string()));
         for k in [
             "container.id",
             "container.name",
@@ -311,44 +256,39 @@ mod tests {
             "drift.path",
             "drift.origin",
         ] {
-            assert!(a.output_fields.contains_key(k), "missing {k}");
+            assert!(f.contains_key(k), "missing {k}");
         }
-        assert_eq!(a.output_fields["proc.exepath"], json!("/tmp/evil\\xff"));
-        assert_eq!(a.output_fields["drift.path"], json!("/tmp/evil\\xff"));
-        assert_eq!(a.output_fields["proc.cmdline"], json!("evil -x"));
-        assert_eq!(a.output_fields["container.image.digest"], Value::Null);
-        assert_eq!(a.output_fields["proc.pname"], Value::Null);
-        assert_eq!(a.output_fields["response.action"], json!("killed"));
-        assert_eq!(a.output_fields["drift.via"], json!("exec"));
-        assert!(a.output.contains("exe_path=/tmp/evil\\xff"), "{}", a.output);
-        assert!(a.output.contains("image=reg/app:1"), "{}", a.output);
-        assert!(a.output.contains("action=killed"), "{}", a.output);
+        assert_eq!(f["proc.exepath"], json!("/tmp/evil\\xff"));
+        assert_eq!(f["drift.path"], json!("/tmp/evil\\xff"));
+        assert_eq!(f["proc.cmdline"], json!("evil -x"));
+        assert_eq!(f["container.image.digest"], Value::Null);
+        assert_eq!(f["proc.pname"], Value::Null);
+        assert_eq!(f["response.action"], json!("killed"));
+        assert_eq!(f["drift.via"], json!("exec"));
     }
 
     #[test]
-    fn other_arrivals_name_both_files_and_the_way_in() {
-        let mut c = ctx();
-        c.process.exepath = Arc::from("/usr/bin/python3");
-        c.process.exe_origin = Some(ExeOrigin::Image);
+    fn an_event_without_drift_has_null_drift_fields() {
         let mut arr = arrival(Via::Interpreter, ExeOrigin::Added);
-        arr.path = b"/tmp/x.py".to_vec();
         arr.verdict.image_copy_of = Some(Arc::from(&b"/usr/lib/tool.py"[..]));
-        let a = drift_alert(&c, &arr, Action::None, "node");
-        assert!(
-            a.output
-                .contains("via=interpreter file=/tmp/x.py origin=added"),
-            "{}",
-            a.output
-        );
-        assert!(
-            a.output.contains("exe_path=/usr/bin/python3"),
-            "{}",
-            a.output
-        );
-        assert_eq!(a.output_fields["proc.exe_origin"], json!("image"));
-        assert_eq!(
-            a.output_fields["drift.image_copy_of"],
-            json!("/usr/lib/tool.py")
-        );
+        let f = fields(&ctx(), Some(&arr), Action::None);
+        assert_eq!(f["drift.image_copy_of"], json!("/usr/lib/tool.py"));
+        let none = fields(&ctx(), None, Action::None);
+        for k in [
+            "drift.via",
+            "drift.path",
+            "drift.origin",
+            "drift.image_copy_of",
+        ] {
+            assert_eq!(none[k], Value::Null, "{k}");
+        }
+    }
+
+    #[test]
+    fn tamper_alert_is_critical() {
+        let a = tamper_alert("dw_config was rewritten", "node");
+        assert_eq!(a.rule, TAMPER_RULE);
+        assert_eq!(a.priority, Priority::Critical);
+        assert!(a.output.contains("dw_config was rewritten"));
     }
 }

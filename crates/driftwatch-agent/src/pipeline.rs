@@ -4,6 +4,7 @@ use crate::config::ValidConfig;
 use crate::decode::{self, Clock};
 use crate::detect::{self, Action};
 use crate::enrich::{self, AlertCtx, Arrival, Via};
+use crate::fields::{EventSource, FieldMap};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::origin::{FileFacts, Origins, Verdict};
@@ -12,6 +13,7 @@ use crate::proctable::ProcessTable;
 use crate::users::UserNames;
 use driftwatch_bpf::{ExecSensor, SensorOptions};
 use driftwatch_event::{Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, MapEvent, TaskInfo};
+use driftwatch_rules::{EvalCtx, EventType, OutputOptions, RuleSet};
 use driftwatch_runtime::{Registry, RegistryUpdate, RuntimeConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 pub enum AgentError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Rules(#[from] crate::rules::RulesError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -69,6 +73,7 @@ pub async fn run(
         })?;
         sinks.push(Box::new(sink));
     }
+    let rules = crate::rules::load(&c.rules.paths, c.rules.builtin, c.rules.skip_unknown)?;
     let host_mntns = std::fs::metadata("/proc/self/ns/mnt")
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .map_err(AgentError::HostNamespace)?;
@@ -123,6 +128,10 @@ pub async fn run(
         hostname,
         metrics: metrics.clone(),
         alerts: alert_tx,
+        rules,
+        fields: FieldMap::default(),
+        eval: EvalCtx::new(),
+        evt_num: 0,
     };
     for info in registry.all() {
         processor.track(&info);
@@ -219,6 +228,12 @@ struct Processor {
     hostname: String,
     metrics: Arc<Metrics>,
     alerts: mpsc::Sender<Alert>,
+    /// The compiled rules every event is evaluated against.
+    rules: RuleSet,
+    fields: FieldMap,
+    eval: EvalCtx,
+    /// Events evaluated so far (`evt.num`).
+    evt_num: u64,
 }
 
 impl Processor {
@@ -456,15 +471,58 @@ impl Processor {
         }
     }
 
-    async fn emit(&mut self, ctx: &AlertCtx, arrival: &Arrival, action: Action) {
-        let alert = detect::drift_alert(ctx, arrival, action, &self.hostname);
-        self.metrics.count_alert(&alert.rule);
-        // Alerts are never dropped: wait for room (the ring-buffer reader is decoupled by the
-        // events channel, whose overflow is counted).
-        if self.alerts.send(alert).await.is_err() {
-            self.metrics
-                .alert_channel_drops
-                .fetch_add(1, Ordering::Relaxed);
+    /// Evaluate the rules on one event: once without an arrival, or once per drifted-code
+    /// arrival (the same alert twice, e.g. a shell rule on an exec with two arrivals, is sent
+    /// once). Every alert carries the agent's context fields besides the rule's own.
+    async fn evaluate(
+        &mut self,
+        ctx: &AlertCtx,
+        evt_type: EventType,
+        arrivals: &[(Arrival, Action)],
+        cwd: Option<&[u8]>,
+    ) {
+        let mut alerts: Vec<Alert> = Vec::new();
+        let targets: Vec<(Option<&Arrival>, Action)> = if arrivals.is_empty() {
+            vec![(None, Action::None)]
+        } else {
+            arrivals.iter().map(|(a, act)| (Some(a), *act)).collect()
+        };
+        for (arrival, action) in targets {
+            self.evt_num += 1;
+            let src = EventSource {
+                fields: &self.fields,
+                evt_type,
+                num: self.evt_num,
+                ctx,
+                arrival,
+                action,
+                cwd,
+                table: &self.table,
+                hostname: &self.hostname,
+            };
+            let hostname = self.hostname.as_str();
+            self.rules.eval(&src, &mut self.eval, |rule| {
+                let mut alert = rule.alert(&src, ctx.time_ns, hostname, &OutputOptions::default());
+                for (k, v) in detect::fields(ctx, arrival, action) {
+                    alert.output_fields.entry(k).or_insert(v);
+                }
+                if !alerts
+                    .iter()
+                    .any(|a| a.rule == alert.rule && a.output == alert.output)
+                {
+                    alerts.push(alert);
+                }
+            });
+        }
+        for alert in alerts {
+            self.metrics.count_alert(&alert.rule);
+            // Alerts are never dropped: wait for room (the ring-buffer reader is decoupled by
+            // the events channel, whose overflow is counted).
+            if self.alerts.send(alert).await.is_err() {
+                self.metrics
+                    .alert_channel_drops
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -500,9 +558,6 @@ impl Processor {
                 arrivals.push(a);
             }
         }
-        if arrivals.is_empty() {
-            return;
-        }
         let ctx = enrich::alert_ctx(
             ev.time_ns,
             "execve",
@@ -512,11 +567,16 @@ impl Processor {
             &self.table,
             &mut self.users,
         );
-        for a in arrivals {
-            let killed = a.via == Via::Exec && ev.flags.killed;
-            let action = self.respond(killed, ev.task.tgid);
-            self.emit(&ctx, &a, action).await;
-        }
+        let arrivals: Vec<(Arrival, Action)> = arrivals
+            .into_iter()
+            .map(|a| {
+                let killed = a.via == Via::Exec && ev.flags.killed;
+                let action = self.respond(killed, ev.task.tgid);
+                (a, action)
+            })
+            .collect();
+        self.evaluate(&ctx, EventType::Execve, &arrivals, ev.cwd.as_deref())
+            .await;
     }
 
     /// A script this exec runs: the `#!` script itself, or the program file given to an
@@ -585,7 +645,12 @@ impl Processor {
             verdict,
         };
         let action = self.respond(m.flags.killed, m.task.tgid);
-        self.emit(&ctx, &arrival, action).await;
+        let evt_type = match m.how {
+            driftwatch_event::MapHow::Mmap => EventType::Mmap,
+            driftwatch_event::MapHow::Mprotect => EventType::Mprotect,
+        };
+        self.evaluate(&ctx, evt_type, &[(arrival, action)], None)
+            .await;
     }
 }
 

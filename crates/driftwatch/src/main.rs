@@ -57,6 +57,16 @@ struct AgentArgs {
     /// Do not print alerts on stdout (use with --output-file).
     #[arg(long)]
     quiet: bool,
+    /// Rule file or directory (*.yaml, *.yml) loaded after the built-in rules; repeatable,
+    /// later files tune earlier ones.
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// Skip, with a warning, rules that use fields driftwatch does not provide.
+    #[arg(long)]
+    skip_unknown: bool,
+    /// Do not load the built-in rules (only --rules files).
+    #[arg(long)]
+    no_builtin_rules: bool,
 }
 
 /// Exit code for configuration and usage errors.
@@ -93,7 +103,10 @@ fn main() -> ExitCode {
                 eprintln!("driftwatch: error: {e:#}");
                 let usage = e.chain().any(|c| {
                     c.downcast_ref::<ConfigError>().is_some()
-                        || matches!(c.downcast_ref::<AgentError>(), Some(AgentError::Config(_)))
+                        || matches!(
+                            c.downcast_ref::<AgentError>(),
+                            Some(AgentError::Config(_) | AgentError::Rules(_))
+                        )
                 });
                 ExitCode::from(if usage { EXIT_USAGE } else { 1 })
             }
@@ -123,6 +136,13 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
     }
     if args.quiet {
         cfg.output.stdout = false;
+    }
+    cfg.rules.paths.extend(args.rules);
+    if args.skip_unknown {
+        cfg.rules.skip_unknown = true;
+    }
+    if args.no_builtin_rules {
+        cfg.rules.builtin = false;
     }
     let valid = cfg.validate()?;
     let rt = tokio::runtime::Builder::new_multi_thread()

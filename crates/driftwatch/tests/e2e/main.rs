@@ -6,3 +6,4 @@ mod cli;
 mod diff;
 mod harness;
 mod hiding;
+mod rules;

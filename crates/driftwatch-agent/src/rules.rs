@@ -1,0 +1,124 @@
+//! The agent's rules: the built-in `rules/driftwatch_rules.yaml` (embedded), then the user's rule
+//! files and directories in order, later ones tuning earlier ones as in Falco.
+
+use driftwatch_rules::{CompileOptions, LoadOptions, Loader, MatchMode, RuleSet, Severity};
+use std::path::{Path, PathBuf};
+
+/// The shipped rules, embedded in the binary.
+pub const BUILTIN_RULES: &str = include_str!("../../../rules/driftwatch_rules.yaml");
+/// The name diagnostics use for the built-in file.
+pub const BUILTIN_NAME: &str = "driftwatch_rules.yaml (built in)";
+
+/// Rule files that do not load or compile: every diagnostic, `file:line:col: error: message`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid rules:\n{}", .diagnostics.join("\n"))]
+pub struct RulesError {
+    pub diagnostics: Vec<String>,
+}
+
+/// Files to load for `paths`: each file as given, each directory's `*.yaml`/`*.yml` sorted.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RulesError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|e| RulesError {
+                diagnostics: vec![format!(
+                    "{}: error: cannot read directory: {e}",
+                    p.display()
+                )],
+            })?;
+            let mut files: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Load (built-in first unless `builtin` is false) and compile; warnings are logged, errors
+/// returned all at once.
+pub fn load(paths: &[PathBuf], builtin: bool, skip_unknown: bool) -> Result<RuleSet, RulesError> {
+    let mut loader = Loader::new(LoadOptions::default());
+    if builtin {
+        loader.add_str(BUILTIN_NAME, BUILTIN_RULES);
+    }
+    for f in expand(paths)? {
+        loader.add_file(Path::new(&f));
+    }
+    let loaded = loader.finish();
+    let compiled = driftwatch_rules::compile(
+        &loaded,
+        &CompileOptions {
+            skip_unknown,
+            mode: MatchMode::All,
+        },
+    );
+    let mut errors = Vec::new();
+    for d in loaded.diagnostics.iter().chain(compiled.diagnostics.iter()) {
+        match d.severity {
+            Severity::Error => errors.push(d.to_string()),
+            Severity::Warning => tracing::warn!("{d}"),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(RulesError {
+            diagnostics: errors,
+        });
+    }
+    tracing::info!(
+        rules = compiled.stats.loaded,
+        skipped = compiled.stats.skipped_unknown,
+        "rules loaded"
+    );
+    Ok(compiled.rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_load_and_have_the_seed_rules() {
+        let set = load(&[], true, false).expect("built-in rules compile");
+        let names: Vec<&str> = set.rules().iter().map(|r| r.name.as_str()).collect();
+        for n in [
+            "Drift Detected (Container Image Modified Binary)",
+            "Container Shell Spawned",
+            "Package Manager Execution in Container",
+        ] {
+            assert!(names.contains(&n), "{n} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn user_files_tune_the_builtin_rules_and_errors_are_all_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("local.yaml");
+        std::fs::write(
+            &f,
+            "- rule: Container Shell Spawned\n  enabled: false\n- rule: Broken\n  desc: x\n  \
+             condition: proc.nosuchfield = 1\n  output: x\n  priority: WARNING\n",
+        )
+        .unwrap();
+        let err = load(&[dir.path().to_path_buf()], true, false).unwrap_err();
+        assert!(
+            err.diagnostics.iter().any(|d| d.contains("local.yaml:")),
+            "{err}"
+        );
+        let set = load(&[f], true, true).expect("skip-unknown skips the broken rule");
+        assert!(!set
+            .rules()
+            .iter()
+            .any(|r| r.name == "Container Shell Spawned"));
+        assert!(!set.rules().iter().any(|r| r.name == "Broken"));
+    }
+}
