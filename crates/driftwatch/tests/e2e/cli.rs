@@ -113,3 +113,106 @@ fn listener_serves_health_readiness_metrics_and_sigterm_exits_zero() {
     let status = agent.stop();
     assert_eq!(status.code(), Some(0));
 }
+
+fn driftwatch(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(agent_bin())
+        .args(args)
+        .output()
+        .expect("run driftwatch");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn repo_path(rel: &str) -> String {
+    format!("{}/../../{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn rules_validate_reports_every_diagnostic_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "- rule: A\n  desc: x\n  condition: proc.nosuch = 1\n  output: x\n  priority: WARNING\n\
+         - rule: B\n  desc: x\n  condition: proc.name = sh and (\n  output: x\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let (code, out, err) = driftwatch(&["rules", "validate", bad.to_str().unwrap()]);
+    let all = format!("{out}{err}");
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("bad.yaml:3:") && all.contains("proc.nosuch"),
+        "{all}"
+    );
+    assert!(all.contains("bad.yaml:8:"), "both errors reported: {all}");
+    let last = all.trim().lines().last().unwrap_or_default();
+    let errors: usize = last
+        .rsplit(", ")
+        .next()
+        .and_then(|e| e.strip_suffix(" errors"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(last.starts_with("rules:") && errors >= 2, "{last}");
+    // Only unsupported fields, skipped: exit 0 with a warning.
+    let unknown = dir.path().join("unknown.yaml");
+    std::fs::write(
+        &unknown,
+        "- rule: A\n  desc: x\n  condition: proc.nosuch = 1\n  output: x\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let (code, out, err) = driftwatch(&[
+        "rules",
+        "validate",
+        "--skip-unknown",
+        unknown.to_str().unwrap(),
+    ]);
+    let all = format!("{out}{err}");
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("warning"), "{all}");
+    assert!(
+        all.trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("1 skipped"),
+        "{all}"
+    );
+}
+
+#[test]
+fn shipped_rules_validate_list_and_pass_their_test_cases() {
+    let rules = repo_path("rules");
+    let (code, out, err) = driftwatch(&["rules", "validate", &rules]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = driftwatch(&["rules", "list", &rules]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("Drift Detected (Container Image Modified Binary)"),
+        "{out}"
+    );
+    let cases = repo_path("rules/driftwatch_rules.tests.yaml");
+    let (code, out, err) = driftwatch(&["rules", "test", &cases, "--rules", &rules]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .ends_with("0 failed"),
+        "{out}"
+    );
+    // A case that expects the wrong rule fails the run.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong.yaml");
+    let text = std::fs::read_to_string(&cases).unwrap();
+    std::fs::write(
+        &wrong,
+        text.replacen("expect: []", "expect: [Container Shell Spawned]", 1),
+    )
+    .unwrap();
+    let (code, out, _) = driftwatch(&["rules", "test", wrong.to_str().unwrap(), "--rules", &rules]);
+    assert_eq!(code, Some(1), "{out}");
+}
