@@ -73,7 +73,15 @@ pub async fn run(
         })?;
         sinks.push(Box::new(sink));
     }
-    let rules = crate::rules::load(&c.rules.paths, c.rules.builtin, c.rules.skip_unknown)?;
+    // Invalid rules fail before anything is loaded. The compiled set is dropped again while the
+    // sensor loads: parsing the kernel's BTF is the agent's memory peak, and the rules need not
+    // sit on top of it.
+    drop(crate::rules::load(
+        &c.rules.paths,
+        c.rules.builtin,
+        c.rules.skip_unknown,
+        true,
+    )?);
     let host_mntns = std::fs::metadata("/proc/self/ns/mnt")
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .map_err(AgentError::HostNamespace)?;
@@ -99,6 +107,7 @@ pub async fn run(
     })?;
     let events = sensor.take_events()?;
     tracing::info!(enforce = c.agent.enforce, "BPF exec sensor attached");
+    let rules = crate::rules::load(&c.rules.paths, c.rules.builtin, c.rules.skip_unknown, false)?;
 
     let mut table = ProcessTable::new(c.pipeline.process_table_max);
     let seeded = table.seed_from_proc(Path::new("/proc"));

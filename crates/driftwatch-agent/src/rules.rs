@@ -44,9 +44,14 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RulesError> {
     Ok(out)
 }
 
-/// Load (built-in first unless `builtin` is false) and compile; warnings are logged, errors
-/// returned all at once.
-pub fn load(paths: &[PathBuf], builtin: bool, skip_unknown: bool) -> Result<RuleSet, RulesError> {
+/// Load (built-in first unless `builtin` is false) and compile; warnings are logged (when `log`),
+/// errors returned all at once.
+pub fn load(
+    paths: &[PathBuf],
+    builtin: bool,
+    skip_unknown: bool,
+    log: bool,
+) -> Result<RuleSet, RulesError> {
     let mut loader = Loader::new(LoadOptions::default());
     if builtin {
         loader.add_str(BUILTIN_NAME, BUILTIN_RULES);
@@ -66,13 +71,17 @@ pub fn load(paths: &[PathBuf], builtin: bool, skip_unknown: bool) -> Result<Rule
     for d in loaded.diagnostics.iter().chain(compiled.diagnostics.iter()) {
         match d.severity {
             Severity::Error => errors.push(d.to_string()),
-            Severity::Warning => tracing::warn!("{d}"),
+            Severity::Warning if log => tracing::warn!("{d}"),
+            Severity::Warning => {}
         }
     }
     if !errors.is_empty() {
         return Err(RulesError {
             diagnostics: errors,
         });
+    }
+    if !log {
+        return Ok(compiled.rules);
     }
     tracing::info!(
         rules = compiled.stats.loaded,
@@ -88,7 +97,7 @@ mod tests {
 
     #[test]
     fn builtin_rules_load_and_have_the_seed_rules() {
-        let set = load(&[], true, false).expect("built-in rules compile");
+        let set = load(&[], true, false, false).expect("built-in rules compile");
         let names: Vec<&str> = set.rules().iter().map(|r| r.name.as_str()).collect();
         for n in [
             "Drift Detected (Container Image Modified Binary)",
@@ -109,12 +118,12 @@ mod tests {
              condition: proc.nosuchfield = 1\n  output: x\n  priority: WARNING\n",
         )
         .unwrap();
-        let err = load(&[dir.path().to_path_buf()], true, false).unwrap_err();
+        let err = load(&[dir.path().to_path_buf()], true, false, false).unwrap_err();
         assert!(
             err.diagnostics.iter().any(|d| d.contains("local.yaml:")),
             "{err}"
         );
-        let set = load(&[f], true, true).expect("skip-unknown skips the broken rule");
+        let set = load(&[f], true, true, false).expect("skip-unknown skips the broken rule");
         assert!(!set
             .rules()
             .iter()

@@ -183,8 +183,6 @@ impl ExecSensor {
             .set(0, config_bytes, 0)
             .map_err(|e| BpfError::map(MAP_CONFIG, "write", e))?;
 
-        let events = RingBuf::try_from(take_map(&mut ebpf, MAP_EVENTS)?)
-            .map_err(|e| BpfError::map(MAP_EVENTS, "open", e))?;
         let policy = HashMap::try_from(take_map(&mut ebpf, MAP_POLICY)?)
             .map_err(|e| BpfError::map(MAP_POLICY, "open", e))?;
         let stats = PerCpuArray::try_from(take_map(&mut ebpf, MAP_STATS)?)
@@ -236,6 +234,11 @@ impl ExecSensor {
         }
         drop(btf);
         release_freed_heap();
+        // Mapped only now: the reader maps the ring's data twice (8 MiB of RSS), which should not
+        // add to the parsed kernel BTF, the agent's memory peak. Records written meanwhile wait in
+        // the ring.
+        let events = RingBuf::try_from(take_map(&mut ebpf, MAP_EVENTS)?)
+            .map_err(|e| BpfError::map(MAP_EVENTS, "open", e))?;
         info!(
             enforce = opts.enforce,
             agent_tgid = opts.agent_tgid,
