@@ -16,34 +16,6 @@ pub struct RulesError {
     pub diagnostics: Vec<String>,
 }
 
-/// Files to load for `paths`: each file as given, each directory's `*.yaml`/`*.yml` sorted.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RulesError> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let rd = std::fs::read_dir(p).map_err(|e| RulesError {
-                diagnostics: vec![format!(
-                    "{}: error: cannot read directory: {e}",
-                    p.display()
-                )],
-            })?;
-            let mut files: Vec<PathBuf> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|f| {
-                    f.is_file()
-                        && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-                })
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
 /// Load (built-in first unless `builtin` is false) and compile; warnings are logged (when `log`),
 /// errors returned all at once.
 pub fn load(
@@ -56,7 +28,13 @@ pub fn load(
     if builtin {
         loader.add_str(BUILTIN_NAME, BUILTIN_RULES);
     }
-    for f in expand(paths)? {
+    let files = driftwatch_rules::rule_files(paths).map_err(|e| RulesError {
+        diagnostics: vec![format!(
+            "error: {e}: {}",
+            std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())
+        )],
+    })?;
+    for f in files {
         loader.add_file(Path::new(&f));
     }
     let loaded = loader.finish();

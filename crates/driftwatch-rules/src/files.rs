@@ -15,6 +15,38 @@ pub enum RuleFileError {
     },
     #[error("rule file is larger than {max} bytes")]
     TooLarge { path: PathBuf, max: usize },
+    #[error("cannot read rules directory {}", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The rule files to load for `paths`, in order: each file as given, each directory's
+/// `*.yaml`/`*.yml` files sorted by name.
+pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleFileError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|source| RuleFileError::Dir {
+                path: p.clone(),
+                source,
+            })?;
+            let mut files: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Reads a rule file, refusing more than [`MAX_FILE_BYTES`].

@@ -62,7 +62,7 @@ pub use fields::{
     fields_markdown, fields_text, lookup as lookup_field, ArgKind, EventKind, EventKinds,
     EventType, FieldDef, FieldId, FieldType, FIELDS,
 };
-pub use files::{load_files, read_rule_file, RuleFileError};
+pub use files::{load_files, read_rule_file, rule_files, RuleFileError};
 pub use loader::{load_str, LoadOptions, Loader, MAX_FILE_BYTES};
 pub use output::{time_of_day, OutputFormat, OutputOptions, CONTAINER_FIELDS};
 pub use source_loc::{Located, SourceLoc, SourceText};

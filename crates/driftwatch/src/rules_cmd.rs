@@ -49,31 +49,9 @@ enum RulesCommand {
     },
 }
 
-/// Files to load: each file as given; each directory's `*.yaml`/`*.yml`, sorted.
-fn rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("cannot read directory {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.is_file()
-                        && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-                })
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
 fn load(paths: &[PathBuf]) -> anyhow::Result<LoadResult> {
     let mut loader = Loader::default();
-    for f in rule_files(paths)? {
+    for f in driftwatch_rules::rule_files(paths)? {
         loader.add_file(&f);
     }
     Ok(loader.finish())
