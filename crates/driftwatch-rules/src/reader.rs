@@ -522,15 +522,7 @@ impl<'s, 'a> Reader<'s, 'a> {
             );
         }
         let items = self.scalar_seq(item, "items", false)?.unwrap_or_default();
-        let mut append = self.opt_bool(item, "append")?.unwrap_or(false);
-        if append {
-            self.warn(loc.clone(), WARNING_APPEND);
-        }
-        let (app, rep) = self.overrides(item, &["items"], &["items"])?;
-        if append && !(app.is_empty() && rep.is_empty()) {
-            return self.err(item, ERROR_OVERRIDE_APPEND);
-        }
-        append |= app.iter().any(|k| k == "items");
+        let append = self.append_or_override(item, &loc, "items")?;
         self.warn_unknown_keys(item, &["list", "items", "append", "override"])?;
         Ok(Entry::List {
             name,
@@ -538,6 +530,20 @@ impl<'s, 'a> Reader<'s, 'a> {
             append,
             loc,
         })
+    }
+
+    /// Whether a list or macro entry appends to its earlier definition: the deprecated
+    /// `append: true` (with its warning) or `override: {KEY: append}`; both at once is an error.
+    fn append_or_override(&mut self, item: &Node, loc: &SourceLoc, key: &str) -> Res<bool> {
+        let append = self.opt_bool(item, "append")?.unwrap_or(false);
+        if append {
+            self.warn(loc.clone(), WARNING_APPEND);
+        }
+        let (app, rep) = self.overrides(item, &[key], &[key])?;
+        if append && !(app.is_empty() && rep.is_empty()) {
+            return self.err(item, ERROR_OVERRIDE_APPEND);
+        }
+        Ok(append || app.iter().any(|k| k == key))
     }
 
     fn read_macro(&mut self, item: &Node) -> Res<Entry> {
@@ -550,15 +556,7 @@ impl<'s, 'a> Reader<'s, 'a> {
             );
         }
         let condition = self.req_text(item, "condition")?;
-        let mut append = self.opt_bool(item, "append")?.unwrap_or(false);
-        if append {
-            self.warn(loc.clone(), WARNING_APPEND);
-        }
-        let (app, rep) = self.overrides(item, &["condition"], &["condition"])?;
-        if append && !(app.is_empty() && rep.is_empty()) {
-            return self.err(item, ERROR_OVERRIDE_APPEND);
-        }
-        append |= app.iter().any(|k| k == "condition");
+        let append = self.append_or_override(item, &loc, "condition")?;
         self.warn_unknown_keys(item, &["macro", "condition", "append", "override"])?;
         Ok(Entry::Macro {
             name,
