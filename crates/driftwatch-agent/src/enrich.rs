@@ -89,15 +89,13 @@ pub fn alert_ctx(
         ..ProcEntry::default()
     });
     let parent = table.get(task.ppid).cloned();
-    let root_key: Arc<str> = Arc::from(
-        container
-            .as_deref()
-            .map_or(HOST_CONTAINER_ID, |c| c.id.as_str()),
-    );
+    let root_key = container
+        .as_deref()
+        .map_or(HOST_CONTAINER_ID, |c| c.id.as_str());
     // The container's init process shares the root and outlives the event's process.
     let init = container.as_deref().and_then(|c| c.init_pid);
-    let pids: Vec<u32> = init.into_iter().chain([task.tgid]).collect();
-    let user_name = users.name(&root_key, &pids, task.euid);
+    let pids = [init.unwrap_or(task.tgid), task.tgid];
+    let user_name = users.name(root_key, &pids, task.euid);
     AlertCtx {
         time_ns,
         evt_type,

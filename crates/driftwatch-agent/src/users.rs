@@ -24,7 +24,7 @@ impl UserNames {
     /// The user name of `uid` inside the root shared by processes `pids` (tried in order: a
     /// short-lived process may be gone already, a container's init process lives on), cached
     /// under `key`. A root that could not be read is not cached, so the next event tries again.
-    pub fn name(&mut self, key: &Arc<str>, pids: &[u32], uid: u32) -> Option<String> {
+    pub fn name(&mut self, key: &str, pids: &[u32], uid: u32) -> Option<String> {
         if !self.by_root.contains_key(key) {
             let table = pids.iter().find_map(|p| {
                 read_passwd_in_root(&Path::new("/proc").join(p.to_string()).join("root"))
@@ -32,7 +32,7 @@ impl UserNames {
             if self.by_root.len() >= MAX_CACHED_ROOTS {
                 self.by_root.clear();
             }
-            self.by_root.insert(key.clone(), Arc::new(table));
+            self.by_root.insert(Arc::from(key), Arc::new(table));
         }
         self.by_root.get(key).and_then(|t| t.get(&uid).cloned())
     }
