@@ -1,7 +1,7 @@
 //! `driftwatch diff` against real containerd containers: files, classification, exit codes,
 //! and package drift in a debootstrapped Debian image.
 
-use crate::harness::{env, sh, NS};
+use crate::harness::{env, ns, sh};
 use driftwatch_testkit::{build_deb, debian_image, Container, MountSpec, RunOpts};
 use serde_json::Value;
 use std::process::Command;
@@ -95,7 +95,7 @@ line\"";
     );
 
     // The table: sorted by category, hostile names escaped, same exit code.
-    let (code, table, _) = diff_bin(&["-n", NS, c.id()]);
+    let (code, table, _) = diff_bin(&["-n", ns(), c.id()]);
     assert_eq!(code, Some(1));
     let bin = table.find("binary   added").expect(&table);
     let cfgpos = table.find("config   modified").expect(&table);
@@ -104,7 +104,7 @@ line\"";
     assert!(table.contains("DRIFT"));
 
     // Errors are exit code 2.
-    let (code, _, err) = diff_bin(&["-n", NS, "no-such-container-xyz"]);
+    let (code, _, err) = diff_bin(&["-n", ns(), "no-such-container-xyz"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no container"), "{err}");
 }
@@ -112,7 +112,7 @@ line\"";
 #[test]
 fn package_drift_in_a_debian_container() {
     let e = env();
-    let img = debian_image(&e.containerd, NS).expect("debian image (debootstrap, cached)");
+    let img = debian_image(&e.containerd, ns()).expect("debian image (debootstrap, cached)");
     let debs = tempfile::tempdir().expect("tempdir");
     let deb = build_deb(
         debs.path(),
@@ -130,7 +130,7 @@ fn package_drift_in_a_debian_container() {
         ..RunOpts::default()
     };
     let id = driftwatch_testkit::unique_id("diffdeb");
-    let c = Container::run(&e.containerd, NS, &img.reference, &id, opts).expect("run debian");
+    let c = Container::run(&e.containerd, ns(), &img.reference, &id, opts).expect("run debian");
     let name = deb.file_name().and_then(|n| n.to_str()).expect("deb name");
     let (rc, out) = sh(
         &c,

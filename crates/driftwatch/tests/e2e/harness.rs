@@ -14,7 +14,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const NS: &str = "dwtest-e2e";
+/// The containerd namespace of the e2e tests: `DWTEST_NS` or `dwtest-e2e`. Every run cleans its
+/// namespace first, so concurrent runs (two worktrees on one machine) need distinct names.
+pub fn ns() -> &'static str {
+    static NS: OnceLock<String> = OnceLock::new();
+    NS.get_or_init(|| std::env::var("DWTEST_NS").unwrap_or_else(|_| "dwtest-e2e".to_string()))
+}
 pub const IMAGE: &str = "driftwatch-test/e2e:1";
 pub const DRIFT_RULE: &str = "Drift Detected (Container Image Modified Binary)";
 
@@ -107,7 +112,7 @@ pub fn env() -> Env {
     static SETUP: OnceLock<(Containerd, String)> = OnceLock::new();
     let (containerd, image) = SETUP.get_or_init(|| {
         let c = ensure_containerd().expect("containerd");
-        cleanup_namespace(&c, NS).expect("cleanup");
+        cleanup_namespace(&c, ns()).expect("cleanup");
         let img = ImageBuilder::new(IMAGE)
             .busybox()
             .static_helper("/bin/marker", MARKER_HELPER_C)
@@ -120,7 +125,7 @@ pub fn env() -> Env {
             .dynamic_helper("/usr/bin/dlopener", DLOPENER_C)
             .shared_library("/usr/lib/libmarker.so", LIBMARKER_C)
             .file("/usr/local/bin/ok.sh", OK_SCRIPT.as_bytes().to_vec(), 0o755)
-            .import(&c, NS)
+            .import(&c, ns())
             .expect("import test image");
         (c, img.reference)
     });
@@ -134,7 +139,7 @@ pub fn env() -> Env {
 impl Env {
     pub fn run(&self, prefix: &str, opts: RunOpts) -> Container {
         let id = driftwatch_testkit::unique_id(prefix);
-        Container::run(&self.containerd, NS, &self.image, &id, opts).expect("run container")
+        Container::run(&self.containerd, ns(), &self.image, &id, opts).expect("run container")
     }
 }
 
