@@ -81,6 +81,13 @@ pub const EXEC_F_INTERP_TRUNCATED: u32 = 1 << 10;
 pub const EXEC_F_CWD_TRUNCATED: u32 = 1 << 11;
 /// The cwd walk reached the top of the mount tree without meeting the task's root.
 pub const EXEC_F_CWD_OUTSIDE_ROOT: u32 = 1 << 12;
+/// An upper-layer file that `dw_allow` (the agent's copied-up-unchanged verdict, ctime still
+/// matching) let run under enforcement.
+pub const EXEC_F_ALLOWED: u32 = 1 << 13;
+/// Killed because `dw_doom` named the task: the exec gate saw it open a drifted script.
+pub const EXEC_F_DOOMED: u32 = 1 << 14;
+/// How long a `dw_doom` entry counts, in ns of boot time.
+pub const DW_DOOM_TTL_NS: u64 = 5_000_000_000;
 
 /// `dw_map_event.how`: `mmap(2)` of a file with `PROT_EXEC`.
 pub const MAP_HOW_MMAP: u16 = 1;

@@ -95,6 +95,8 @@ fn flags(has: impl Fn(u32) -> bool) -> ExecFlags {
         killed: has(abi::EXEC_F_KILLED),
         in_policy: has(abi::EXEC_F_IN_POLICY),
         script: has(abi::EXEC_F_SCRIPT),
+        allowed: has(abi::EXEC_F_ALLOWED),
+        doomed: has(abi::EXEC_F_DOOMED),
     }
 }
 

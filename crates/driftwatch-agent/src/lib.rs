@@ -15,6 +15,7 @@ pub mod decode;
 pub mod detect;
 pub mod enrich;
 pub mod fields;
+pub mod gate;
 pub mod http;
 pub mod metrics;
 pub mod origin;

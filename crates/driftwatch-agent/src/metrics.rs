@@ -29,6 +29,13 @@ pub struct Metrics {
     pub processes_tracked: AtomicU64,
     pub policy_entries: AtomicU64,
     pub origin_lookup_errors: AtomicU64,
+    /// Exec-gate (fanotify) permission events answered, and what they led to.
+    pub gate_events: AtomicU64,
+    pub gate_unchanged: AtomicU64,
+    pub gate_doomed: AtomicU64,
+    pub gate_errors: AtomicU64,
+    /// Upper-layer files in the kernel allow map.
+    pub gate_allowed_files: AtomicU64,
     alerts_by_rule: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -144,6 +151,26 @@ impl Metrics {
                 g(&self.output_errors),
             ),
             (
+                "driftwatch_gate_events_total",
+                "Exec-permission events held by the exec gate (--enforce) until its verdict was in the kernel.",
+                g(&self.gate_events),
+            ),
+            (
+                "driftwatch_gate_unchanged_total",
+                "Upper-layer files the exec gate found to hold unchanged image bytes (allowed to run).",
+                g(&self.gate_unchanged),
+            ),
+            (
+                "driftwatch_gate_doomed_total",
+                "Execs of drifted scripts the exec gate had the kernel kill before the interpreter ran.",
+                g(&self.gate_doomed),
+            ),
+            (
+                "driftwatch_gate_errors_total",
+                "Exec-gate failures (marks, reads, map writes); the kernel policy then decides alone.",
+                g(&self.gate_errors),
+            ),
+            (
                 "driftwatch_origin_lookup_errors_total",
                 "Executable-origin lookups that failed (layers unreadable); such execs are 'unknown'.",
                 g(&self.origin_lookup_errors),
@@ -162,6 +189,17 @@ impl Metrics {
             out,
             "driftwatch_containers_tracked {}",
             g(&self.containers_tracked)
+        );
+        family(
+            &mut out,
+            "driftwatch_gate_allowed_files",
+            "gauge",
+            "Upper-layer files in the kernel allow map (copied-up-unchanged image files).",
+        );
+        let _ = writeln!(
+            out,
+            "driftwatch_gate_allowed_files {}",
+            g(&self.gate_allowed_files)
         );
         family(
             &mut out,

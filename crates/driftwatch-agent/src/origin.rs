@@ -112,6 +112,12 @@ impl Origins {
         mut on_error: impl FnMut(&ImageError),
     ) -> Verdict {
         let f = facts.flags;
+        if f.allowed && f.overlay_upper && !f.memfd && f.on_root_mount {
+            // The kernel checked, at exec time, that this upper inode is unchanged since the
+            // exec gate found its bytes equal to the image's. Userspace looking now could see
+            // later writes to the file instead.
+            return Verdict::of(ExeOrigin::CopiedUpUnchanged);
+        }
         let key = Key {
             container: Arc::from(container.id.as_str()),
             path: facts.path.to_vec(),

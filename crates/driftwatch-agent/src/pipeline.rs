@@ -5,6 +5,7 @@ use crate::decode::{self, Clock};
 use crate::detect::{self, Action};
 use crate::enrich::{self, AlertCtx, Arrival, Via};
 use crate::fields::{EventSource, FieldMap};
+use crate::gate::ExecGate;
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::origin::{FileFacts, Origins, Verdict};
@@ -107,6 +108,18 @@ pub async fn run(
     })?;
     let events = sensor.take_events()?;
     tracing::info!(enforce = c.agent.enforce, "BPF exec sensor attached");
+    // Under enforcement, the exec gate holds execs of container files until copied-up image
+    // files are told from drift; without it, every upper-layer exec is killed.
+    let gate = match (c.agent.enforce, sensor.take_gate_maps()) {
+        (true, Some(maps)) => match ExecGate::start(maps, metrics.clone()) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(error = %e, "exec gate unavailable: copied-up-unchanged image files will be killed like drift");
+                None
+            }
+        },
+        _ => None,
+    };
     let rules = crate::rules::load(&c.rules.paths, c.rules.builtin, c.rules.skip_unknown, false)?;
 
     let mut table = ProcessTable::new(c.pipeline.process_table_max);
@@ -130,6 +143,7 @@ pub async fn run(
         users: UserNames::default(),
         registry: registry.clone(),
         sensor,
+        gate,
         policed: HashMap::new(),
         canary: None,
         enforce: c.agent.enforce,
@@ -228,6 +242,8 @@ struct Processor {
     registry: Registry,
     /// The loaded sensor: the kernel policy map and statistics. Dropping it detaches.
     sensor: ExecSensor,
+    /// The exec gate (under --enforce).
+    gate: Option<ExecGate>,
     /// cgroup ids written to the kernel policy map.
     policed: HashMap<u64, u32>,
     /// The canary process spawned to prove the sensor still delivers execs: (pid, spawned at).
@@ -363,6 +379,9 @@ impl Processor {
 
     /// Put a container's cgroup in the kernel policy map.
     fn track(&mut self, info: &ContainerInfo) {
+        if let Some(g) = &self.gate {
+            g.watch(info);
+        }
         let Some(cg) = info.cgroup_id else { return };
         if self.policed.contains_key(&cg) {
             return;
@@ -382,6 +401,9 @@ impl Processor {
     }
 
     fn untrack(&mut self, info: &ContainerInfo) {
+        if let Some(g) = &self.gate {
+            g.unwatch(&info.id);
+        }
         if let Some(cg) = info.cgroup_id {
             if self.policed.remove(&cg).is_some() {
                 if let Err(e) = self.sensor.remove_policy(cg) {
@@ -554,19 +576,21 @@ impl Processor {
             None => Verdict::of(ExeOrigin::Host),
         };
         self.table.set_exe_origin(ev.task.tgid, exe.origin);
-        // A kill in the kernel is always reported, whatever userspace decided afterwards.
-        if inside && (exe.origin.is_drift() || ev.flags.killed) {
+        // A kill in the kernel is always reported, whatever userspace decided afterwards; a kill
+        // for the script (doomed by the exec gate) is reported on the script's arrival.
+        let script = match container.as_deref().filter(|_| inside) {
+            Some(c) => self.script_arrival(&ev, c),
+            None => None,
+        };
+        let exe_killed = ev.flags.killed && !(ev.flags.doomed && script.is_some());
+        if inside && (exe.origin.is_drift() || exe_killed) {
             arrivals.push(Arrival {
                 via: Via::Exec,
                 path: ev.exepath.clone(),
                 verdict: exe,
             });
         }
-        if let Some(c) = container.as_deref().filter(|_| inside) {
-            if let Some(a) = self.script_arrival(&ev, c) {
-                arrivals.push(a);
-            }
-        }
+        arrivals.extend(script);
         let ctx = enrich::alert_ctx(
             ev.time_ns,
             "execve",
@@ -579,7 +603,10 @@ impl Processor {
         let arrivals: Vec<(Arrival, Action)> = arrivals
             .into_iter()
             .map(|a| {
-                let killed = a.via == Via::Exec && ev.flags.killed;
+                let killed = match a.via {
+                    Via::Exec => exe_killed,
+                    _ => ev.flags.doomed && ev.flags.killed,
+                };
                 let action = self.respond(killed, ev.task.tgid);
                 (a, action)
             })
@@ -607,11 +634,14 @@ impl Processor {
                 .fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        let verdict = self.origins.script(c, ev.task.tgid, ev.task.mntns, &path)?;
-        verdict
-            .origin
-            .is_drift()
-            .then_some(Arrival { via, path, verdict })
+        let verdict = match self.origins.script(c, ev.task.tgid, ev.task.mntns, &path) {
+            Some(v) => v,
+            // The gate judged the script drifted and the kernel killed the exec: report it even
+            // though the file is gone now.
+            None if ev.flags.doomed => Verdict::of(ExeOrigin::Unknown),
+            None => return None,
+        };
+        (verdict.origin.is_drift() || ev.flags.doomed).then_some(Arrival { via, path, verdict })
     }
 
     async fn on_map(&mut self, m: MapEvent) {

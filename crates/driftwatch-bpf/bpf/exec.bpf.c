@@ -78,6 +78,20 @@ struct {
 } dw_config SEC(".maps");
 
 struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct dw_allow_key);
+    __type(value, struct dw_allow_value);
+} dw_allow SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u64);
+} dw_doom SEC(".maps");
+
+struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, DW_STAT_MAX);
     __type(key, __u32);
@@ -346,8 +360,51 @@ static __always_inline __u32 file_verdict(struct inode *inode, __u64 s_magic, st
     return flags;
 }
 
+/*
+ * An upper-layer file the agent judged to hold unchanged image bytes (dw_allow), with the upper
+ * inode's ctime unchanged since. Only asked for overlay files with an upper dentry.
+ */
+static __always_inline bool upper_allowed(struct inode *inode) {
+    struct ovl_inode *oi = (void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+    struct dentry *upper = BPF_CORE_READ(oi, __upperdentry);
+    struct inode *ui = BPF_CORE_READ(upper, d_inode);
+    if (!ui)
+        return false;
+    struct dw_allow_key key = {
+        .dev = BPF_CORE_READ(ui, i_sb, s_dev),
+        .ino = BPF_CORE_READ(ui, i_ino),
+    };
+    struct dw_allow_value *v = bpf_map_lookup_elem(&dw_allow, &key);
+    if (!v)
+        return false;
+    struct dw_file_id times = {};
+    fill_times(&times, ui);
+    return times.ctime_sec == v->ctime_sec && times.ctime_nsec == v->ctime_nsec;
+}
+
+/* DW_EXEC_F_ALLOWED for an upper-layer file on the task's root mount that dw_allow lets run. */
+static __always_inline __u32 allowed_flag(struct inode *inode, __u32 flags) {
+    if ((flags & (DW_EXEC_F_OVL_UPPER | DW_EXEC_F_MEMFD | DW_EXEC_F_ON_ROOT_MNT)) ==
+            (DW_EXEC_F_OVL_UPPER | DW_EXEC_F_ON_ROOT_MNT) &&
+        upper_allowed(inode))
+        return DW_EXEC_F_ALLOWED;
+    return 0;
+}
+
+/* True (and the entry consumed) if the exec gate named this process within DW_DOOM_TTL_NS. */
+static __always_inline bool doomed(__u32 tgid) {
+    __u64 *at = bpf_map_lookup_elem(&dw_doom, &tgid);
+    if (!at)
+        return false;
+    bool fresh = bpf_ktime_get_boot_ns() - *at < DW_DOOM_TTL_NS;
+    bpf_map_delete_elem(&dw_doom, &tgid);
+    return fresh;
+}
+
 /* Code that is not the image's: written in the container, in memory, or on another mount. */
 static __always_inline bool is_drift(__u32 flags) {
+    if (flags & DW_EXEC_F_ALLOWED)
+        return false;
     return (flags & (DW_EXEC_F_OVL_UPPER | DW_EXEC_F_MEMFD)) || !(flags & DW_EXEC_F_ON_ROOT_MNT);
 }
 
@@ -452,10 +509,16 @@ int BPF_PROG(dw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     __u64 s_magic = BPF_CORE_READ(inode, i_sb, s_magic);
     fill_file(&e->exe, inode, s_magic, BPF_CORE_READ(inode, __i_nlink));
     e->flags = file_verdict(inode, s_magic, &fpath, root.mnt);
+    e->flags |= allowed_flag(inode, e->flags);
 
     /* Enforcement first: the signal is pending before the new image runs an instruction. */
     bool host = in_host_mntns(cfg, e->task.mntns_ino);
-    e->flags |= apply_policy(cfg, cgroup_id, is_drift(e->flags), host);
+    bool drift = is_drift(e->flags);
+    if (!host && doomed(tgid)) {
+        drift = true;
+        e->flags |= DW_EXEC_F_DOOMED;
+    }
+    e->flags |= apply_policy(cfg, cgroup_id, drift, host);
 
     bool truncated = false;
     const char *filename = BPF_CORE_READ(bprm, filename);
@@ -596,6 +659,7 @@ static __always_inline void handle_map(struct dw_config *cfg, struct task_struct
     __u64 s_magic = BPF_CORE_READ(inode, i_sb, s_magic);
     __u32 nlink = BPF_CORE_READ(inode, __i_nlink);
     __u32 flags = file_verdict(inode, s_magic, &fpath, root.mnt);
+    flags |= allowed_flag(inode, flags);
 
     if (!is_drift(flags) && nlink != 0)
         return;
@@ -694,8 +758,8 @@ static long vma_file(struct task_struct *task, struct vm_area_struct *vma, struc
     return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_mprotect")
-int dw_mprotect(struct trace_event_raw_sys_enter *ctx) {
+/* mprotect(2) and pkey_mprotect(2) share their first three arguments. */
+static __always_inline int handle_mprotect(struct trace_event_raw_sys_enter *ctx) {
     __u64 prot = ctx->args[2];
 
     if (!(prot & DW_PROT_EXEC))
@@ -719,6 +783,16 @@ int dw_mprotect(struct trace_event_raw_sys_enter *ctx) {
     };
     handle_map(cfg, task, l.file, &req);
     return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_mprotect")
+int dw_mprotect(struct trace_event_raw_sys_enter *ctx) {
+    return handle_mprotect(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_pkey_mprotect")
+int dw_pkey_mprotect(struct trace_event_raw_sys_enter *ctx) {
+    return handle_mprotect(ctx);
 }
 
 SEC("tp_btf/sched_process_fork")

@@ -32,15 +32,18 @@ const PROGRAMS: [(&str, &str); 3] = [
 ];
 
 /// Syscall `tracepoint` programs: (program name in the object, category, tracepoint).
-const SYSCALL_PROGRAMS: [(&str, &str, &str); 2] = [
+const SYSCALL_PROGRAMS: [(&str, &str, &str); 3] = [
     ("dw_mmap", "syscalls", "sys_enter_mmap"),
     ("dw_mprotect", "syscalls", "sys_enter_mprotect"),
+    ("dw_pkey_mprotect", "syscalls", "sys_enter_pkey_mprotect"),
 ];
 
 const MAP_EVENTS: &str = "dw_events";
 const MAP_POLICY: &str = "dw_policy";
 const MAP_CONFIG: &str = "dw_config";
 const MAP_STATS: &str = "dw_stats";
+const MAP_ALLOW: &str = "dw_allow";
+const MAP_DOOM: &str = "dw_doom";
 
 /// How to load the sensor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,7 +94,110 @@ pub struct ExecSensor {
     config: Array<MapData, [u8; CONFIG_SIZE]>,
     /// What `dw_config` must hold; anything else was written by someone else.
     config_bytes: [u8; CONFIG_SIZE],
+    gate: Option<GateMaps>,
     _ebpf: Ebpf,
+}
+
+/// The maps through which the exec gate (the agent's fanotify exec-permission handler) tells
+/// the kernel programs its verdicts: `dw_allow` (upper-layer files holding unchanged image
+/// bytes, which enforcement lets run) and `dw_doom` (processes whose next exec is killed).
+/// Taken once from the sensor with [`ExecSensor::take_gate_maps`]; `Send`, for the gate's thread.
+pub struct GateMaps {
+    allow: HashMap<MapData, [u8; 16], [u8; 16]>,
+    doom: HashMap<MapData, u32, u64>,
+}
+
+impl fmt::Debug for GateMaps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GateMaps").finish_non_exhaustive()
+    }
+}
+
+/// An upper-layer file as the kernel names it: its filesystem's kernel `dev_t`
+/// (`MKDEV(major, minor)`, not the userspace `st_dev` encoding), inode number and ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UpperFile {
+    pub dev: u64,
+    pub ino: u64,
+    pub ctime_sec: i64,
+    pub ctime_nsec: u32,
+}
+
+impl UpperFile {
+    /// From `stat(2)` fields: converts the userspace `st_dev` to the kernel encoding.
+    pub fn from_stat(st_dev: u64, ino: u64, ctime_sec: i64, ctime_nsec: i64) -> UpperFile {
+        let major = libc::major(st_dev) as u64;
+        let minor = libc::minor(st_dev) as u64;
+        UpperFile {
+            dev: (major << 20) | minor,
+            ino,
+            ctime_sec,
+            ctime_nsec: u32::try_from(ctime_nsec).unwrap_or(0),
+        }
+    }
+
+    fn key(&self) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&self.dev.to_ne_bytes());
+        k[8..].copy_from_slice(&self.ino.to_ne_bytes());
+        k
+    }
+
+    fn value(&self) -> [u8; 16] {
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&self.ctime_sec.to_ne_bytes());
+        v[8..12].copy_from_slice(&self.ctime_nsec.to_ne_bytes());
+        v
+    }
+}
+
+fn ignore_absent(r: Result<(), aya::maps::MapError>, map: &'static str) -> Result<(), BpfError> {
+    match r {
+        Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(s))
+            if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(BpfError::map(map, "remove", e)),
+    }
+}
+
+impl GateMaps {
+    /// Lets `file` run under enforcement while its ctime stays the same.
+    pub fn allow(&mut self, file: &UpperFile) -> Result<(), BpfError> {
+        self.allow
+            .insert(file.key(), file.value(), 0)
+            .map_err(|e| BpfError::map(MAP_ALLOW, "insert", e))
+    }
+
+    /// Withdraws a verdict; an absent entry is not an error.
+    pub fn forget(&mut self, file: &UpperFile) -> Result<(), BpfError> {
+        ignore_absent(self.allow.remove(&file.key()), MAP_ALLOW)
+    }
+
+    /// Entries in `dw_allow`.
+    pub fn allowed_len(&self) -> usize {
+        self.allow.keys().filter(Result::is_ok).count()
+    }
+
+    /// Names process `tgid`: its next exec (within `DW_DOOM_TTL_NS`) is killed in the kernel.
+    pub fn doom(&mut self, tgid: u32) -> Result<(), BpfError> {
+        // bpf_ktime_get_boot_ns()'s clock.
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        let now = u64::try_from(ts.tv_sec)
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0));
+        self.doom
+            .insert(tgid, now, 0)
+            .map_err(|e| BpfError::map(MAP_DOOM, "insert", e))
+    }
+
+    /// Withdraws a doom entry (the exec it was for failed or never came).
+    pub fn pardon(&mut self, tgid: u32) -> Result<(), BpfError> {
+        ignore_absent(self.doom.remove(&tgid), MAP_DOOM)
+    }
 }
 
 /// A change to the sensor's maps that the agent did not make (someone with `CAP_BPF` wrote
@@ -150,8 +256,8 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, BpfEr
 }
 
 impl ExecSensor {
-    /// Loads the programs, writes `dw_config` and attaches the five tracepoints (three
-    /// `tp_btf`, `syscalls:sys_enter_mmap` and `syscalls:sys_enter_mprotect`).
+    /// Loads the programs, writes `dw_config` and attaches the six tracepoints (three
+    /// `tp_btf`, `syscalls:sys_enter_mmap`, `sys_enter_mprotect` and `sys_enter_pkey_mprotect`).
     pub fn load(opts: &SensorOptions) -> Result<Self, BpfError> {
         if !Path::new(KERNEL_BTF).exists() {
             return Err(BpfError::MissingBtf {
@@ -187,6 +293,12 @@ impl ExecSensor {
             .map_err(|e| BpfError::map(MAP_POLICY, "open", e))?;
         let stats = PerCpuArray::try_from(take_map(&mut ebpf, MAP_STATS)?)
             .map_err(|e| BpfError::map(MAP_STATS, "open", e))?;
+        let gate = GateMaps {
+            allow: HashMap::try_from(take_map(&mut ebpf, MAP_ALLOW)?)
+                .map_err(|e| BpfError::map(MAP_ALLOW, "open", e))?,
+            doom: HashMap::try_from(take_map(&mut ebpf, MAP_DOOM)?)
+                .map_err(|e| BpfError::map(MAP_DOOM, "open", e))?,
+        };
 
         let mut links = Vec::with_capacity(PROGRAMS.len());
         for (name, tracepoint) in PROGRAMS {
@@ -252,8 +364,14 @@ impl ExecSensor {
             stats,
             config,
             config_bytes,
+            gate: Some(gate),
             _ebpf: ebpf,
         })
+    }
+
+    /// Takes the exec gate's maps (once; `None` afterwards).
+    pub fn take_gate_maps(&mut self) -> Option<GateMaps> {
+        self.gate.take()
     }
 
     /// Takes the ring buffer reader (once). Must be called inside a tokio runtime.
@@ -271,16 +389,7 @@ impl ExecSensor {
 
     /// Removes a cgroup from `dw_policy`; removing an absent key is not an error.
     pub fn remove_policy(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
-        match self.policy.remove(&cgroup_id) {
-            Ok(()) => Ok(()),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(aya::maps::MapError::SyscallError(s))
-                if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(BpfError::map(MAP_POLICY, "remove", e)),
-        }
+        ignore_absent(self.policy.remove(&cgroup_id), MAP_POLICY)
     }
 
     /// Reads the BPF-side counters.

@@ -177,6 +177,15 @@ fn abi_structs_match_compiled_bpf_object() {
         size_of::<Config>(),
         fields!(Config: agent_tgid, enforce, host_mntns_ino, fmode_backing),
     );
+    // The exec gate's maps are written as byte arrays by `driftwatch_bpf::GateMaps`
+    // (`UpperFile::key`/`value`): dev then ino; ctime seconds then nanoseconds.
+    check(&all, "dw_allow_key", 16, &[("dev", 0), ("ino", 8)]);
+    check(
+        &all,
+        "dw_allow_value",
+        16,
+        &[("ctime_sec", 0), ("ctime_nsec", 8), ("_pad0", 12)],
+    );
 }
 
 #[test]

@@ -60,6 +60,11 @@ pub struct ExecFlags {
     pub in_policy: bool,
     /// The exec ran a script through its `#!` interpreter (`interp` differs from `filename`).
     pub script: bool,
+    /// An upper-layer file the kernel let run under enforcement (the agent had judged it
+    /// copied-up-unchanged).
+    pub allowed: bool,
+    /// The kernel killed this exec because the exec gate had judged its script drifted.
+    pub doomed: bool,
 }
 
 /// An `execve`/`execveat` that succeeded.

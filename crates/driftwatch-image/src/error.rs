@@ -55,6 +55,12 @@ impl ImageError {
         }
     }
 
+    /// True when the file (or a directory on its path) does not exist in that layer.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ImageError::Read { source, .. } | ImageError::Hash { source, .. }
+            if source.kind() == io::ErrorKind::NotFound)
+    }
+
     /// True for errors about the shape of the input path (as opposed to the layers' state).
     pub fn is_invalid_input(&self) -> bool {
         matches!(

@@ -53,6 +53,8 @@ enum dw_event_kind {
 #define DW_EXEC_F_INTERP_TRUNCATED (1u << 10)  /* bprm->interp longer than DW_INTERP_MAX */
 #define DW_EXEC_F_CWD_TRUNCATED (1u << 11)     /* cwd walk ran out of components/space */
 #define DW_EXEC_F_CWD_OUTSIDE_ROOT (1u << 12)  /* cwd walk reached the namespace top */
+#define DW_EXEC_F_ALLOWED (1u << 13) /* upper-layer file whose verdict in dw_allow let it run */
+#define DW_EXEC_F_DOOMED (1u << 14)  /* killed because dw_doom named the task (its script) */
 
 /* struct dw_map_event.how */
 #define DW_MAP_HOW_MMAP 1     /* mmap(2) with PROT_EXEC of a file */
@@ -187,5 +189,29 @@ struct dw_config {
      * overlayfs maps its real (backing) file in the vma; its user_path is the overlay path. */
     __u32 fmode_backing;
 };
+
+/*
+ * Hash map dw_allow: upper-layer files the agent judged unchanged image content
+ * (copied-up-unchanged), so that enforcement lets them run. The key is the upper layer's own
+ * inode (not overlayfs' inode); the value is that inode's ctime when the agent compared the
+ * bytes: any later write or chmod changes the ctime and the entry no longer matches.
+ */
+struct dw_allow_key {
+    __u64 dev; /* kernel dev_t of the upper layer's filesystem (MKDEV(major, minor)) */
+    __u64 ino;
+};
+
+struct dw_allow_value {
+    __s64 ctime_sec;
+    __u32 ctime_nsec;
+    __u32 _pad0;
+};
+
+/*
+ * Hash map dw_doom: tgid -> boot-time ns when the agent named it. The exec gate (fanotify) saw
+ * this process open a drifted script for exec; its next exec within DW_DOOM_TTL_NS is killed
+ * before the interpreter runs an instruction.
+ */
+#define DW_DOOM_TTL_NS (5ull * 1000 * 1000 * 1000)
 
 #endif /* DRIFTWATCH_ABI_H */

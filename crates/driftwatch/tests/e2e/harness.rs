@@ -277,6 +277,13 @@ impl Agent {
         }
     }
 
+    /// Sends `sig` to the agent process.
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        let child = self.child.as_ref().expect("running");
+        let pid = rustix::process::Pid::from_child(child);
+        rustix::process::kill_process(pid, sig).expect("signal the agent");
+    }
+
     /// SIGTERM, then wait for the exit status.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");

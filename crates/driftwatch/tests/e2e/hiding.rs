@@ -376,3 +376,110 @@ fn sensor_tampering_is_detected_reported_and_repaired() {
     );
     assert!(agent.stop().success());
 }
+
+#[test]
+fn copied_up_image_files_still_run_under_enforce_and_drift_never_does() {
+    let env = env();
+    let c = env.run("gate", RunOpts::default());
+    // Copied up before the agent starts: a library (mapped, never exec'd: judged by the
+    // agent's scan of the upper layer) and a program.
+    let (code, _) = sh(&c, "chmod 0644 /usr/lib/libmarker.so && touch /bin/marker");
+    assert_eq!(code, Some(0));
+    let agent = Agent::start(&["--enforce"]);
+    agent.wait_metric("driftwatch_gate_allowed_files", 30, |v| v >= 2.0);
+    let (code, out) = sh(
+        &c,
+        "MARKER=/tmp/lib.ran dlopener /usr/lib/libmarker.so; echo lib=$?; \
+         /bin/marker /tmp/m0.ran; echo m0=$?",
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out, "lib=0\nm0=0\n",
+        "copied up before the agent: still run"
+    );
+    assert_eq!(
+        sh(&c, "test -e /tmp/lib.ran && test -e /tmp/m0.ran").0,
+        Some(0)
+    );
+    // Copied up while the agent runs, also right after the same binary ran from the image
+    // (its image verdict must not carry over to the copy).
+    let (code, out) = sh(
+        &c,
+        "/usr/bin/hello; chmod 0700 /usr/bin/hello && /usr/bin/hello; echo hello=$?; \
+         touch /usr/local/bin/ok.sh && /usr/local/bin/ok.sh; echo script=$?",
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(out, "hello\nhello\nhello=0\nok\nscript=0\n");
+    // The same files changed afterwards: drift, killed before they run.
+    let (_, out) = sh(
+        &c,
+        "echo >> /usr/bin/hello; /usr/bin/hello; echo hello=$?; \
+         printf '#!/bin/sh\\ntouch /tmp/script.ran\\n' > /usr/local/bin/ok.sh; \
+         /usr/local/bin/ok.sh; echo script=$?",
+    );
+    assert_eq!(out, "hello=137\nscript=137\n", "modified files are killed");
+    assert_ne!(
+        sh(&c, "test -e /tmp/script.ran").0,
+        Some(0),
+        "the interpreter was killed before it ran a line of the drifted script"
+    );
+    let hello = agent.wait_alert(30, "modified hello", |a| {
+        for_container(a, &c) && f(a, "proc.exepath") == "/usr/bin/hello"
+    });
+    assert_eq!(f(&hello, "proc.exe_origin"), "modified");
+    assert_eq!(f(&hello, "response.action"), "killed");
+    let script = agent.wait_alert(30, "doomed script", |a| {
+        for_container(a, &c) && f(a, "drift.path") == "/usr/local/bin/ok.sh"
+    });
+    assert_eq!(f(&script, "drift.via"), "shebang");
+    assert_eq!(f(&script, "response.action"), "killed");
+    // Nothing else: the copied-up files raised no alert.
+    let paths: Vec<String> = drift_alerts_for(&agent.alerts(), c.id())
+        .iter()
+        .filter_map(|a| f(a, "drift.path").as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        paths,
+        ["/usr/bin/hello", "/usr/local/bin/ok.sh"],
+        "{paths:?}"
+    );
+    assert!(
+        agent
+            .metric("driftwatch_gate_unchanged_total")
+            .unwrap_or(0.0)
+            >= 4.0
+    );
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn an_exec_held_by_a_stopped_agent_is_released_when_the_agent_dies() {
+    use rustix::process::Signal;
+    let env = env();
+    let c = env.run("gate-death", RunOpts::default());
+    let agent = Agent::start(&["--enforce"]);
+    // Make sure the gate watches the container: a copied-up file is judged.
+    assert_eq!(
+        sh(&c, "touch /bin/marker && /bin/marker /tmp/a.ran").0,
+        Some(0)
+    );
+    agent.wait_metric("driftwatch_gate_unchanged_total", 30, |v| v >= 1.0);
+    agent.signal(Signal::STOP);
+    let (code, out) = std::thread::scope(|s| {
+        let (tx, held) = std::sync::mpsc::channel();
+        let c = &c;
+        s.spawn(move || {
+            let _ = tx.send(sh(c, "/bin/marker /tmp/held.ran; echo rc=$?"));
+        });
+        assert!(
+            held.recv_timeout(std::time::Duration::from_secs(2))
+                .is_err(),
+            "the exec waits for the stopped agent's verdict"
+        );
+        agent.signal(Signal::KILL);
+        held.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("released when the agent died")
+    });
+    assert_eq!((code, out.as_str()), (Some(0), "rc=0\n"));
+    assert_eq!(sh(&c, "test -e /tmp/held.ran").0, Some(0));
+}
