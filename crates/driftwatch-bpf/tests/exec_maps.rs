@@ -21,18 +21,19 @@ use common::{
     TestCgroup,
 };
 use driftwatch_abi::{
-    MapHow, Record, EXEC_F_CWD_OUTSIDE_ROOT, EXEC_F_CWD_TRUNCATED, EXEC_F_IN_POLICY, EXEC_F_KILLED,
-    EXEC_F_MEMFD, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER, EXEC_F_SCRIPT, OVERLAYFS_SUPER_MAGIC,
-    POLICY_F_ENFORCE, POLICY_F_TRACKED,
+    MapHow, Record, EXEC_F_ALLOWED, EXEC_F_CWD_OUTSIDE_ROOT, EXEC_F_CWD_TRUNCATED,
+    EXEC_F_IN_POLICY, EXEC_F_KILLED, EXEC_F_MEMFD, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER,
+    EXEC_F_SCRIPT, OVERLAYFS_SUPER_MAGIC, POLICY_F_ENFORCE, POLICY_F_TRACKED,
 };
-use driftwatch_bpf::{EventStream, ExecSensor};
+use driftwatch_bpf::{EventStream, ExecSensor, UpperFile};
 
 const PROT_READ: u32 = 1;
 const PROT_EXEC: u32 = 4;
 const MAP_PRIVATE: u32 = 2;
 
 /// `dwmap MODE FILE [MARKER]`: maps FILE (MODE exec: PROT_READ|PROT_EXEC; read: PROT_READ;
-/// mprotect: PROT_READ, then mprotect to PROT_READ|PROT_EXEC; memfd: a new memfd named FILE,
+/// mprotect: PROT_READ, then mprotect to PROT_READ|PROT_EXEC; pkey: the same with
+/// pkey_mprotect (pkey -1, the default key); memfd: a new memfd named FILE,
 /// mapped PROT_READ|PROT_EXEC), then creates MARKER. Exit 0 on success.
 const DWMAP_C: &str = r#"
 #define _GNU_SOURCE
@@ -67,6 +68,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(mode, "mprotect") == 0 && mprotect(p, 4096, PROT_READ | PROT_EXEC) != 0) {
         perror("mprotect");
+        return 5;
+    }
+    if (strcmp(mode, "pkey") == 0 && pkey_mprotect(p, 4096, PROT_READ | PROT_EXEC, -1) != 0) {
+        perror("pkey_mprotect");
         return 5;
     }
     if (argc > 3) {
@@ -155,6 +160,8 @@ async fn executable_mappings_of_suspicious_files_are_reported() {
     assert!(st.success(), "{st:?}");
     let (mprot, st) = run_argv(&in_container(&root, &["mprotect", "/uptrue"]));
     assert!(st.success(), "{st:?}");
+    let (pkey, st) = run_argv(&in_container(&root, &["pkey", "/uptrue"]));
+    assert!(st.success(), "{st:?}");
     // mprotect of an image file: judged through overlayfs' backing file, still not reported.
     let (mprot_low, st) = run_argv(&in_container(&root, &["mprotect", "/lowtrue"]));
     assert!(st.success(), "{st:?}");
@@ -174,6 +181,7 @@ async fn executable_mappings_of_suspicious_files_are_reported() {
         (up_read, 3),
         (low, 3),
         (mprot, 3),
+        (pkey, 3),
         (mprot_low, 3),
         (memfd, 3),
         (host, 1),
@@ -236,6 +244,13 @@ async fn executable_mappings_of_suspicious_files_are_reported() {
     );
     assert_eq!(m.path().to_string(), "/uptrue");
     assert_eq!(m.file.s_magic, OVERLAYFS_SUPER_MAGIC);
+
+    // pkey_mprotect(2) is mprotect with a protection key: the same record.
+    let maps = maps_of(&recs, pkey);
+    assert_eq!(maps.len(), 1, "{maps:#?}");
+    assert_eq!(maps[0].how, MapHow::Mprotect);
+    assert_eq!(maps[0].prot, PROT_READ | PROT_EXEC);
+    assert_eq!(maps[0].path().to_string(), "/uptrue");
 
     let maps = maps_of(&recs, memfd);
     assert_eq!(maps.len(), 1, "{maps:#?}");
@@ -367,4 +382,53 @@ async fn shebang_script_exec_has_interp_and_cwd() {
     assert!(h.has(EXEC_F_SCRIPT), "flags {:#x}", h.flags);
     assert_eq!((h.filename, h.interp), (&b"./x.sh"[..], &b"/bin/sh"[..]));
     assert!(h.cwd_raw.is_empty() && h.cwd_components == 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allow_map_entry_lets_an_upper_file_run_until_its_inode_changes() {
+    let root = rootfs();
+    let cg = TestCgroup::new();
+    let (mut sensor, mut events) = load(true);
+    sensor
+        .set_policy(cg.id(), POLICY_F_TRACKED | POLICY_F_ENFORCE)
+        .expect("set policy");
+    let mut gate = sensor.take_gate_maps().expect("gate maps");
+    assert!(sensor.take_gate_maps().is_none(), "taken once");
+    // The verdict names the upper layer's own inode, as the exec gate does.
+    let upper = root.merged.parent().expect("parent").join("upper/uptrue");
+    let m = fs::metadata(&upper).expect("stat upper");
+    let file = UpperFile::from_stat(m.dev(), m.ino(), m.ctime(), m.ctime_nsec());
+    gate.allow(&file).expect("allow");
+    assert_eq!(gate.allowed_len(), 1);
+
+    let run = |marker: &str| {
+        let argv = in_container(&root, &["exec", "/uptrue", marker]);
+        let args: Vec<&OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+        cg.run_args_inside(&args)
+    };
+    let (allowed, st) = run("/allowed-marker");
+    assert!(st.success(), "allowed upper file mapped: {st:?}");
+    assert!(root.merged.join("allowed-marker").exists());
+
+    // A chmod changes the upper inode's ctime: the verdict no longer holds.
+    fs::set_permissions(
+        root.merged.join("uptrue"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    let (killed, st) = run("/changed-marker");
+    assert_eq!(st.signal(), Some(9), "status {st:?}");
+    assert!(!root.merged.join("changed-marker").exists());
+
+    let raw = records_until_exit(&mut events, &[(allowed, 4), (killed, 4)]).await;
+    let recs = decoded(&raw);
+    // The allowed mapping is not even reported; the changed one is, killed.
+    assert!(maps_of(&recs, allowed).is_empty());
+    let maps = maps_of(&recs, killed);
+    assert_eq!(maps.len(), 1, "{maps:#?}");
+    assert!(maps[0].has(EXEC_F_KILLED) && !maps[0].has(EXEC_F_ALLOWED));
+
+    gate.forget(&file).expect("forget");
+    gate.forget(&file).expect("forgetting twice is fine");
+    assert_eq!(gate.allowed_len(), 0);
 }
