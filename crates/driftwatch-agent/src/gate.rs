@@ -115,6 +115,17 @@ impl Allowed {
     }
 }
 
+enum ScanJob {
+    /// Everything a container's upper layer holds (bounded).
+    Upper { id: String, layers: OverlayLayers },
+    /// One container path.
+    Path {
+        id: String,
+        layers: OverlayLayers,
+        path: Vec<u8>,
+    },
+}
+
 struct Watched {
     id: String,
     layers: OverlayLayers,
@@ -134,7 +145,7 @@ struct Shared {
     watching: Mutex<Watching>,
     allowed: Mutex<Allowed>,
     metrics: Arc<Metrics>,
-    scan_tx: Mutex<Option<mpsc::Sender<(String, OverlayLayers)>>>,
+    scan_tx: Mutex<Option<mpsc::Sender<ScanJob>>>,
     own_root_dev: Option<u64>,
 }
 
@@ -146,7 +157,7 @@ impl ExecGate {
             EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE | EventFFlags::O_CLOEXEC,
         )
         .map_err(GateError::Init)?;
-        let (scan_tx, scan_rx) = mpsc::channel::<(String, OverlayLayers)>();
+        let (scan_tx, scan_rx) = mpsc::channel::<ScanJob>();
         let shared = Arc::new(Shared {
             fan,
             watching: Mutex::new(Watching::default()),
@@ -163,8 +174,21 @@ impl ExecGate {
             std::thread::Builder::new()
                 .name("dw-gate-scan".into())
                 .spawn(move || {
-                    while let Ok((id, layers)) = scan_rx.recv() {
-                        scan_upper(&id, &layers, &shared.allowed, &shared.metrics);
+                    while let Ok(job) = scan_rx.recv() {
+                        match job {
+                            ScanJob::Upper { id, layers } => {
+                                scan_upper(&id, &layers, &shared.allowed, &shared.metrics)
+                            }
+                            ScanJob::Path { id, layers, path } => {
+                                judge_upper_path(
+                                    &id,
+                                    &layers,
+                                    &path,
+                                    &shared.allowed,
+                                    &shared.metrics,
+                                );
+                            }
+                        }
                     }
                 })
                 .map_err(GateError::Thread)?
@@ -239,9 +263,37 @@ impl ExecGate {
                 layers: layers.clone(),
             },
         );
-        if let Ok(tx) = sh.scan_tx.lock() {
+        self.queue(ScanJob::Upper {
+            id: c.id.clone(),
+            layers: layers.clone(),
+        });
+    }
+
+    /// A file of a watched container may just have been copied up (a file event: chmod, chown,
+    /// utimes, an open for write): judge it in the background, so that a copied-up image library
+    /// is allowed before it is mapped. Best effort: the exec of a file is held and judged anyway.
+    pub fn judge_path(&self, c: &ContainerInfo, path: &[u8]) {
+        let Some(layers) = c.rootfs.as_ref() else {
+            return;
+        };
+        let watched = self
+            .shared
+            .watching
+            .lock()
+            .is_ok_and(|w| w.by_dev.values().any(|x| x.id == c.id));
+        if watched {
+            self.queue(ScanJob::Path {
+                id: c.id.clone(),
+                layers: layers.clone(),
+                path: path.to_vec(),
+            });
+        }
+    }
+
+    fn queue(&self, job: ScanJob) {
+        if let Ok(tx) = self.shared.scan_tx.lock() {
             if let Some(tx) = tx.as_ref() {
-                let _ = tx.send((c.id.clone(), layers.clone()));
+                let _ = tx.send(job);
             }
         }
     }
@@ -530,28 +582,10 @@ fn scan_upper(id: &str, layers: &OverlayLayers, allowed: &Mutex<Allowed>, metric
                 }
                 continue;
             }
-            if !ft.is_file() {
-                continue;
-            }
-            let bytes = path.as_os_str().as_bytes();
-            let Ok(mut upper) = open_in_layer(upperdir, bytes) else {
-                continue;
-            };
-            let Ok(um) = upper.metadata() else { continue };
-            if um.len() > MAX_GATE_COMPARE_BYTES {
-                continue;
-            }
-            let file = upper_file(&um);
-            if unchanged_image_bytes(layers, bytes, &mut upper, &file) {
+            if ft.is_file()
+                && judge_upper_path(id, layers, path.as_os_str().as_bytes(), allowed, metrics)
+            {
                 found += 1;
-                if let Ok(mut a) = allowed.lock() {
-                    if a.allow(id, file).is_ok() {
-                        metrics.gate_unchanged.fetch_add(1, Ordering::Relaxed);
-                    }
-                    metrics
-                        .gate_allowed_files
-                        .store(a.len() as u64, Ordering::Relaxed);
-                }
             }
         }
     }
@@ -561,4 +595,104 @@ fn scan_upper(id: &str, layers: &OverlayLayers, allowed: &Mutex<Allowed>, metric
         unchanged = found,
         "exec gate: upper layer scanned"
     );
+}
+
+/// Puts the upper file at container path `path` in `dw_allow` if it holds unchanged image bytes.
+fn judge_upper_path(
+    id: &str,
+    layers: &OverlayLayers,
+    path: &[u8],
+    allowed: &Mutex<Allowed>,
+    metrics: &Metrics,
+) -> bool {
+    let Some(upperdir) = layers.upperdir.as_deref() else {
+        return false;
+    };
+    let Ok(mut upper) = open_in_layer(upperdir, path) else {
+        return false;
+    };
+    let Ok(um) = upper.metadata() else {
+        return false;
+    };
+    if um.len() > MAX_GATE_COMPARE_BYTES {
+        return false;
+    }
+    let file = upper_file(&um);
+    if !unchanged_image_bytes(layers, path, &mut upper, &file) {
+        return false;
+    }
+    if let Ok(mut a) = allowed.lock() {
+        if a.allow(id, file).is_ok() {
+            metrics.gate_unchanged.fetch_add(1, Ordering::Relaxed);
+        }
+        metrics
+            .gate_allowed_files
+            .store(a.len() as u64, Ordering::Relaxed);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn layers(root: &Path) -> OverlayLayers {
+        for d in ["lower", "upper"] {
+            std::fs::create_dir_all(root.join(d).join("bin")).expect("mkdir");
+        }
+        OverlayLayers {
+            lowerdirs: vec![root.join("lower")],
+            upperdir: Some(root.join("upper")),
+            workdir: None,
+        }
+    }
+
+    fn judge(l: &OverlayLayers, path: &[u8]) -> bool {
+        let upperdir = l.upperdir.as_deref().expect("upper");
+        let mut f = open_in_layer(upperdir, path).expect("open upper");
+        let m = f.metadata().expect("stat");
+        unchanged_image_bytes(l, path, &mut f, &upper_file(&m))
+    }
+
+    #[test]
+    fn copied_up_bytes_are_unchanged_and_anything_else_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = layers(dir.path());
+        let lower = dir.path().join("lower/bin");
+        let upper = dir.path().join("upper/bin");
+        std::fs::write(lower.join("tool"), b"\x7fELF image bytes").expect("write");
+        // chmod: same bytes, other mode.
+        std::fs::write(upper.join("tool"), b"\x7fELF image bytes").expect("write");
+        std::fs::set_permissions(upper.join("tool"), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        assert!(judge(&l, b"/bin/tool"));
+        // Same size, other bytes.
+        std::fs::write(lower.join("same-size"), b"aaaa").expect("write");
+        std::fs::write(upper.join("same-size"), b"aaab").expect("write");
+        assert!(!judge(&l, b"/bin/same-size"));
+        // Only in the upper layer.
+        std::fs::write(upper.join("new"), b"x").expect("write");
+        assert!(!judge(&l, b"/bin/new"));
+        // The lower path is a directory.
+        std::fs::create_dir(lower.join("dir")).expect("mkdir");
+        std::fs::write(upper.join("dir"), b"x").expect("write");
+        assert!(!judge(&l, b"/bin/dir"));
+        // A lower symlink to the same bytes is not the same file.
+        std::os::unix::fs::symlink("tool", lower.join("link")).expect("symlink");
+        std::fs::write(upper.join("link"), b"\x7fELF image bytes").expect("write");
+        assert!(!judge(&l, b"/bin/link"));
+    }
+
+    #[test]
+    fn scripts_are_told_by_their_first_two_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("s");
+        std::fs::write(&p, b"#!/bin/sh\necho\n").expect("write");
+        assert!(is_script(&mut File::open(&p).expect("open")));
+        std::fs::write(&p, b"#").expect("write");
+        assert!(!is_script(&mut File::open(&p).expect("open")));
+        std::fs::write(&p, b"\x7fELF").expect("write");
+        assert!(!is_script(&mut File::open(&p).expect("open")));
+    }
 }
