@@ -53,7 +53,7 @@ pub struct FileFacts<'a> {
     pub flags: &'a ExecFlags,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
     container: Arc<str>,
     path: Vec<u8>,
@@ -63,6 +63,68 @@ struct Key {
     ctime_nsec: u32,
     flags: u8,
 }
+
+/// A [`Key`] made of borrowed parts: the cache is looked up on every exec without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct KeyParts<'a> {
+    container: &'a str,
+    path: &'a [u8],
+    dev: u32,
+    ino: u64,
+    ctime_sec: u64,
+    ctime_nsec: u32,
+    flags: u8,
+}
+
+trait KeyView {
+    fn parts(&self) -> KeyParts<'_>;
+}
+
+impl KeyView for Key {
+    fn parts(&self) -> KeyParts<'_> {
+        KeyParts {
+            container: &self.container,
+            path: &self.path,
+            dev: self.dev,
+            ino: self.ino,
+            ctime_sec: self.ctime_sec,
+            ctime_nsec: self.ctime_nsec,
+            flags: self.flags,
+        }
+    }
+}
+
+impl KeyView for KeyParts<'_> {
+    fn parts(&self) -> KeyParts<'_> {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyView + 'a> for Key {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl std::hash::Hash for dyn KeyView + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
 
 /// A container's mount points other than `/` (paths inside the container, innermost first) with
 /// their filesystem types.
@@ -118,9 +180,9 @@ impl Origins {
             // later writes to the file instead.
             return Verdict::of(ExeOrigin::CopiedUpUnchanged);
         }
-        let key = Key {
-            container: Arc::from(container.id.as_str()),
-            path: facts.path.to_vec(),
+        let parts = KeyParts {
+            container: &container.id,
+            path: facts.path,
             dev: facts.file.dev,
             ino: facts.file.ino,
             ctime_sec: facts.file.ctime_sec,
@@ -130,9 +192,18 @@ impl Origins {
                 | u8::from(f.on_root_mount) << 2
                 | u8::from(f.path_truncated || f.path_outside_root) << 3,
         };
-        if let Some(v) = self.files.get(&key) {
+        if let Some(v) = self.files.get(&parts as &dyn KeyView) {
             return v.clone();
         }
+        let key = Key {
+            container: Arc::from(container.id.as_str()),
+            path: facts.path.to_vec(),
+            dev: parts.dev,
+            ino: parts.ino,
+            ctime_sec: parts.ctime_sec,
+            ctime_nsec: parts.ctime_nsec,
+            flags: parts.flags,
+        };
         let exec_facts = ExecFacts {
             in_container: true,
             memfd: f.memfd,
@@ -297,4 +368,80 @@ fn read_link(
         layers.lowerdirs.get(l.lower.as_ref()?.layer_index)?
     };
     driftwatch_image::read_link_in_layer(dir, path).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_event::ExeFile;
+
+    fn container(root: &Path, id: &str) -> ContainerInfo {
+        for d in ["lower/bin", "upper/bin"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        ContainerInfo {
+            id: id.to_string(),
+            rootfs: Some(OverlayLayers {
+                lowerdirs: vec![root.join("lower")],
+                upperdir: Some(root.join("upper")),
+                workdir: None,
+            }),
+            ..ContainerInfo::default()
+        }
+    }
+
+    #[test]
+    fn verdicts_are_cached_per_container_path_and_inode_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = container(dir.path(), "a");
+        let b = container(dir.path(), "b");
+        std::fs::write(dir.path().join("lower/bin/tool"), b"image").expect("write");
+        std::fs::write(dir.path().join("upper/bin/tool"), b"image").expect("write");
+        std::fs::write(dir.path().join("upper/bin/new"), b"new").expect("write");
+        let file = ExeFile {
+            ino: 7,
+            dev: 1,
+            nlink: 1,
+            mode: 0o100755,
+            ctime_sec: 100,
+            s_magic: OVERLAYFS_SUPER_MAGIC,
+            ..ExeFile::default()
+        };
+        let flags = ExecFlags {
+            overlay_upper: true,
+            on_root_mount: true,
+            ..ExecFlags::default()
+        };
+        let mut o = Origins::new(100);
+        let facts = |path: &'static [u8], file: &'static ExeFile| FileFacts {
+            path,
+            file,
+            flags: Box::leak(Box::new(flags)),
+        };
+        let file: &'static ExeFile = Box::leak(Box::new(file));
+        let no_err = |e: &ImageError| panic!("{e}");
+        let v = o.file(facts(b"/bin/tool", file), &a, no_err);
+        assert_eq!(v.origin, ExeOrigin::CopiedUpUnchanged);
+        assert_eq!(o.len(), 1);
+        // A hit: same verdict, nothing added, even with the files gone from the layers.
+        std::fs::remove_file(dir.path().join("upper/bin/tool")).expect("rm");
+        assert_eq!(o.file(facts(b"/bin/tool", file), &a, no_err), v);
+        assert_eq!(o.len(), 1);
+        // Another container, another path, another ctime: each its own entry.
+        o.file(facts(b"/bin/tool", file), &b, |_| {});
+        assert_eq!(o.len(), 2);
+        assert_eq!(
+            o.file(facts(b"/bin/new", file), &a, no_err).origin,
+            ExeOrigin::Added
+        );
+        assert_eq!(o.len(), 3);
+        let changed: &'static ExeFile = Box::leak(Box::new(ExeFile {
+            ctime_sec: 101,
+            ..*file
+        }));
+        o.file(facts(b"/bin/tool", changed), &a, |_| {});
+        assert_eq!(o.len(), 4);
+        o.forget_container("a");
+        assert_eq!(o.len(), 1);
+    }
 }
