@@ -3,7 +3,7 @@
 //! (or it answered something else), 2 usage error.
 
 use anyhow::{bail, Context as _};
-use driftwatch_agent::config::DEFAULT_LISTEN;
+use driftwatch_agent::config::{Config, DEFAULT_LISTEN};
 use driftwatch_agent::summary::{ContainerSummary, DriftKind};
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
@@ -16,20 +16,34 @@ const MAX_BODY: u64 = 64 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct ContainersArgs {
-    /// Address of the agent's listener: its `--listen` (or `agent.listen` in its configuration
-    /// file); an unspecified address (0.0.0.0, [::]) is reached on loopback.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
-    listen: String,
+    /// Address of the agent's listener: its `--listen`; an unspecified address (0.0.0.0, [::])
+    /// is reached on loopback [default: `agent.listen` of --config, else 127.0.0.1:9376].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The agent's configuration file: its `agent.listen` is the address to ask.
+    #[arg(long, value_name = "FILE", conflicts_with = "listen")]
+    config: Option<std::path::PathBuf>,
     /// Print the summaries as JSON (an array, as `GET /containers` returns it).
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: &ContainersArgs) -> anyhow::Result<ExitCode> {
-    let Some(addr) = resolve(&args.listen) else {
+    let listen = match (&args.listen, &args.config) {
+        (Some(l), _) => l.clone(),
+        (None, Some(path)) => match Config::from_file(path) {
+            Ok(c) => c.agent.listen,
+            Err(e) => {
+                eprintln!("driftwatch: error: {}", one_line(&format!("{e:#}")));
+                return Ok(ExitCode::from(2));
+            }
+        },
+        (None, None) => DEFAULT_LISTEN.to_string(),
+    };
+    let Some(addr) = resolve(&listen) else {
         eprintln!(
-            "driftwatch: error: --listen {:?} is not an address such as {DEFAULT_LISTEN}",
-            args.listen
+            "driftwatch: error: {} is not an address such as {DEFAULT_LISTEN}",
+            one_line(&format!("{listen:?}"))
         );
         return Ok(ExitCode::from(2));
     };
