@@ -142,6 +142,12 @@ pub(crate) fn open_dir(dir: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<O
 pub(crate) fn open_file(dir: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<OwnedFd> {
     let oflags =
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let bytes = name.to_bytes();
+    if !bytes.is_empty() && bytes != b"." && bytes != b".." && !bytes.contains(&b'/') {
+        // One component that is neither `.` nor `..`: it cannot leave `dir`, and `O_NOFOLLOW`
+        // refuses a symlink, so plain `openat` is as safe as `openat2` and cheaper.
+        return rfs::openat(dir, name, oflags, Mode::empty());
+    }
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     match rfs::openat2(dir, name, oflags, Mode::empty(), resolve) {
         Err(Errno::NOSYS) => rfs::openat(dir, name, oflags, Mode::empty()),
