@@ -45,8 +45,11 @@ use std::sync::{Arc, Mutex};
 /// Entries decided or being decided but not yet handed to the sink, at most.
 pub const MAX_IN_FLIGHT: usize = 2048;
 /// Files go to the workers, and come back, this many at a time (fewer wake-ups).
-const BATCH: usize = 128;
-/// Batches waiting for a worker, at most (each file holds its directories' descriptors).
+const BATCH: usize = 32;
+/// Batches waiting for a worker, at most. A file not yet read holds its upper and lower
+/// directories open: at most (`JOB_QUEUE` + 1 + workers) × `BATCH` files wait or are being read,
+/// so at most 448 directory descriptors with 4 workers besides those on the walker's path,
+/// whatever the shape of the tree (a file per directory included).
 const JOB_QUEUE: usize = 2;
 /// Read buffer of a worker (and the same again for the image file).
 const READ_BUF: usize = 128 << 10;
