@@ -743,3 +743,46 @@ fn parallel_walk_reports_in_walk_order() {
         assert_eq!(render(threads), serial, "{threads} workers");
     }
 }
+
+#[test]
+fn hash_all_hashes_each_image_file_right_in_one_pass() {
+    use sha2::Digest;
+    let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    let t = Tree::new(1);
+    let (u, l) = (&t.upper, &t.lowers[0]);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut late = big.clone();
+    late[250_000] ^= 1; // differs in the second 128 KiB chunk
+    let mut early = big.clone();
+    early[0] ^= 1;
+    for (name, image, container) in [
+        ("same", &big, &big),
+        ("late", &big, &late),
+        ("early", &big, &early),
+        ("size", &big, &big[..1000].to_vec()),
+        ("small", &b"abc".to_vec(), &b"abd".to_vec()),
+    ] {
+        write(l, &format!("d/{name}"), image, 0o644);
+        write(u, &format!("d/{name}"), container, 0o600);
+    }
+    for threads in [0, 2] {
+        let mut opts = DiffOptions::default();
+        opts.walk.hash = HashMode::All;
+        opts.walk.threads = Some(threads);
+        let c = run_with(&t, &opts, None, None);
+        for (name, image, container) in [
+            ("same", &big[..], &big[..]),
+            ("late", &big[..], &late[..]),
+            ("early", &big[..], &early[..]),
+            ("size", &big[..], &big[..1000]),
+            ("small", &b"abc"[..], &b"abd"[..]),
+        ] {
+            let e = get(&c, &format!("/d/{name}"));
+            let img = e.image.as_ref().and_then(|s| s.sha256.clone());
+            let ctr = e.container.as_ref().and_then(|s| s.sha256.clone());
+            assert_eq!(img, Some(sha(image)), "image side of {name}");
+            assert_eq!(ctr, Some(sha(container)), "container side of {name}");
+            assert_eq!(e.content_changed, Some(image != container), "{name}");
+        }
+    }
+}

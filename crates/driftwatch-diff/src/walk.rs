@@ -822,6 +822,17 @@ struct ReadOut {
     head_len: usize,
     /// With an image file to compare: whether the bytes differ.
     differs: Option<bool>,
+    /// The image file's SHA-256, when asked for and the bytes differ.
+    lower_sha256: Option<[u8; 32]>,
+}
+
+/// What a read pass computes besides the head.
+#[derive(Clone, Copy)]
+struct Want {
+    sha: bool,
+    md5: bool,
+    /// The image file's SHA-256 when it differs (`--hash all`).
+    lower_sha: bool,
 }
 
 impl Ctx<'_> {
@@ -853,7 +864,7 @@ impl Ctx<'_> {
                 let mut e = FileEntry::new(&path, ChangeKind::TypeChanged);
                 e.changed.push("type".into());
                 e.image = Some(img);
-                let (facts, _) =
+                let (facts, _, _) =
                     self.read_facts(&dir, &name, None, &mut up, &path, bufs, &mut done);
                 e.container = Some(up);
                 self.finish(&mut e, &path, &facts);
@@ -869,13 +880,13 @@ impl Ctx<'_> {
             && layers::open_file(dir.as_fd(), &name)
                 .is_ok_and(|fd| layers::is_metacopy(fd.as_fd(), self.opts.xattrs));
         let same_size = img.as_ref().is_some_and(|(i, _)| i.size == up.size);
-        let (facts, differs) = if metacopy {
+        let (facts, differs, lower_sha) = if metacopy {
             match img.as_ref().filter(|_| same_size) {
                 // Read the image file as the container's data: hashed once, nothing compared.
                 Some((_, ldir)) => {
-                    let (f, _) =
+                    let (f, _, _) =
                         self.read_facts(ldir, &name, None, &mut up, &path, bufs, &mut done);
-                    (f, Some(false))
+                    (f, Some(false), None)
                 }
                 None => (
                     Facts {
@@ -883,6 +894,7 @@ impl Ctx<'_> {
                         exec_bits: up.mode.is_some_and(|m| m & 0o111 != 0),
                         ..Facts::default()
                     },
+                    None,
                     None,
                 ),
             }
@@ -915,6 +927,9 @@ impl Ctx<'_> {
             if self.opts.hash == HashMode::All {
                 if !differs && up.sha256.is_some() {
                     img.sha256.clone_from(&up.sha256);
+                } else if let Some(h) = lower_sha {
+                    // Hashed in the comparison's read.
+                    img.sha256 = Some(to_hex(&h));
                 } else if let Ok(fd) = layers::open_file(ldir.as_fd(), &name) {
                     img.sha256 = self
                         .sha256_of(fd, img.size.unwrap_or(0), &mut bufs.b)
@@ -932,7 +947,8 @@ impl Ctx<'_> {
 
     /// Read a container file (`name` in `dir`): its facts for classification, its hashes into
     /// `up`, the debsums check into `done`; returns whether it differs from the same name in
-    /// `lower` (an image file of the same size).
+    /// `lower` (an image file of the same size) and, with `--hash all`, the image file's hash
+    /// when it differs.
     #[allow(clippy::too_many_arguments)]
     fn read_facts(
         &self,
@@ -943,7 +959,7 @@ impl Ctx<'_> {
         path: &[u8],
         bufs: &mut Bufs,
         done: &mut Done,
-    ) -> (Facts, Option<bool>) {
+    ) -> (Facts, Option<bool>, Option<[u8; 32]>) {
         let mut facts = Facts {
             file_type: Some(FileType::File),
             exec_bits: up.mode.is_some_and(|m| m & 0o111 != 0),
@@ -956,16 +972,21 @@ impl Ctx<'_> {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::debug!(path = %crate::pathfmt::escape(path), error = %e, "cannot open container file");
-                return (facts, None);
+                return (facts, None, None);
             }
         };
         let lower_fd = lower.and_then(|d| layers::open_file(d, name).ok());
         let size = up.size.unwrap_or(0);
-        let out = match self.read_pass(upper_fd, size, lower_fd, want_sha, want_md5, bufs) {
+        let want = Want {
+            sha: want_sha,
+            md5: want_md5,
+            lower_sha: self.opts.hash == HashMode::All,
+        };
+        let out = match self.read_pass(upper_fd, size, lower_fd, want, bufs) {
             Ok(o) => o,
             Err(e) => {
                 tracing::debug!(path = %crate::pathfmt::escape(path), error = %e, "cannot read container file");
-                return (facts, None);
+                return (facts, None, None);
             }
         };
         let head = &out.head[..out.head_len];
@@ -975,33 +996,40 @@ impl Ctx<'_> {
         if let (Some(d), Some(md5)) = (self.dpkg, out.md5) {
             done.unmanaged = d.check(path, Some(&md5));
         }
-        (facts, out.differs)
+        (facts, out.differs, out.lower_sha256)
     }
 
     /// Read the first `size` bytes of `upper` (its size when it was stat'ed: the hash is of
     /// what was reported) once: optional SHA-256 and MD5, the first bytes, and the comparison
     /// with `lower` (an image file of that size). Stops as soon as nothing more is needed, and
     /// never reads past `size`, so no read is spent on finding the end of the file.
+    ///
+    /// With `want.lower_sha`, once the bytes differ the image file is read on to its end in the
+    /// same pass and hashed: its hash starts from the container hash's state before the first
+    /// differing chunk (the bytes before it are equal), so no byte is hashed twice and no file
+    /// opened twice.
     fn read_pass(
         &self,
         upper: OwnedFd,
         size: u64,
         lower: Option<OwnedFd>,
-        want_sha: bool,
-        want_md5: bool,
+        want: Want,
         bufs: &mut Bufs,
     ) -> io::Result<ReadOut> {
         let mut out = ReadOut::default();
         let mut fu = std::fs::File::from(upper);
         let mut fl = lower.map(std::fs::File::from);
-        let mut sha = want_sha.then(Sha256::new);
-        let mut md5 = want_md5.then(Md5::new);
+        let mut sha = want.sha.then(Sha256::new);
+        let mut md5 = want.md5.then(Md5::new);
+        let want_lower_sha = want.lower_sha && sha.is_some() && fl.is_some();
+        // The image file's hash, once it differs.
+        let mut lower_sha: Option<Sha256> = None;
         let mut equal = fl.is_some();
         let mut first = true;
         let mut remaining = size;
         let mut read = 0u64;
         while remaining > 0 {
-            let more_needed = sha.is_some() || md5.is_some() || equal;
+            let more_needed = sha.is_some() || md5.is_some() || equal || lower_sha.is_some();
             // Only the head is needed: read just that.
             let cap = if more_needed { bufs.a.len() } else { 4 };
             let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(cap);
@@ -1012,28 +1040,37 @@ impl Ctx<'_> {
                 out.head[..out.head_len].copy_from_slice(&bufs.a[..out.head_len]);
                 first = false;
             }
+            // Compare (and hash the image side) before the container hash takes this chunk.
+            if equal || lower_sha.is_some() {
+                if let Some(fl) = fl.as_mut() {
+                    let m = read_full(fl, &mut bufs.b[..n])?;
+                    read += m as u64;
+                    if equal && (m != n || bufs.a[..n] != bufs.b[..m]) {
+                        equal = false;
+                        if want_lower_sha {
+                            lower_sha.clone_from(&sha);
+                        }
+                    }
+                    if let Some(h) = lower_sha.as_mut() {
+                        h.update(&bufs.b[..m]);
+                    }
+                }
+            }
             if let Some(h) = sha.as_mut() {
                 h.update(&bufs.a[..n]);
             }
             if let Some(h) = md5.as_mut() {
                 h.update(&bufs.a[..n]);
             }
-            if equal {
-                if let Some(fl) = fl.as_mut() {
-                    let m = read_full(fl, &mut bufs.b[..n])?;
-                    read += m as u64;
-                    if m != n || bufs.a[..n] != bufs.b[..m] {
-                        equal = false;
-                    }
-                }
-            }
             if n < want {
-                // Shorter than when it was stat'ed: changing under us, not the image's bytes.
+                // Shorter than when it was stat'ed: changing under us, not the image's bytes;
+                // the image file was not read to its end.
                 equal = false;
+                lower_sha = None;
                 break;
             }
             remaining -= n as u64;
-            if !(sha.is_some() || md5.is_some() || equal) {
+            if !(sha.is_some() || md5.is_some() || equal || lower_sha.is_some()) {
                 break;
             }
         }
@@ -1041,6 +1078,7 @@ impl Ctx<'_> {
         if fl.is_some() {
             out.differs = Some(!equal);
         }
+        out.lower_sha256 = lower_sha.map(|h| h.finalize().into());
         out.sha256 = sha.map(|h| h.finalize().into());
         out.md5 = md5.map(|h| h.finalize().into());
         Ok(out)
