@@ -1,33 +1,52 @@
 #!/bin/sh
 # driftwatch diff benchmark: a 100,000-entry upper dir over a 50,000-file image.
 # Usage: bench/diff/run.sh [WORKDIR]   (needs root for the whiteouts; builds the release binary)
+# Env: RUNS (rounds, default 7), BIN (binary to time: skips the build), BASE (a second binary,
+# e.g. an older build, timed in the same rounds as "base").
+# Every round runs every mode once, in turn (interleaved), after one warm-up round; each mode's
+# result is the median of its rounds.
 set -eu
 cd "$(dirname "$0")/../.."
 DIR=${1:-/tmp/driftwatch-bench-diff}
 TARGET=${CARGO_TARGET_DIR:-target}
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-7}
 python3 bench/diff/gen.py "$DIR"
-cargo build --release -q -p driftwatch
-BIN=$TARGET/release/driftwatch
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p driftwatch
+  BIN=$TARGET/release/driftwatch
+fi
 echo "upper: $(find "$DIR/upper" | wc -l) entries; lower: $(find "$DIR/lower" -type f | wc -l) files"
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-timeit() { # prints the median wall time (s) of RUNS runs after one warm-up run
-  "$@" >/dev/null 2>&1 || true
-  i=0
-  while [ $i -lt "$RUNS" ]; do
-    s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N)
-    echo "$e - $s" | bc
-    i=$((i + 1))
-  done | median
+ARGS="--progress never --upper $DIR/upper --lower $DIR/lower"
+modes="find default hash-all hash-none table"
+[ -n "${BASE:-}" ] && modes="$modes base-default base-hash-all base-hash-none"
+run_mode() { # $1 = mode
+  case $1 in
+    find) find "$DIR/upper" ;;
+    default) "$BIN" diff --json $ARGS ;;
+    hash-all) "$BIN" diff --json --hash all $ARGS ;;
+    hash-none) "$BIN" diff --json --hash none $ARGS ;;
+    table) "$BIN" diff $ARGS ;;
+    base-default) "$BASE" diff --json $ARGS ;;
+    base-hash-all) "$BASE" diff --json --hash all $ARGS ;;
+    base-hash-none) "$BASE" diff --json --hash none $ARGS ;;
+  esac
 }
-FIND=$(timeit find "$DIR/upper")
-DEF=$(timeit "$BIN" diff --json --progress never --upper "$DIR/upper" --lower "$DIR/lower")
-NONE=$(timeit "$BIN" diff --json --progress never --hash none --upper "$DIR/upper" --lower "$DIR/lower")
-ALL=$(timeit "$BIN" diff --json --progress never --hash all --upper "$DIR/upper" --lower "$DIR/lower")
-TABLE=$(timeit "$BIN" diff --progress never --upper "$DIR/upper" --lower "$DIR/lower")
-printf '%-36s %8s s  %6s x find\n' "find (floor)" "$FIND" 1.0
-for row in "diff --json (default: sha256 changed):$DEF" "diff --json --hash none:$NONE" "diff --json --hash all:$ALL" "diff (table):$TABLE"; do
-  name=${row%:*}; t=${row##*:}
-  printf '%-36s %8s s  %6.1f x find\n' "$name" "$t" "$(echo "$t / $FIND" | bc -l)"
+for m in $modes; do run_mode "$m" >/dev/null 2>&1 || true; done
+i=0
+while [ $i -lt "$RUNS" ]; do
+  for m in $modes; do
+    s=$(date +%s.%N); run_mode "$m" >/dev/null 2>&1 || true; e=$(date +%s.%N)
+    echo "$e - $s" | bc >>"$OUT/$m"
+  done
+  i=$((i + 1))
+done
+median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+FIND=$(median "$OUT/find")
+printf '%-16s %9s  %8s\n' mode median_s "x find"
+for m in $modes; do
+  t=$(median "$OUT/$m")
+  printf '%-16s %9.3f  %8.1f\n' "$m" "$t" "$(echo "$t / $FIND" | bc -l)"
 done

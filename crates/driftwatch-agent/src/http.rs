@@ -1,7 +1,10 @@
-//! The health and metrics listener: `/healthz`, `/readyz`, `/metrics`.
+//! The agent's listener: `/healthz`, `/readyz`, `/metrics`, and the per-container drift
+//! summaries `/containers` (JSON array) and `/containers/{id}` (one object; a unique id prefix
+//! is accepted; 404 with `{"error": …}` when no container matches).
 
 use crate::metrics::Metrics;
-use axum::extract::State;
+use crate::summary::Summaries;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -15,6 +18,7 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// Set once the BPF programs are attached and the initial container inventory is loaded.
     pub ready: Arc<AtomicBool>,
+    pub summaries: Arc<Summaries>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -22,6 +26,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/containers", get(containers))
+        .route("/containers/{id}", get(container))
         .with_state(state)
 }
 
@@ -41,6 +47,43 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
         )],
         s.metrics.render(),
     )
+}
+
+/// A JSON response (axum's `json` feature is not built in).
+fn json(status: StatusCode, body: &impl serde::Serialize) -> axum::response::Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            text + "\n",
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn containers(State(s): State<HttpState>) -> axum::response::Response {
+    json(StatusCode::OK, &s.summaries.snapshot())
+}
+
+async fn container(State(s): State<HttpState>, Path(id): Path<String>) -> axum::response::Response {
+    let all = s.summaries.snapshot();
+    let exact = all.iter().position(|c| c.id == id);
+    let mut prefixed = all
+        .iter()
+        .filter(|c| !id.is_empty() && c.id.starts_with(&id));
+    let found = match (exact, prefixed.next(), prefixed.next()) {
+        (Some(i), _, _) => all.get(i),
+        (None, Some(c), None) => Some(c),
+        _ => None,
+    };
+    match found {
+        Some(c) => json(StatusCode::OK, c),
+        None => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": format!("no container {id:?}") }),
+        ),
+    }
 }
 
 /// Serve until `shutdown` resolves.

@@ -24,6 +24,7 @@ mod pipeline;
 pub mod proctable;
 pub mod rules;
 pub mod script;
+pub mod summary;
 pub mod text;
 pub mod users;
 

@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::origin::{FileFacts, Origins, Verdict};
 use crate::output::{FileSink, Sink, StdoutSink};
 use crate::proctable::ProcessTable;
+use crate::summary::Summaries;
 use crate::users::UserNames;
 use driftwatch_bpf::{ExecSensor, SensorOptions};
 use driftwatch_event::{Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, MapEvent, TaskInfo};
@@ -89,11 +90,13 @@ pub async fn run(
     let hostname = c.agent.hostname.clone().unwrap_or_else(local_hostname);
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
+    let summaries = Arc::new(Summaries::default());
 
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
     let http_state = HttpState {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        summaries: summaries.clone(),
     };
     let http_task = tokio::spawn(http::serve(listener, http_state, async {
         let _ = http_stop_rx.await;
@@ -132,6 +135,7 @@ pub async fn run(
     })
     .await?;
     tracing::info!(containers = registry.len(), source = ?source, "container inventory loaded");
+    summaries.set_source(Box::new(registry.clone()));
 
     let (event_tx, event_rx) = mpsc::channel::<Event>(c.pipeline.event_channel_capacity);
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(c.pipeline.alert_channel_capacity);
@@ -155,6 +159,7 @@ pub async fn run(
         fields: FieldMap::default(),
         eval: EvalCtx::new(),
         evt_num: 0,
+        summaries: summaries.clone(),
     };
     for info in registry.all() {
         processor.track(&info);
@@ -171,7 +176,7 @@ pub async fn run(
     ));
     let stats_metrics = metrics.clone();
     let processor_task = tokio::spawn(processor.run(event_rx, updates, stats_metrics));
-    let output_task = tokio::spawn(write_alerts(alert_rx, sinks, metrics.clone()));
+    let output_task = tokio::spawn(write_alerts(alert_rx, sinks, metrics.clone(), summaries));
 
     ready.store(true, Ordering::Release);
     tracing::info!("ready");
@@ -259,6 +264,8 @@ struct Processor {
     eval: EvalCtx,
     /// Events evaluated so far (`evt.num`).
     evt_num: u64,
+    /// Per-container drift summaries (told of removed containers).
+    summaries: Arc<Summaries>,
 }
 
 impl Processor {
@@ -424,6 +431,7 @@ impl Processor {
             RegistryUpdate::Removed(info) => {
                 tracing::info!(container = %info.id, "container gone");
                 self.untrack(&info);
+                self.summaries.removed(&info);
             }
         }
     }
@@ -693,13 +701,16 @@ impl Processor {
     }
 }
 
-/// Alerts → every sink. Runs until the alert channel closes, then flushes.
+/// Alerts → the per-container summaries and every sink. Runs until the alert channel closes,
+/// then flushes.
 async fn write_alerts(
     mut rx: mpsc::Receiver<Alert>,
     mut sinks: Vec<Box<dyn Sink>>,
     metrics: Arc<Metrics>,
+    summaries: Arc<Summaries>,
 ) {
     while let Some(alert) = rx.recv().await {
+        summaries.record(&alert);
         for s in sinks.iter_mut() {
             if let Err(e) = s.write(&alert) {
                 metrics.output_errors.fetch_add(1, Ordering::Relaxed);

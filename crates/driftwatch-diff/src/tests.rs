@@ -631,3 +631,158 @@ fn no_drift_when_nothing_changed() {
     };
     assert!(diff(&input, &DiffOptions::default(), &mut Collect::default()).is_err());
 }
+
+fn set_xattr(root: &Path, rel: &str, name: &str, value: &[u8]) {
+    rustix::fs::lsetxattr(root.join(rel), name, value, rustix::fs::XattrFlags::empty()).unwrap();
+}
+
+#[test]
+fn overlay_redirect_dir_and_metacopy() {
+    let t = Tree::new(1);
+    let (u, l) = (&t.upper, &t.lowers[0]);
+    // `mv /etc/app /etc/renamed` with redirect_dir: the upper dir names where it came from.
+    write(l, "etc/app/conf", b"a=1", 0o644);
+    write(l, "etc/app/data", b"x", 0o644);
+    write(u, "etc/renamed/conf", b"a=1", 0o644);
+    write(u, "etc/renamed/new", b"n", 0o644);
+    set_xattr(u, "etc/renamed", "user.overlay.redirect", b"/etc/app");
+    whiteout(u, "etc/app");
+    // A relative redirect (renamed within its parent).
+    write(l, "opt/a/f", b"f", 0o644);
+    write(u, "opt/b/f", b"changed", 0o644);
+    set_xattr(u, "opt/b", "user.overlay.redirect", b"a");
+    whiteout(u, "opt/a");
+    // `chmod +x` with metacopy: the upper file has the metadata and no data.
+    let data = [ELF, &[7u8; 1000][..]].concat();
+    write(l, "usr/local/bin/tool", &data, 0o644);
+    mkdir(u, "usr/local/bin");
+    let f = std::fs::File::create(u.join("usr/local/bin/tool")).unwrap();
+    f.set_len(data.len() as u64).unwrap();
+    drop(f);
+    std::fs::set_permissions(
+        u.join("usr/local/bin/tool"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    set_xattr(u, "usr/local/bin/tool", "user.overlay.metacopy", b"");
+    let c = run(&t);
+
+    let e = get(&c, "/etc/renamed");
+    assert_eq!(e.change, ChangeKind::Added);
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("overlay redirect from /etc/app")),
+        "{e:?}"
+    );
+    assert_eq!(
+        get(&c, "/etc/renamed/conf").change,
+        ChangeKind::CopiedUp,
+        "compared with /etc/app/conf"
+    );
+    assert_eq!(get(&c, "/etc/renamed/new").change, ChangeKind::Added);
+    assert!(!c.files.contains_key("/etc/renamed/data"), "unchanged");
+    assert_eq!(get(&c, "/etc/app").change, ChangeKind::Deleted);
+    let e = get(&c, "/opt/b/f");
+    assert_eq!(e.change, ChangeKind::Modified, "compared with /opt/a/f");
+    assert_eq!(e.content_changed, Some(true));
+
+    let e = get(&c, "/usr/local/bin/tool");
+    assert_eq!(e.change, ChangeKind::Metadata, "{e:?}");
+    assert_eq!(e.content_changed, Some(false));
+    assert_eq!(e.changed, vec!["mode".to_owned()]);
+    assert!(e.notes.iter().any(|n| n.contains("metacopy")), "{e:?}");
+    let want = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&data))
+    };
+    assert_eq!(
+        e.container.as_ref().and_then(|s| s.sha256.as_deref()),
+        Some(want.as_str()),
+        "the data hashed is the image file's"
+    );
+    assert_eq!(
+        e.category,
+        Category::Binary,
+        "an ELF, from the image's bytes"
+    );
+}
+
+#[test]
+fn parallel_walk_reports_in_walk_order() {
+    let t = Tree::new(1);
+    let (u, l) = (&t.upper, &t.lowers[0]);
+    for d in 0..20 {
+        for f in 0..40 {
+            let rel = format!("srv/d{d:02}/f{f:02}");
+            let body = format!("{d}-{f}");
+            write(l, &rel, body.as_bytes(), 0o644);
+            match f % 4 {
+                0 => write(u, &rel, body.as_bytes(), 0o644),
+                1 => write(u, &rel, format!("{f}-{d}").as_bytes(), 0o644),
+                2 => write(u, &rel, b"longer content", 0o755),
+                _ => {}
+            }
+        }
+        write(u, &format!("srv/d{d:02}/new"), ELF, 0o755);
+    }
+    let render = |threads| {
+        let mut opts = DiffOptions::default();
+        opts.walk.threads = Some(threads);
+        let input = DiffInput {
+            layers: t.layers(),
+            ..DiffInput::default()
+        };
+        let mut r = JsonReport::new(Vec::new());
+        diff(&input, &opts, &mut r).unwrap();
+        String::from_utf8(r.into_inner()).unwrap()
+    };
+    let serial = render(0);
+    assert!(serial.contains("/srv/d19/new"));
+    for threads in [1, 2, 3] {
+        assert_eq!(render(threads), serial, "{threads} workers");
+    }
+}
+
+#[test]
+fn hash_all_hashes_each_image_file_right_in_one_pass() {
+    use sha2::Digest;
+    let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    let t = Tree::new(1);
+    let (u, l) = (&t.upper, &t.lowers[0]);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut late = big.clone();
+    late[250_000] ^= 1; // differs in the second 128 KiB chunk
+    let mut early = big.clone();
+    early[0] ^= 1;
+    for (name, image, container) in [
+        ("same", &big, &big),
+        ("late", &big, &late),
+        ("early", &big, &early),
+        ("size", &big, &big[..1000].to_vec()),
+        ("small", &b"abc".to_vec(), &b"abd".to_vec()),
+    ] {
+        write(l, &format!("d/{name}"), image, 0o644);
+        write(u, &format!("d/{name}"), container, 0o600);
+    }
+    for threads in [0, 2] {
+        let mut opts = DiffOptions::default();
+        opts.walk.hash = HashMode::All;
+        opts.walk.threads = Some(threads);
+        let c = run_with(&t, &opts, None, None);
+        for (name, image, container) in [
+            ("same", &big[..], &big[..]),
+            ("late", &big[..], &late[..]),
+            ("early", &big[..], &early[..]),
+            ("size", &big[..], &big[..1000]),
+            ("small", &b"abc"[..], &b"abd"[..]),
+        ] {
+            let e = get(&c, &format!("/d/{name}"));
+            let img = e.image.as_ref().and_then(|s| s.sha256.clone());
+            let ctr = e.container.as_ref().and_then(|s| s.sha256.clone());
+            assert_eq!(img, Some(sha(image)), "image side of {name}");
+            assert_eq!(ctr, Some(sha(container)), "container side of {name}");
+            assert_eq!(e.content_changed, Some(image != container), "{name}");
+        }
+    }
+}

@@ -63,17 +63,7 @@ impl View {
     }
 
     fn dup_roots(&self) -> Vec<LayerDir> {
-        self.roots
-            .iter()
-            .filter_map(|r| {
-                Some(LayerDir {
-                    layer: r.layer,
-                    upper: r.upper,
-                    fd: r.fd.try_clone().ok()?,
-                    dev: r.dev,
-                })
-            })
-            .collect()
+        self.roots.iter().map(LayerDir::share).collect()
     }
 
     /// The directory at `comps` in every contributing layer (empty: not a directory).

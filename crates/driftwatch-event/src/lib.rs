@@ -9,7 +9,7 @@ mod container;
 mod origin;
 mod process;
 
-pub use alert::{Alert, Priority, RFC3339_NANOS};
+pub use alert::{format_rfc3339_nanos, Alert, Priority, RFC3339_NANOS};
 pub use container::{ContainerInfo, OverlayLayers, HOST_CONTAINER_ID};
 pub use origin::ExeOrigin;
 pub use process::{

@@ -66,6 +66,10 @@ pub struct DiffArgs {
     /// Do not walk directories deeper than this.
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_depth: usize,
+    /// Threads that read, hash and compare files beside the walking thread (0: none, the
+    /// walking thread reads them) [default: one per CPU, at most 4].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// containerd socket.
     #[arg(
         long,
@@ -172,6 +176,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         HashArg::All => HashMode::All,
     };
     opts.walk.max_depth = args.max_depth.max(1);
+    opts.walk.threads = args.threads;
 
     let mut input = match (&args.upper, &args.container) {
         (Some(upper), _) => DiffInput {

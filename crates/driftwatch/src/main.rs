@@ -9,6 +9,7 @@ use driftwatch_agent::AgentError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod containers_cmd;
 mod diff_cmd;
 mod rules_cmd;
 
@@ -32,6 +33,9 @@ enum Command {
     /// What changed in a container since it started: files, packages, runtime configuration.
     /// Exit code 0 no drift, 1 drift found, 2 error.
     Diff(diff_cmd::DiffArgs),
+    /// Per-container drift summaries of the agent running on this node (read from its
+    /// listener). Exit code 0 ok, 1 no agent answered, 2 usage error.
+    Containers(containers_cmd::ContainersArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,7 +49,8 @@ struct AgentArgs {
     /// Also append alerts as JSON lines to this file (flushed after each alert).
     #[arg(long, value_name = "PATH")]
     output_file: Option<PathBuf>,
-    /// Address of the /healthz, /readyz and /metrics listener [default: 127.0.0.1:9376].
+    /// Address of the /healthz, /readyz, /metrics and /containers listener
+    /// [default: 127.0.0.1:9376].
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// Kill drifted executions in containers before they run.
@@ -83,6 +88,14 @@ fn main() -> ExitCode {
         )
         .init();
     match cli.command {
+        Command::Containers(args) => match containers_cmd::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                eprintln!("driftwatch: error: {}", containers_cmd::one_line(&msg));
+                ExitCode::FAILURE
+            }
+        },
         Command::Diff(args) => match diff_cmd::run(args) {
             Ok(code) => code,
             Err(e) => {

@@ -3,6 +3,7 @@
 
 mod agent;
 mod cli;
+mod containers;
 mod diff;
 mod harness;
 mod hiding;
