@@ -12,7 +12,8 @@
 //! a removed container that never drifted disappears at once.
 //!
 //! The sensor-tamper alert is about the node, not one container: it is counted as `tamper` for
-//! every container running when it is raised (their drift detection was compromised).
+//! every container running when it is raised (their drift detection was compromised), and a
+//! running container with no other alert is then `unverified`, not `clean` (nor `drifted`).
 //!
 //! Bounded memory: at most [`TRACKED_PATHS`] paths per container (when full, the least alerted,
 //! least recent path is evicted: counts of paths that come and go are approximate, the
@@ -137,6 +138,9 @@ pub enum State {
     Clean,
     /// Alerts raised (running, or known only from its alerts).
     Drifted,
+    /// Running, no drift alert of its own, but the node's sensor was tampered with while it
+    /// ran: "clean" cannot be vouched for.
+    Unverified,
     /// Removed, kept for a while because it drifted.
     Exited,
 }
@@ -146,6 +150,7 @@ impl State {
         match self {
             State::Clean => "clean",
             State::Drifted => "drifted",
+            State::Unverified => "unverified",
             State::Exited => "exited",
         }
     }
@@ -456,8 +461,10 @@ impl Summaries {
             }
             let identity = Identity::of(info);
             let e = entries.get(&info.id).unwrap_or(&empty);
-            let state = if e.counts.total() > 0 {
+            let state = if e.counts.total() > e.counts.tamper {
                 State::Drifted
+            } else if e.counts.tamper > 0 {
+                State::Unverified
             } else {
                 State::Clean
             };
@@ -679,7 +686,11 @@ mod tests {
         let all = s.snapshot();
         assert!(all
             .iter()
-            .all(|c| c.counts.tamper == 1 && c.state == State::Drifted));
+            .all(|c| c.counts.tamper == 1 && c.state == State::Unverified));
         assert!(all[0].top_paths.is_empty());
+        // Drift of its own makes it drifted.
+        s.record(&alert("b", "r", &["binary_drift"], "/x", 3));
+        assert_eq!(s.get("a").unwrap().state, State::Unverified);
+        assert_eq!(s.get("b").unwrap().state, State::Drifted);
     }
 }
