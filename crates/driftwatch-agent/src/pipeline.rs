@@ -12,7 +12,9 @@ use crate::output::{FileSink, Sink, StdoutSink};
 use crate::proctable::ProcessTable;
 use crate::users::UserNames;
 use driftwatch_bpf::{ExecSensor, SensorOptions};
-use driftwatch_event::{Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, MapEvent, TaskInfo};
+use driftwatch_event::{
+    Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, FileEvent, MapEvent, TaskInfo,
+};
 use driftwatch_rules::{EvalCtx, EventType, OutputOptions, RuleSet};
 use driftwatch_runtime::{Registry, RegistryUpdate, RuntimeConfig};
 use std::collections::HashMap;
@@ -298,6 +300,9 @@ impl Processor {
                 metrics
                     .ringbuf_lost_map
                     .store(s.lost_map, Ordering::Relaxed);
+                metrics
+                    .ringbuf_lost_file
+                    .store(s.lost_file, Ordering::Relaxed);
                 metrics.kernel_kills.store(s.kills, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "cannot read sensor statistics"),
@@ -424,6 +429,10 @@ impl Processor {
                 self.metrics.map_events.fetch_add(1, Ordering::Relaxed);
                 self.on_map(m).await;
             }
+            Event::File(f) => {
+                self.metrics.file_events.fetch_add(1, Ordering::Relaxed);
+                self.on_file(f).await;
+            }
         }
     }
 
@@ -489,6 +498,7 @@ impl Processor {
         evt_type: EventType,
         arrivals: &[(Arrival, Action)],
         cwd: Option<&[u8]>,
+        file: Option<&FileEvent>,
     ) {
         let mut alerts: Vec<Alert> = Vec::new();
         let targets: Vec<(Option<&Arrival>, Action)> = if arrivals.is_empty() {
@@ -506,6 +516,7 @@ impl Processor {
                 arrival,
                 action,
                 cwd,
+                file,
                 table: &self.table,
                 hostname: &self.hostname,
             };
@@ -584,7 +595,7 @@ impl Processor {
                 (a, action)
             })
             .collect();
-        self.evaluate(&ctx, EventType::Execve, &arrivals, ev.cwd.as_deref())
+        self.evaluate(&ctx, EventType::Execve, &arrivals, ev.cwd.as_deref(), None)
             .await;
     }
 
@@ -658,8 +669,32 @@ impl Processor {
             driftwatch_event::MapHow::Mmap => EventType::Mmap,
             driftwatch_event::MapHow::Mprotect => EventType::Mprotect,
         };
-        self.evaluate(&ctx, evt_type, &[(arrival, action)], None)
+        self.evaluate(&ctx, evt_type, &[(arrival, action)], None, None)
             .await;
+    }
+
+    /// A file-changing syscall in a container: the rules decide (file and package drift).
+    async fn on_file(&mut self, f: FileEvent) {
+        let Some(evt_type) = EventType::file(f.op.as_str()) else {
+            return;
+        };
+        if !self.rules.has_rules_for(evt_type) {
+            return;
+        }
+        let (container, inside) = self.inside_container(&f.task).await;
+        if !inside {
+            return;
+        }
+        let ctx = enrich::alert_ctx(
+            f.time_ns,
+            f.op.as_str(),
+            &f.task,
+            container,
+            None,
+            &self.table,
+            &mut self.users,
+        );
+        self.evaluate(&ctx, evt_type, &[], None, Some(&f)).await;
     }
 }
 

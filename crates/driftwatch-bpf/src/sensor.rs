@@ -10,8 +10,9 @@ use aya::programs::trace_point::TracePointLink;
 use aya::programs::{BtfTracePoint, Program, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use driftwatch_abi::{
-    Config, DW_STAT_KILLS, DW_STAT_RINGBUF_LOST_EXEC, DW_STAT_RINGBUF_LOST_EXIT,
-    DW_STAT_RINGBUF_LOST_FORK, DW_STAT_RINGBUF_LOST_MAP,
+    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_RINGBUF_LOST_EXEC,
+    DW_STAT_RINGBUF_LOST_EXIT, DW_STAT_RINGBUF_LOST_FILE, DW_STAT_RINGBUF_LOST_FORK,
+    DW_STAT_RINGBUF_LOST_MAP,
 };
 use tracing::{debug, info};
 
@@ -36,6 +37,36 @@ const SYSCALL_PROGRAMS: [(&str, &str, &str); 2] = [
     ("dw_mmap", "syscalls", "sys_enter_mmap"),
     ("dw_mprotect", "syscalls", "sys_enter_mprotect"),
 ];
+
+/// The file syscalls: `dw_file_enter` is attached to `syscalls:sys_enter_<call>` and
+/// `dw_file_exit` to `syscalls:sys_exit_<call>` for each: (call, enter, exit).
+pub const FILE_SYSCALLS: [(&str, &str, &str); 23] = [
+    ("open", "sys_enter_open", "sys_exit_open"),
+    ("openat", "sys_enter_openat", "sys_exit_openat"),
+    ("openat2", "sys_enter_openat2", "sys_exit_openat2"),
+    ("creat", "sys_enter_creat", "sys_exit_creat"),
+    ("unlink", "sys_enter_unlink", "sys_exit_unlink"),
+    ("unlinkat", "sys_enter_unlinkat", "sys_exit_unlinkat"),
+    ("rename", "sys_enter_rename", "sys_exit_rename"),
+    ("renameat", "sys_enter_renameat", "sys_exit_renameat"),
+    ("renameat2", "sys_enter_renameat2", "sys_exit_renameat2"),
+    ("link", "sys_enter_link", "sys_exit_link"),
+    ("linkat", "sys_enter_linkat", "sys_exit_linkat"),
+    ("symlink", "sys_enter_symlink", "sys_exit_symlink"),
+    ("symlinkat", "sys_enter_symlinkat", "sys_exit_symlinkat"),
+    ("chmod", "sys_enter_chmod", "sys_exit_chmod"),
+    ("fchmod", "sys_enter_fchmod", "sys_exit_fchmod"),
+    ("fchmodat", "sys_enter_fchmodat", "sys_exit_fchmodat"),
+    ("chown", "sys_enter_chown", "sys_exit_chown"),
+    ("fchown", "sys_enter_fchown", "sys_exit_fchown"),
+    ("lchown", "sys_enter_lchown", "sys_exit_lchown"),
+    ("fchownat", "sys_enter_fchownat", "sys_exit_fchownat"),
+    ("mkdir", "sys_enter_mkdir", "sys_exit_mkdir"),
+    ("mkdirat", "sys_enter_mkdirat", "sys_exit_mkdirat"),
+    ("rmdir", "sys_enter_rmdir", "sys_exit_rmdir"),
+];
+const FILE_ENTER: &str = "dw_file_enter";
+const FILE_EXIT: &str = "dw_file_exit";
 
 const MAP_EVENTS: &str = "dw_events";
 const MAP_POLICY: &str = "dw_policy";
@@ -71,6 +102,10 @@ pub struct SensorStats {
     pub lost_map: u64,
     /// Drifted execs and suspicious executable mappings killed in the kernel.
     pub kills: u64,
+    /// File records dropped because the ring buffer was full.
+    pub lost_file: u64,
+    /// File syscalls whose arguments could not be kept until their exit (`dw_file_args` full).
+    pub file_args_full: u64,
 }
 
 /// The loaded and attached process sensor.
@@ -210,7 +245,8 @@ impl ExecSensor {
             debug!(program = name, tracepoint, "attached");
             links.push(link);
         }
-        let mut syscall_links = Vec::with_capacity(SYSCALL_PROGRAMS.len());
+        let mut syscall_links =
+            Vec::with_capacity(SYSCALL_PROGRAMS.len() + 2 * FILE_SYSCALLS.len());
         for (name, category, tracepoint) in SYSCALL_PROGRAMS {
             let prog: &mut TracePoint = match ebpf.program_mut(name) {
                 Some(Program::TracePoint(p)) => p,
@@ -231,6 +267,30 @@ impl ExecSensor {
                 .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
             debug!(program = name, category, tracepoint, "attached");
             syscall_links.push(link);
+        }
+        for (name, enter) in [(FILE_ENTER, true), (FILE_EXIT, false)] {
+            let prog: &mut TracePoint = match ebpf.program_mut(name) {
+                Some(Program::TracePoint(p)) => p,
+                _ => {
+                    return Err(BpfError::MissingItem {
+                        what: "tracepoint program",
+                        name,
+                    })
+                }
+            };
+            prog.load()
+                .map_err(|e| BpfError::from_program(name, "sys_*_file", "load", e))?;
+            for (_, enter_tp, exit_tp) in FILE_SYSCALLS {
+                let tracepoint = if enter { enter_tp } else { exit_tp };
+                let id = prog.attach("syscalls", tracepoint).map_err(|e| {
+                    BpfError::from_trace_point_attach(name, "syscalls", tracepoint, e)
+                })?;
+                let link = prog
+                    .take_link(id)
+                    .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+                syscall_links.push(link);
+            }
+            debug!(program = name, calls = FILE_SYSCALLS.len(), "attached");
         }
         drop(btf);
         release_freed_heap();
@@ -297,6 +357,8 @@ impl ExecSensor {
             lost_fork: read(DW_STAT_RINGBUF_LOST_FORK)?,
             lost_exit: read(DW_STAT_RINGBUF_LOST_EXIT)?,
             lost_map: read(DW_STAT_RINGBUF_LOST_MAP)?,
+            lost_file: read(DW_STAT_RINGBUF_LOST_FILE)?,
+            file_args_full: read(DW_STAT_FILE_ARGS_FULL)?,
             kills: read(DW_STAT_KILLS)?,
         })
     }
@@ -349,7 +411,8 @@ impl ExecSensor {
 
     /// Whether all five programs are attached (they stay so until the sensor is dropped).
     pub fn programs_attached(&self) -> bool {
-        self.links.len() == PROGRAMS.len() && self.syscall_links.len() == SYSCALL_PROGRAMS.len()
+        self.links.len() == PROGRAMS.len()
+            && self.syscall_links.len() == SYSCALL_PROGRAMS.len() + 2 * FILE_SYSCALLS.len()
     }
 }
 

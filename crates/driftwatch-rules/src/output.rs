@@ -331,20 +331,20 @@ mod tests {
 
     #[test]
     fn tokens_and_issues() {
-        let (f, issues) = OutputFormat::parse("a %proc.name b=%proc.aname[2]. %fd.name %");
+        let (f, issues) = OutputFormat::parse("a %proc.name b=%proc.aname[2]. %fd.rport %");
         assert_eq!(
             f.field_keys(),
-            vec!["proc.name", "proc.aname[2]", "fd.name"]
+            vec!["proc.name", "proc.aname[2]", "fd.rport"]
         );
         assert_eq!(
             issues,
             vec![
                 OutputIssue::UnknownField {
                     offset: 32,
-                    name: "fd.name".into()
+                    name: "fd.rport".into()
                 },
                 OutputIssue::Invalid {
-                    offset: 40,
+                    offset: 41,
                     message: "invalid output format: '%' is not followed by a field name".into()
                 }
             ]

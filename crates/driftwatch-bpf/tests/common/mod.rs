@@ -23,7 +23,7 @@ pub fn load_with(enforce: bool, host_mntns_ino: u32) -> (ExecSensor, EventStream
         agent_tgid: std::process::id(),
         host_mntns_ino,
     };
-    let mut sensor = ExecSensor::load(&opts).unwrap_or_else(|e| panic!("load sensor: {e:#}"));
+    let mut sensor = ExecSensor::load(&opts).unwrap_or_else(|e| panic!("load sensor: {e:?}"));
     assert!(sensor.programs_attached());
     let events = sensor.take_events().expect("events");
     (sensor, events)
@@ -126,7 +126,11 @@ impl Overlay {
         }
         fs::copy("/usr/bin/true", root.join("lower/lowtrue")).expect("copy lower");
         for (name, src) in extra {
-            fs::copy(src, root.join("lower").join(name)).expect("copy lower extra");
+            let dst = root.join("lower").join(name);
+            if let Some(parent) = dst.parent() {
+                fs::create_dir_all(parent).expect("mkdir lower extra");
+            }
+            fs::copy(src, dst).expect("copy lower extra");
         }
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
