@@ -4,6 +4,7 @@
 mod agent;
 mod cli;
 mod diff;
+mod files;
 mod harness;
 mod hiding;
 mod rules;
