@@ -344,3 +344,130 @@ async fn host_file_activity_produces_no_record() {
     let stats = sensor.stats().expect("stats");
     assert_eq!((stats.lost_file, stats.file_args_full), (0, 0));
 }
+
+/// `dwwrite N`: N creates+writes+closes of small files in the working directory; prints the CPU
+/// time (user+system) in ns: what the file programs add to, robust to other load.
+const DWWRITE_C: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 1000;
+    char name[32];
+    if (argc > 2 && chdir(argv[2]) != 0)
+        return 2;
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "f%d", i);
+        int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, "x\n", 2) != 2)
+            return 1;
+        close(fd);
+    }
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    printf("%lld\n", (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000000000LL +
+                         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1000LL);
+    return 0;
+}
+"#;
+
+/// The kernel-side cost of the file programs per create+write (no agent, no userspace reader
+/// work): CPU time of N creates in a container-like task, sensor loaded or not, interleaved.
+/// Not run by default:
+/// `cargo test -p driftwatch-bpf --release --test file_ops -- --ignored --nocapture`
+/// (`DW_COST_FILES`, default 20000; `DW_COST_ROUNDS`, default 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn bpf_cost_of_file_creates_in_a_container_task() {
+    let n: usize = std::env::var("DW_COST_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let rounds: usize = std::env::var("DW_COST_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("driftwatch-bpf-file-ops");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let src = dir.join(format!("dwwrite.{}.c", std::process::id()));
+    let bin = dir.join(format!("dwwrite.{}", std::process::id()));
+    fs::write(&src, DWWRITE_C).expect("write source");
+    let st = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(st.success());
+    let ovl = Overlay::with_lower(&[("dwwrite", bin.as_path())]);
+    let cg = TestCgroup::new();
+    let merged = ovl.merged.clone();
+    let procs = cg.procs();
+    let measure = |k: usize| -> f64 {
+        let d = merged.join(format!("run{k}"));
+        fs::create_dir_all(&d).expect("mkdir run");
+        let out = Command::new("/bin/sh")
+            .args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+            .arg(&procs)
+            .args(["unshare", "-m", "chroot"])
+            .arg(&merged)
+            .arg("/dwwrite")
+            .arg(n.to_string())
+            .arg(format!("/run{k}"))
+            .output()
+            .expect("run dwwrite");
+        assert!(out.status.success(), "{out:?}");
+        let _ = fs::remove_dir_all(&d);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<f64>()
+            .expect("ns")
+    };
+    let mut base = Vec::new();
+    let mut with = Vec::new();
+    let mut k = 0;
+    for _ in 0..rounds {
+        k += 1;
+        base.push(measure(k));
+        let (mut sensor, mut events) = load();
+        sensor
+            .set_policy(cg.id(), POLICY_F_TRACKED)
+            .expect("policy");
+        let drain = tokio::spawn(async move {
+            let mut files = 0usize;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+                loop {
+                    let _ = events
+                        .for_each_ready(1024, |b| {
+                            if matches!(driftwatch_abi::decode(b), Ok(Record::File(_))) {
+                                files += 1;
+                            }
+                        })
+                        .await;
+                }
+            })
+            .await;
+            files
+        });
+        k += 1;
+        with.push(measure(k));
+        drain.abort();
+        let stats = sensor.stats().expect("stats");
+        assert_eq!(stats.lost_file, 0);
+        drop(sensor);
+    }
+    base.sort_by(f64::total_cmp);
+    with.sort_by(f64::total_cmp);
+    let (b, w) = (base[base.len() / 2], with[with.len() / 2]);
+    println!(
+        "file creates+writes: N={n}, {rounds} rounds, median CPU: base {:.0} ns/file, with the \
+         file programs {:.0} ns/file, +{:.0} ns ({:.3}x)",
+        b / n as f64,
+        w / n as f64,
+        (w - b) / n as f64,
+        w / b
+    );
+}

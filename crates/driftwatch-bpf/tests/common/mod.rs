@@ -200,6 +200,11 @@ impl TestCgroup {
         fs::metadata(&self.dir).expect("stat cgroup").ino()
     }
 
+    /// The cgroup's `cgroup.procs` file.
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
     /// Runs `exe` from a shell that first moves itself into this cgroup.
     pub fn run_inside(&self, exe: &Path) -> (u32, ExitStatus) {
         self.run_args_inside(&[exe.as_os_str()])
