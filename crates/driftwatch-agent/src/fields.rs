@@ -564,3 +564,81 @@ impl EventSource<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn open_flags_render_as_falco_names() {
+        assert_eq!(text(|o| open_flags(0o1101, o)), "O_WRONLY|O_CREAT|O_TRUNC");
+        assert_eq!(text(|o| open_flags(0o2002, o)), "O_RDWR|O_APPEND");
+        assert_eq!(
+            text(|o| open_flags(0o20200002, o)),
+            "O_RDWR|O_TMPFILE",
+            "O_TMPFILE is not also O_DIRECTORY"
+        );
+        assert_eq!(text(|o| open_flags(0o4010001, o)), "O_WRONLY|O_SYNC");
+        assert_eq!(text(|o| open_flags(0, o)), "O_RDONLY");
+    }
+
+    #[test]
+    fn modes_and_at_flags_render_as_names() {
+        assert_eq!(
+            text(|o| mode_names(0o4755, o)),
+            "S_IXOTH|S_IROTH|S_IXGRP|S_IRGRP|S_IXUSR|S_IWUSR|S_IRUSR|S_ISUID"
+        );
+        assert_eq!(text(|o| mode_names(0, o)), "");
+        assert_eq!(
+            text(|o| at_flags(FileOp::Unlinkat, 0x200, o)),
+            "AT_REMOVEDIR"
+        );
+        assert_eq!(
+            text(|o| at_flags(FileOp::Renameat2, 3, o)),
+            "RENAME_NOREPLACE|RENAME_EXCHANGE"
+        );
+        assert_eq!(text(|o| at_flags(FileOp::Chmod, 0x200, o)), "");
+    }
+
+    #[test]
+    fn errno_names_and_directory_split() {
+        assert_eq!(errno_name(-2), "ENOENT");
+        assert_eq!(errno_name(-36), "ENAMETOOLONG");
+        assert_eq!(errno_name(-4095), "E");
+        assert_eq!(split_dir(b"/etc/passwd"), (&b"/etc"[..], &b"passwd"[..]));
+        assert_eq!(split_dir(b"/x"), (&b"/"[..], &b"x"[..]));
+        assert_eq!(split_dir(b"rel"), (&b""[..], &b"rel"[..]));
+    }
+
+    #[test]
+    fn path_arguments_follow_falco_names_per_syscall() {
+        let ev = FileEvent {
+            op: FileOp::Renameat2,
+            path: b"/tmp/a".to_vec(),
+            path2: Some(b"/usr/bin/a".to_vec()),
+            ..FileEvent::default()
+        };
+        assert_eq!(path_arg(&ev, PathArg::Oldpath), Some(&b"/tmp/a"[..]));
+        assert_eq!(path_arg(&ev, PathArg::Newpath), Some(&b"/usr/bin/a"[..]));
+        assert_eq!(path_arg(&ev, PathArg::Name), None);
+        let ev = FileEvent {
+            op: FileOp::Openat,
+            path: b"/etc/x".to_vec(),
+            ..FileEvent::default()
+        };
+        assert_eq!(path_arg(&ev, PathArg::Name), Some(&b"/etc/x"[..]));
+        assert_eq!(path_arg(&ev, PathArg::Path), None);
+        let ev = FileEvent {
+            op: FileOp::Symlinkat,
+            path: b"/l".to_vec(),
+            ..FileEvent::default()
+        };
+        assert_eq!(path_arg(&ev, PathArg::Linkpath), Some(&b"/l"[..]));
+    }
+}
