@@ -87,6 +87,9 @@ pub struct SensorOptions {
     /// exec records carry the working directory only for them. 0 = unknown (every task counts
     /// as in a container).
     pub host_mntns_ino: u32,
+    /// Attach the file sensor (file-changing syscalls of container tasks). Without it no file
+    /// record is produced and the file syscalls stay off the tracepoint path.
+    pub files: bool,
 }
 
 /// Counters kept by the BPF programs, summed over CPUs.
@@ -126,6 +129,8 @@ pub struct ExecSensor {
     config: Array<MapData, [u8; CONFIG_SIZE]>,
     /// What `dw_config` must hold; anything else was written by someone else.
     config_bytes: [u8; CONFIG_SIZE],
+    /// The file programs are attached.
+    files: bool,
     _ebpf: Ebpf,
 }
 
@@ -268,7 +273,12 @@ impl ExecSensor {
             debug!(program = name, category, tracepoint, "attached");
             syscall_links.push(link);
         }
-        for (name, enter) in [(FILE_ENTER, true), (FILE_EXIT, false)] {
+        let file_programs: &[(&'static str, bool)] = if opts.files {
+            &[(FILE_ENTER, true), (FILE_EXIT, false)]
+        } else {
+            &[]
+        };
+        for &(name, enter) in file_programs {
             let prog: &mut TracePoint = match ebpf.program_mut(name) {
                 Some(Program::TracePoint(p)) => p,
                 _ => {
@@ -312,6 +322,7 @@ impl ExecSensor {
             stats,
             config,
             config_bytes,
+            files: opts.files,
             _ebpf: ebpf,
         })
     }
@@ -412,7 +423,13 @@ impl ExecSensor {
     /// Whether all five programs are attached (they stay so until the sensor is dropped).
     pub fn programs_attached(&self) -> bool {
         self.links.len() == PROGRAMS.len()
-            && self.syscall_links.len() == SYSCALL_PROGRAMS.len() + 2 * FILE_SYSCALLS.len()
+            && self.syscall_links.len()
+                == SYSCALL_PROGRAMS.len()
+                    + if self.files {
+                        2 * FILE_SYSCALLS.len()
+                    } else {
+                        0
+                    }
     }
 }
 
