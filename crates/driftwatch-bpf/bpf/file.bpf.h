@@ -3,10 +3,11 @@
  * driftwatch file sensor, included by exec.bpf.c so that it shares its maps (dw_events,
  * dw_config, dw_policy, dw_stats) and helpers (fill_task, fill_file, resolve_path, fd_file).
  *
- * Two programs: dw_file_enter is attached to syscalls:sys_enter_<call> and dw_file_exit to
- * syscalls:sys_exit_<call> for every file-changing call (the x86_64 syscall number tells them
- * apart). The enter program keeps the arguments of calls that matter (per thread, in
- * dw_file_args); the exit program turns them and the return value into a dw_file_event.
+ * Programs: dw_file_enter_open and dw_file_enter_openat on sys_enter_open/openat (the flags
+ * straight from the context), dw_file_enter on sys_enter_<call> of every other file-changing
+ * call (the x86_64 syscall number tells them apart), and dw_file_exit on sys_exit_<call> of all.
+ * The enter program keeps the arguments of calls that matter (per thread, in dw_file_args); the
+ * exit program turns them and the return value into a dw_file_event.
  *
  * Filters, cheapest first: the syscall number and, for opens, the flags (read-only opens end
  * here without a map lookup); then the agent's own tgid, the host's mount namespace and the
@@ -126,57 +127,83 @@ static __always_inline __u16 file_op_of(long nr) {
     }
 }
 
-SEC("tracepoint/syscalls/sys_enter_file")
-int dw_file_enter(struct trace_event_raw_sys_enter *ctx) {
-    __u16 op = file_op_of(ctx->id);
-
-    if (!op)
-        return 0;
-    /*
-     * One program serves calls of 1 to 5 arguments: a direct read of args[5] would make the
-     * kernel refuse to attach it to the shorter tracepoints (max_ctx_offset), so the arguments
-     * are copied; the ones a call does not have are never used.
-     */
-    struct dw_file_args a = {.op = op};
-    if (bpf_probe_read_kernel(a.args, sizeof(a.args), (void *)ctx->args) != 0)
-        return 0;
-    /* Read-only opens end here: nothing but the arguments has been read. */
-    switch (op) {
-    case DW_FILE_OP_OPEN:
-        a.op_flags = a.args[1];
-        a.mode = a.args[2];
-        break;
-    case DW_FILE_OP_OPENAT:
-        a.op_flags = a.args[2];
-        a.mode = a.args[3];
-        break;
-    case DW_FILE_OP_OPENAT2: {
-        __u64 how[2] = {}; /* struct open_how: flags, mode, resolve */
-        if (bpf_probe_read_user(how, sizeof(how), (void *)a.args[2]) != 0)
-            return 0;
-        a.op_flags = how[0];
-        a.mode = how[1];
-        break;
-    }
-    case DW_FILE_OP_CREAT:
-        a.op_flags = DW_O_CREAT | DW_O_WRONLY | DW_O_TRUNC;
-        a.mode = a.args[1];
-        break;
-    default:
-        break;
-    }
-    if (op <= DW_FILE_OP_CREAT && !(a.op_flags & DW_OPEN_WRITE_FLAGS))
-        return 0;
-
-    /* Container tasks only: out of the host's mount namespace, and in a cgroup the agent put
-     * in dw_policy (a known container: services with private mounts are not containers). */
+/*
+ * The filters every kept call passes, then its arguments kept for the exit program. Container
+ * tasks only: out of the host's mount namespace, and in a cgroup the agent put in dw_policy (a
+ * known container: services with private mounts are not containers).
+ */
+static __always_inline int file_enter_keep(struct trace_event_raw_sys_enter *ctx, __u16 op,
+                                           __u32 op_flags, __u32 mode) {
     struct dw_config *cfg = dw_get_config();
     if (!map_task(cfg) || !dw_policy_has(bpf_get_current_cgroup_id()))
+        return 0;
+    /*
+     * Calls have 1 to 5 arguments: a direct read of args[5] would make the kernel refuse to
+     * attach the program to the shorter tracepoints (max_ctx_offset), so they are copied; the
+     * ones a call does not have are never used.
+     */
+    struct dw_file_args a = {.op = op, .op_flags = op_flags, .mode = mode};
+    if (bpf_probe_read_kernel(a.args, sizeof(a.args), (void *)ctx->args) != 0)
         return 0;
     __u64 key = bpf_get_current_pid_tgid();
     if (bpf_map_update_elem(&dw_file_args, &key, &a, BPF_ANY) != 0)
         stat_inc(DW_STAT_FILE_ARGS_FULL);
     return 0;
+}
+
+/*
+ * open and openat, the hot ones (every program start opens libraries read-only): each has its
+ * own program, attached to its own tracepoint only, so that the flags are a direct load from the
+ * context and a read-only open costs nothing but that load and a test.
+ */
+SEC("tracepoint/syscalls/sys_enter_open")
+int dw_file_enter_open(struct trace_event_raw_sys_enter *ctx) {
+    __u32 flags = ctx->args[1]; /* open(filename, flags, mode) */
+
+    if (!(flags & DW_OPEN_WRITE_FLAGS))
+        return 0;
+    return file_enter_keep(ctx, DW_FILE_OP_OPEN, flags, ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int dw_file_enter_openat(struct trace_event_raw_sys_enter *ctx) {
+    __u32 flags = ctx->args[2]; /* openat(dfd, filename, flags, mode) */
+
+    if (!(flags & DW_OPEN_WRITE_FLAGS))
+        return 0;
+    return file_enter_keep(ctx, DW_FILE_OP_OPENAT, flags, ctx->args[3]);
+}
+
+/* Every other file call (the syscall number tells which). */
+SEC("tracepoint/syscalls/sys_enter_file")
+int dw_file_enter(struct trace_event_raw_sys_enter *ctx) {
+    __u16 op = file_op_of(ctx->id);
+    __u32 op_flags = 0, mode = 0;
+
+    switch (op) {
+    case 0:
+        return 0;
+    case DW_FILE_OP_OPENAT2: {
+        /* openat2(dfd, filename, struct open_how *how, size): flags and mode are in *how. */
+        __u64 uhow = 0;
+        __u64 how[2] = {}; /* struct open_how: flags, mode, resolve */
+        if (bpf_probe_read_kernel(&uhow, sizeof(uhow), (void *)&ctx->args[2]) != 0 ||
+            bpf_probe_read_user(how, sizeof(how), (void *)uhow) != 0)
+            return 0;
+        if (!(how[0] & DW_OPEN_WRITE_FLAGS))
+            return 0;
+        op_flags = how[0];
+        mode = how[1];
+        break;
+    }
+    case DW_FILE_OP_CREAT:
+        op_flags = DW_O_CREAT | DW_O_WRONLY | DW_O_TRUNC;
+        /* the mode (args[1]) is taken from the kept arguments at exit */
+        break;
+    default:
+        break;
+    }
+    return file_enter_keep(ctx, op, op_flags, mode);
 }
 
 /*
@@ -390,7 +417,9 @@ int dw_file_exit(struct trace_event_raw_sys_exit *ctx) {
     e->ret = ret;
     e->op = a.op;
     e->op_flags = a.op <= DW_FILE_OP_CREAT ? a.op_flags : (__u32)arg_at(&a, m.flags);
-    e->mode = a.op <= DW_FILE_OP_CREAT ? a.mode : (__u32)arg_at(&a, m.mode);
+    e->mode = a.op == DW_FILE_OP_CREAT   ? (__u32)a.args[1]
+              : a.op <= DW_FILE_OP_CREAT ? a.mode
+                                         : (__u32)arg_at(&a, m.mode);
     e->uid = m.uid >= 0 ? (__u32)arg_at(&a, m.uid) : (__u32)-1;
     e->gid = m.gid >= 0 ? (__u32)arg_at(&a, m.gid) : (__u32)-1;
     e->fd = m.fd >= 0 ? (__s32)arg_at(&a, m.fd) : -1;

@@ -38,8 +38,10 @@ const SYSCALL_PROGRAMS: [(&str, &str, &str); 2] = [
     ("dw_mprotect", "syscalls", "sys_enter_mprotect"),
 ];
 
-/// The file syscalls: `dw_file_enter` is attached to `syscalls:sys_enter_<call>` and
-/// `dw_file_exit` to `syscalls:sys_exit_<call>` for each: (call, enter, exit).
+/// The file syscalls: (call, enter, exit) tracepoints. `dw_file_exit` is attached to every
+/// `syscalls:sys_exit_<call>`; `dw_file_enter_open`/`dw_file_enter_openat` to the enter
+/// tracepoints of open and openat (flags read straight from the context) and `dw_file_enter` to
+/// the others.
 pub const FILE_SYSCALLS: [(&str, &str, &str); 23] = [
     ("open", "sys_enter_open", "sys_exit_open"),
     ("openat", "sys_enter_openat", "sys_exit_openat"),
@@ -66,6 +68,8 @@ pub const FILE_SYSCALLS: [(&str, &str, &str); 23] = [
     ("rmdir", "sys_enter_rmdir", "sys_exit_rmdir"),
 ];
 const FILE_ENTER: &str = "dw_file_enter";
+const FILE_ENTER_OPEN: &str = "dw_file_enter_open";
+const FILE_ENTER_OPENAT: &str = "dw_file_enter_openat";
 const FILE_EXIT: &str = "dw_file_exit";
 
 const MAP_EVENTS: &str = "dw_events";
@@ -273,34 +277,43 @@ impl ExecSensor {
             debug!(program = name, category, tracepoint, "attached");
             syscall_links.push(link);
         }
-        let file_programs: &[(&'static str, bool)] = if opts.files {
-            &[(FILE_ENTER, true), (FILE_EXIT, false)]
-        } else {
-            &[]
-        };
-        for &(name, enter) in file_programs {
-            let prog: &mut TracePoint = match ebpf.program_mut(name) {
-                Some(Program::TracePoint(p)) => p,
-                _ => {
-                    return Err(BpfError::MissingItem {
-                        what: "tracepoint program",
-                        name,
-                    })
+        if opts.files {
+            for name in [FILE_ENTER_OPEN, FILE_ENTER_OPENAT, FILE_ENTER, FILE_EXIT] {
+                match ebpf.program_mut(name) {
+                    Some(Program::TracePoint(p)) => p
+                        .load()
+                        .map_err(|e| BpfError::from_program(name, "sys_*_file", "load", e))?,
+                    _ => {
+                        return Err(BpfError::MissingItem {
+                            what: "tracepoint program",
+                            name,
+                        })
+                    }
                 }
-            };
-            prog.load()
-                .map_err(|e| BpfError::from_program(name, "sys_*_file", "load", e))?;
-            for (_, enter_tp, exit_tp) in FILE_SYSCALLS {
-                let tracepoint = if enter { enter_tp } else { exit_tp };
-                let id = prog.attach("syscalls", tracepoint).map_err(|e| {
-                    BpfError::from_trace_point_attach(name, "syscalls", tracepoint, e)
-                })?;
-                let link = prog
-                    .take_link(id)
-                    .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
-                syscall_links.push(link);
             }
-            debug!(program = name, calls = FILE_SYSCALLS.len(), "attached");
+            for (call, enter_tp, exit_tp) in FILE_SYSCALLS {
+                let enter = match call {
+                    "open" => FILE_ENTER_OPEN,
+                    "openat" => FILE_ENTER_OPENAT,
+                    _ => FILE_ENTER,
+                };
+                for (name, tracepoint) in [(enter, enter_tp), (FILE_EXIT, exit_tp)] {
+                    let Some(Program::TracePoint(prog)) = ebpf.program_mut(name) else {
+                        return Err(BpfError::MissingItem {
+                            what: "tracepoint program",
+                            name,
+                        });
+                    };
+                    let id = prog.attach("syscalls", tracepoint).map_err(|e| {
+                        BpfError::from_trace_point_attach(name, "syscalls", tracepoint, e)
+                    })?;
+                    let link = prog
+                        .take_link(id)
+                        .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+                    syscall_links.push(link);
+                }
+            }
+            debug!(calls = FILE_SYSCALLS.len(), "file programs attached");
         }
         drop(btf);
         release_freed_heap();
