@@ -10,7 +10,7 @@ fi
 # Idempotent: installs clang/libbpf/containerd/... on a fresh machine, starts containerd if needed.
 ./scripts/install-deps.sh
 cargo fmt --all -- --check
-clang-format-14 --dry-run -Werror crates/driftwatch-bpf/bpf/*.bpf.c crates/driftwatch-bpf/bpf/include/abi.h
+clang-format-14 --dry-run -Werror crates/driftwatch-bpf/bpf/*.bpf.c crates/driftwatch-bpf/bpf/*.bpf.h crates/driftwatch-bpf/bpf/include/abi.h
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Tests share one containerd; the e2e binaries serialise what must not overlap themselves.
 cargo test --workspace --locked -- --test-threads=2

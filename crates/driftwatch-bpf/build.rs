@@ -36,6 +36,11 @@ fn run() -> Result<(), String> {
         "cargo:rerun-if-changed={}",
         include_dir.join("abi.h").display()
     );
+    // Headers included by the programs (file.bpf.h).
+    println!(
+        "cargo:rerun-if-changed={}",
+        bpf_dir.join("file.bpf.h").display()
+    );
 
     let vmlinux_dir = vmlinux_header(&out_dir)?;
     let clang = env::var("DRIFTWATCH_CLANG").unwrap_or_else(|_| "clang".to_owned());

@@ -6,12 +6,15 @@
 use core::fmt;
 use core::mem::offset_of;
 
-use crate::layout::{EventHeader, ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task};
+use crate::layout::{
+    EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
+};
 use crate::{
     c_str_bytes, DW_ABI_VERSION, DW_ARGV_MAX, DW_COMM_LEN, DW_CWD_MAX, DW_EV_EXEC, DW_EV_EXIT,
-    DW_EV_FORK, DW_EV_MAP, DW_FILENAME_MAX, DW_INTERP_MAX, DW_PATH_MAX, DW_PATH_MAX_COMPONENTS,
-    EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE,
-    MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE, MAP_HOW_MMAP, MAP_HOW_MPROTECT,
+    DW_EV_FILE, DW_EV_FORK, DW_EV_MAP, DW_FILENAME_MAX, DW_INTERP_MAX, DW_PATH_MAX,
+    DW_PATH_MAX_COMPONENTS, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE,
+    EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE,
+    MAP_EVENT_SIZE, MAP_HOW_MMAP, MAP_HOW_MPROTECT,
 };
 
 /// Why a record was rejected.
@@ -44,6 +47,8 @@ pub enum DecodeError {
     },
     /// `dw_map_event.how` is not a known `DW_MAP_HOW_*`.
     UnknownMapHow(u16),
+    /// `dw_file_event.op` is not a known `DW_FILE_OP_*`.
+    UnknownFileOp(u16),
 }
 
 impl fmt::Display for DecodeError {
@@ -74,6 +79,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "{field} length {len} exceeds its array ({max})")
             }
             Self::UnknownMapHow(h) => write!(f, "unknown map record `how` {h}"),
+            Self::UnknownFileOp(op) => write!(f, "unknown file record op {op}"),
             Self::FieldBeyondRecord { field, end, len } => {
                 write!(
                     f,
@@ -94,6 +100,8 @@ pub enum Record<'a> {
     Exit(ExitRecord),
     /// A suspicious file mapped executable (`DW_EV_MAP`).
     Map(MapRecord<'a>),
+    /// A file-changing syscall of a container task (`DW_EV_FILE`).
+    File(FileOpRecord<'a>),
 }
 
 impl Record<'_> {
@@ -104,6 +112,7 @@ impl Record<'_> {
             Record::Fork(f) => f.ktime_ns,
             Record::Exit(e) => e.ktime_ns,
             Record::Map(m) => m.ktime_ns,
+            Record::File(f) => f.ktime_ns,
         }
     }
 
@@ -114,6 +123,7 @@ impl Record<'_> {
             Record::Fork(f) => &f.child,
             Record::Exit(e) => &e.task,
             Record::Map(m) => &m.task,
+            Record::File(f) => &f.task,
         }
     }
 }
@@ -304,6 +314,174 @@ impl<'a> MapRecord<'a> {
     }
 }
 
+/// The syscall of a file record (`dw_file_event.op`), named as Falco names the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileOp {
+    Open,
+    Openat,
+    Openat2,
+    Creat,
+    Unlink,
+    Unlinkat,
+    Rename,
+    Renameat,
+    Renameat2,
+    Link,
+    Linkat,
+    Symlink,
+    Symlinkat,
+    Chmod,
+    Fchmod,
+    Fchmodat,
+    Chown,
+    Fchown,
+    Lchown,
+    Fchownat,
+    Mkdir,
+    Mkdirat,
+    Rmdir,
+}
+
+impl FileOp {
+    /// Every op, in `DW_FILE_OP_*` order (value = index + 1).
+    pub const ALL: [FileOp; 23] = [
+        FileOp::Open,
+        FileOp::Openat,
+        FileOp::Openat2,
+        FileOp::Creat,
+        FileOp::Unlink,
+        FileOp::Unlinkat,
+        FileOp::Rename,
+        FileOp::Renameat,
+        FileOp::Renameat2,
+        FileOp::Link,
+        FileOp::Linkat,
+        FileOp::Symlink,
+        FileOp::Symlinkat,
+        FileOp::Chmod,
+        FileOp::Fchmod,
+        FileOp::Fchmodat,
+        FileOp::Chown,
+        FileOp::Fchown,
+        FileOp::Lchown,
+        FileOp::Fchownat,
+        FileOp::Mkdir,
+        FileOp::Mkdirat,
+        FileOp::Rmdir,
+    ];
+
+    /// From `DW_FILE_OP_*`.
+    pub fn from_raw(op: u16) -> Option<FileOp> {
+        FileOp::ALL.get(usize::from(op).checked_sub(1)?).copied()
+    }
+
+    /// The `DW_FILE_OP_*` value.
+    pub fn raw(self) -> u16 {
+        self as u16 + 1
+    }
+
+    /// The syscall's name (Falco's `evt.type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FileOp::Open => "open",
+            FileOp::Openat => "openat",
+            FileOp::Openat2 => "openat2",
+            FileOp::Creat => "creat",
+            FileOp::Unlink => "unlink",
+            FileOp::Unlinkat => "unlinkat",
+            FileOp::Rename => "rename",
+            FileOp::Renameat => "renameat",
+            FileOp::Renameat2 => "renameat2",
+            FileOp::Link => "link",
+            FileOp::Linkat => "linkat",
+            FileOp::Symlink => "symlink",
+            FileOp::Symlinkat => "symlinkat",
+            FileOp::Chmod => "chmod",
+            FileOp::Fchmod => "fchmod",
+            FileOp::Fchmodat => "fchmodat",
+            FileOp::Chown => "chown",
+            FileOp::Fchown => "fchown",
+            FileOp::Lchown => "lchown",
+            FileOp::Fchownat => "fchownat",
+            FileOp::Mkdir => "mkdir",
+            FileOp::Mkdirat => "mkdirat",
+            FileOp::Rmdir => "rmdir",
+        }
+    }
+
+    /// open, openat, openat2, creat.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            FileOp::Open | FileOp::Openat | FileOp::Openat2 | FileOp::Creat
+        )
+    }
+}
+
+/// Decoded `struct dw_file_event`: a file-changing syscall of a task outside the host's mount
+/// namespace, at its exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileOpRecord<'a> {
+    pub ktime_ns: u64,
+    pub task: TaskRecord,
+    pub op: FileOp,
+    /// The file's identity; meaningful only with [`crate::FILE_F_HAVE_FILE`].
+    pub file: FileRecord,
+    /// The syscall's return value.
+    pub ret: i64,
+    /// `FILE_F_*`.
+    pub flags: u32,
+    /// open flags (`O_*`), or the flags argument of unlinkat/renameat2/linkat/fchownat.
+    pub op_flags: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// fchmod/fchown's fd; -1 otherwise.
+    pub fd: i32,
+    pub dirfd1: i32,
+    pub dirfd2: i32,
+    /// The file's path as the kernel resolved it, leaf first, each component followed by NUL.
+    pub path_raw: &'a [u8],
+    pub path_components: u16,
+    /// The first path argument as given (no NUL).
+    pub name1: &'a [u8],
+    /// For a relative `name1`: its directory, encoded as `path_raw`.
+    pub dir1_raw: &'a [u8],
+    pub dir1_components: u16,
+    /// The second path argument as given (no NUL).
+    pub name2: &'a [u8],
+    /// For a relative `name2`: its directory, encoded as `path_raw`.
+    pub dir2_raw: &'a [u8],
+    pub dir2_components: u16,
+}
+
+impl<'a> FileOpRecord<'a> {
+    /// Whether `flag` (a `FILE_F_*` constant) is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag == flag
+    }
+
+    /// The kernel-resolved path's components, root first.
+    pub fn path_components_root_first(&self) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+        components_root_first(self.path_raw)
+    }
+
+    /// `dir1`'s components, root first.
+    pub fn dir1_components_root_first(&self) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+        components_root_first(self.dir1_raw)
+    }
+
+    /// `dir2`'s components, root first.
+    pub fn dir2_components_root_first(&self) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+        components_root_first(self.dir2_raw)
+    }
+
+    /// The kernel-resolved path as `/a/b/c`.
+    pub fn path(&self) -> PathDisplay<'a> {
+        PathDisplay { raw: self.path_raw }
+    }
+}
+
 /// Displays a leaf-first raw path root-first as `/a/b/c`.
 #[derive(Debug, Clone, Copy)]
 pub struct PathDisplay<'a> {
@@ -439,6 +617,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
         DW_EV_FORK => (FORK_EVENT_SIZE, FORK_EVENT_SIZE),
         DW_EV_EXIT => (EXIT_EVENT_SIZE, EXIT_EVENT_SIZE),
         DW_EV_MAP => (MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE),
+        DW_EV_FILE => (FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     let rec_len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -460,6 +639,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
     match kind {
         DW_EV_EXEC => decode_exec(v, ktime_ns).map(Record::Exec),
         DW_EV_MAP => decode_map(v, ktime_ns).map(Record::Map),
+        DW_EV_FILE => decode_file(v, ktime_ns).map(Record::File),
         DW_EV_FORK => Ok(Record::Fork(ForkRecord {
             ktime_ns,
             child: task(v.at(offset_of!(ForkEvent, child))),
@@ -582,6 +762,59 @@ fn decode_map(v: View<'_>, ktime_ns: u64) -> Result<MapRecord<'_>, DecodeError> 
         off: v.u64(offset_of!(MapEvent, off)),
         path_raw: v.slice(path_at, path_len),
         path_components,
+    })
+}
+
+fn decode_file(v: View<'_>, ktime_ns: u64) -> Result<FileOpRecord<'_>, DecodeError> {
+    let raw_op = v.u16(offset_of!(FileEvent, op));
+    let op = FileOp::from_raw(raw_op).ok_or(DecodeError::UnknownFileOp(raw_op))?;
+    let len = |field: &'static str, off: usize| checked_len(field, v.u16(off), DW_PATH_MAX);
+    let comps = |field: &'static str, off: usize| {
+        let c = v.u16(off);
+        checked_len(field, c, DW_PATH_MAX_COMPONENTS).map(|_| c)
+    };
+    let path_len = len("path", offset_of!(FileEvent, path_len))?;
+    let name1_len = len("name1", offset_of!(FileEvent, name1_len))?;
+    let dir1_len = len("dir1", offset_of!(FileEvent, dir1_len))?;
+    let name2_len = len("name2", offset_of!(FileEvent, name2_len))?;
+    let dir2_len = len("dir2", offset_of!(FileEvent, dir2_len))?;
+    let path_components = comps("path_components", offset_of!(FileEvent, path_components))?;
+    let dir1_components = comps("dir1_components", offset_of!(FileEvent, dir1_components))?;
+    let dir2_components = comps("dir2_components", offset_of!(FileEvent, dir2_components))?;
+    let [path_at, name1_at, dir1_at, name2_at, dir2_at] = packed(
+        v,
+        offset_of!(FileEvent, path),
+        [
+            ("path", path_len),
+            ("name1", name1_len),
+            ("dir1", dir1_len),
+            ("name2", name2_len),
+            ("dir2", dir2_len),
+        ],
+    )?;
+    let i32_at = |off: usize| i32::from_ne_bytes(v.bytes(off));
+    Ok(FileOpRecord {
+        ktime_ns,
+        task: task(v.at(offset_of!(FileEvent, task))),
+        op,
+        file: file(v.at(offset_of!(FileEvent, file))),
+        ret: i64::from_ne_bytes(v.bytes(offset_of!(FileEvent, ret))),
+        flags: v.u32(offset_of!(FileEvent, flags)),
+        op_flags: v.u32(offset_of!(FileEvent, op_flags)),
+        mode: v.u32(offset_of!(FileEvent, mode)),
+        uid: v.u32(offset_of!(FileEvent, uid)),
+        gid: v.u32(offset_of!(FileEvent, gid)),
+        fd: i32_at(offset_of!(FileEvent, fd)),
+        dirfd1: i32_at(offset_of!(FileEvent, dirfd1)),
+        dirfd2: i32_at(offset_of!(FileEvent, dirfd2)),
+        path_raw: v.slice(path_at, path_len),
+        path_components,
+        name1: v.slice(name1_at, name1_len),
+        dir1_raw: v.slice(dir1_at, dir1_len),
+        dir1_components,
+        name2: v.slice(name2_at, name2_len),
+        dir2_raw: v.slice(dir2_at, dir2_len),
+        dir2_components,
     })
 }
 

@@ -5,8 +5,10 @@
 
 use core::mem::offset_of;
 
-use crate::layout::{EventHeader, ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task};
-use crate::{EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_SIZE};
+use crate::layout::{
+    EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
+};
+use crate::{EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_SIZE};
 
 struct Out<'a> {
     buf: &'a mut [u8],
@@ -141,6 +143,62 @@ impl MapEvent {
         o.put(offset_of!(MapEvent, off), &self.off.to_ne_bytes());
         o.put(offset_of!(MapEvent, path), used(&self.path, self.path_len));
         usize::try_from(self.hdr.len).map_or(MAP_EVENT_SIZE, |l| l.min(MAP_EVENT_SIZE))
+    }
+}
+
+impl FileEvent {
+    /// Writes the record as the BPF program emits it into `out` (truncated if `out` is
+    /// shorter): the fixed part, then the used bytes of path, name1, dir1, name2 and dir2 packed
+    /// one after the other. Returns `min(hdr.len, FILE_EVENT_SIZE)`.
+    pub fn encode(&self, out: &mut [u8]) -> usize {
+        let mut o = Out { buf: out, base: 0 };
+        put_header(&mut o.at(offset_of!(FileEvent, hdr)), &self.hdr);
+        put_task(&mut o.at(offset_of!(FileEvent, task)), &self.task);
+        put_file(&mut o.at(offset_of!(FileEvent, file)), &self.file);
+        o.put(offset_of!(FileEvent, ret), &self.ret.to_ne_bytes());
+        for (off, v) in [
+            (offset_of!(FileEvent, flags), self.flags),
+            (offset_of!(FileEvent, op_flags), self.op_flags),
+            (offset_of!(FileEvent, mode), self.mode),
+            (offset_of!(FileEvent, uid), self.uid),
+            (offset_of!(FileEvent, gid), self.gid),
+            (offset_of!(FileEvent, _pad1), self._pad1),
+        ] {
+            o.put(off, &v.to_ne_bytes());
+        }
+        for (off, v) in [
+            (offset_of!(FileEvent, fd), self.fd),
+            (offset_of!(FileEvent, dirfd1), self.dirfd1),
+            (offset_of!(FileEvent, dirfd2), self.dirfd2),
+        ] {
+            o.put(off, &v.to_ne_bytes());
+        }
+        for (off, v) in [
+            (offset_of!(FileEvent, op), self.op),
+            (offset_of!(FileEvent, path_len), self.path_len),
+            (offset_of!(FileEvent, path_components), self.path_components),
+            (offset_of!(FileEvent, name1_len), self.name1_len),
+            (offset_of!(FileEvent, dir1_len), self.dir1_len),
+            (offset_of!(FileEvent, dir1_components), self.dir1_components),
+            (offset_of!(FileEvent, name2_len), self.name2_len),
+            (offset_of!(FileEvent, dir2_len), self.dir2_len),
+            (offset_of!(FileEvent, dir2_components), self.dir2_components),
+            (offset_of!(FileEvent, _pad0), self._pad0),
+        ] {
+            o.put(off, &v.to_ne_bytes());
+        }
+        let mut at = offset_of!(FileEvent, path);
+        for part in [
+            used(&self.path, self.path_len),
+            used(&self.name1, self.name1_len),
+            used(&self.dir1, self.dir1_len),
+            used(&self.name2, self.name2_len),
+            used(&self.dir2, self.dir2_len),
+        ] {
+            o.put(at, part);
+            at += part.len();
+        }
+        usize::try_from(self.hdr.len).map_or(FILE_EVENT_SIZE, |l| l.min(FILE_EVENT_SIZE))
     }
 }
 

@@ -200,6 +200,76 @@ impl MapEvent {
     }
 }
 
+/// `struct dw_file_event`: a file-changing syscall of a container task, at its exit.
+#[repr(C)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEvent {
+    pub hdr: EventHeader,
+    pub task: Task,
+    pub file: FileId,
+    pub ret: i64,
+    pub flags: u32,
+    pub op_flags: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub fd: i32,
+    pub dirfd1: i32,
+    pub dirfd2: i32,
+    pub op: u16,
+    pub path_len: u16,
+    pub path_components: u16,
+    pub name1_len: u16,
+    pub dir1_len: u16,
+    pub dir1_components: u16,
+    pub name2_len: u16,
+    pub dir2_len: u16,
+    pub dir2_components: u16,
+    pub _pad0: u16,
+    pub _pad1: u32,
+    pub path: [u8; DW_PATH_MAX],
+    pub name1: [u8; DW_PATH_MAX],
+    pub dir1: [u8; DW_PATH_MAX],
+    pub name2: [u8; DW_PATH_MAX],
+    pub dir2: [u8; DW_PATH_MAX],
+}
+
+impl FileEvent {
+    /// An all-zero record.
+    pub const fn zeroed() -> Self {
+        Self {
+            hdr: ZERO_HEADER,
+            task: ZERO_TASK,
+            file: FileId::ZERO,
+            ret: 0,
+            flags: 0,
+            op_flags: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            fd: 0,
+            dirfd1: 0,
+            dirfd2: 0,
+            op: 0,
+            path_len: 0,
+            path_components: 0,
+            name1_len: 0,
+            dir1_len: 0,
+            dir1_components: 0,
+            name2_len: 0,
+            dir2_len: 0,
+            dir2_components: 0,
+            _pad0: 0,
+            _pad1: 0,
+            path: [0; DW_PATH_MAX],
+            name1: [0; DW_PATH_MAX],
+            dir1: [0; DW_PATH_MAX],
+            name2: [0; DW_PATH_MAX],
+            dir2: [0; DW_PATH_MAX],
+        }
+    }
+}
+
 /// `struct dw_fork_event`: a new thread-group leader.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -261,6 +331,10 @@ pub const MAP_EVENT_SIZE: usize = size_of::<MapEvent>();
 /// Smallest valid map record: the fixed part, everything before `path`; `path_len` bytes of
 /// path follow.
 pub const MAP_EVENT_MIN_SIZE: usize = offset_of!(MapEvent, path);
+/// Size of `struct dw_file_event` (the largest file record).
+pub const FILE_EVENT_SIZE: usize = size_of::<FileEvent>();
+/// The fixed part of a file record (`offsetof(struct dw_file_event, path)`).
+pub const FILE_EVENT_MIN_SIZE: usize = offset_of!(FileEvent, path);
 /// Size of `struct dw_fork_event`.
 pub const FORK_EVENT_SIZE: usize = size_of::<ForkEvent>();
 /// Size of `struct dw_exit_event`.
@@ -280,6 +354,9 @@ const _: () = assert!(offset_of!(ExecEvent, cwd) == offset_of!(ExecEvent, argv) 
 const _: () = assert!(size_of::<ExecEvent>() == 11176);
 const _: () = assert!(offset_of!(MapEvent, path) == 192);
 const _: () = assert!(size_of::<MapEvent>() == 192 + DW_PATH_MAX);
+const _: () = assert!(offset_of!(FileEvent, ret) == 144);
+const _: () = assert!(offset_of!(FileEvent, path) == 208);
+const _: () = assert!(size_of::<FileEvent>() == 208 + 5 * DW_PATH_MAX);
 const _: () = assert!(size_of::<ForkEvent>() == 80);
 const _: () = assert!(size_of::<ExitEvent>() == 88);
 const _: () = assert!(size_of::<Config>() == 16);

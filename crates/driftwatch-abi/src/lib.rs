@@ -17,17 +17,17 @@ pub mod encode;
 pub mod layout;
 
 pub use decode::{
-    decode, DecodeError, ExecRecord, ExitRecord, FileRecord, ForkRecord, MapHow, MapRecord,
-    PathDisplay, Record, TaskRecord,
+    decode, DecodeError, ExecRecord, ExitRecord, FileOp, FileOpRecord, FileRecord, ForkRecord,
+    MapHow, MapRecord, PathDisplay, Record, TaskRecord,
 };
 pub use layout::{
-    Config, EventHeader, ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task,
-    EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FORK_EVENT_SIZE,
-    MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE,
+    Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
+    EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE,
+    FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE,
 };
 
 /// `DW_ABI_VERSION`: bumped whenever a layout in `abi.h` changes.
-pub const DW_ABI_VERSION: u16 = 3;
+pub const DW_ABI_VERSION: u16 = 4;
 
 /// `DW_COMM_LEN`.
 pub const DW_COMM_LEN: usize = 16;
@@ -53,6 +53,37 @@ pub const DW_EV_FORK: u16 = 2;
 pub const DW_EV_EXIT: u16 = 3;
 /// `DW_EV_MAP`.
 pub const DW_EV_MAP: u16 = 4;
+/// `DW_EV_FILE`.
+pub const DW_EV_FILE: u16 = 5;
+
+/// The file's overlay inode has an upper dentry (created in the container, or copied up).
+pub const FILE_F_OVL_UPPER: u32 = 1 << 0;
+/// The file's overlay inode has a lower (image) dentry; with [`FILE_F_OVL_UPPER`], an image file
+/// copied up to the writable layer.
+pub const FILE_F_OVL_LOWER: u32 = 1 << 1;
+/// The file's vfsmount is the task's root mount.
+pub const FILE_F_ON_ROOT_MNT: u32 = 1 << 2;
+/// The path walk ran out of components or space; the path is a suffix.
+pub const FILE_F_PATH_TRUNCATED: u32 = 1 << 3;
+/// The path walk reached the top of the mount tree without meeting the task's root.
+pub const FILE_F_PATH_OUTSIDE_ROOT: u32 = 1 << 4;
+/// `file` and `path` come from the kernel's `struct file` (an opened fd).
+pub const FILE_F_HAVE_FILE: u32 = 1 << 5;
+/// `name1` was longer than `DW_PATH_MAX - 1`.
+pub const FILE_F_NAME1_TRUNCATED: u32 = 1 << 6;
+/// `name2` was longer than `DW_PATH_MAX - 1`.
+pub const FILE_F_NAME2_TRUNCATED: u32 = 1 << 7;
+/// The walk of `name1`'s directory did not reach the task's root (or its dirfd was not open).
+pub const FILE_F_DIR1_INCOMPLETE: u32 = 1 << 8;
+/// The walk of `name2`'s directory did not reach the task's root (or its dirfd was not open).
+pub const FILE_F_DIR2_INCOMPLETE: u32 = 1 << 9;
+/// The cgroup was found in `dw_policy`.
+pub const FILE_F_IN_POLICY: u32 = 1 << 10;
+/// The file is on overlayfs.
+pub const FILE_F_OVERLAY: u32 = 1 << 11;
+
+/// `AT_FDCWD`, as `dw_file_event.dirfd1`/`dirfd2` hold it.
+pub const AT_FDCWD: i32 = -100;
 
 /// Overlay inode has an upper dentry (written in the container, or copied up).
 pub const EXEC_F_OVL_UPPER: u32 = 1 << 0;
@@ -109,6 +140,10 @@ pub const DW_STAT_RINGBUF_LOST_EXIT: u32 = 2;
 pub const DW_STAT_KILLS: u32 = 3;
 /// `dw_stats` index: map records lost.
 pub const DW_STAT_RINGBUF_LOST_MAP: u32 = 4;
+/// `dw_stats` index: file records lost.
+pub const DW_STAT_RINGBUF_LOST_FILE: u32 = 5;
+/// `dw_stats` index: file syscalls whose arguments could not be kept until their exit.
+pub const DW_STAT_FILE_ARGS_FULL: u32 = 6;
 /// Number of `dw_stats` entries.
 pub const DW_STAT_MAX: u32 = 8;
 

@@ -1,9 +1,10 @@
 //! Kernel records (driftwatch-abi) to events (driftwatch-event), with kernel boot time turned
 //! into wall-clock time.
 
-use driftwatch_abi::{ExecRecord, FileRecord, MapRecord, Record, TaskRecord};
+use driftwatch_abi::{ExecRecord, FileOpRecord, FileRecord, MapRecord, Record, TaskRecord};
 use driftwatch_event::{
-    Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, ForkEvent, MapEvent, MapHow, TaskInfo,
+    Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, FileEvent, FileLayer, FileOp, ForkEvent,
+    MapEvent, MapHow, TaskInfo,
 };
 use rustix::time::{clock_gettime, ClockId};
 
@@ -146,6 +147,183 @@ fn exec(r: &ExecRecord<'_>, clock: &Clock) -> ExecEvent {
     }
 }
 
+/// Lexically normalised absolute path: `.` and empty components dropped, `..` removes the
+/// previous component (never above `/`). Symlinks are not followed: `a/link/..` becomes `a`
+/// even when `link` points elsewhere (the kernel resolved the directory part already; only the
+/// name the caller gave is handled lexically).
+pub fn normalize(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in path.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    join(parts.into_iter(), path.len())
+}
+
+/// A path argument made absolute: as given when it starts with `/`, else appended to its
+/// directory (the dirfd's or working directory's walk). `None` when the directory is not known.
+fn absolute<'a>(
+    name: &[u8],
+    dir: impl Iterator<Item = &'a [u8]>,
+    dir_raw_len: usize,
+    dir_ok: bool,
+) -> Option<Vec<u8>> {
+    if name.first() == Some(&b'/') {
+        return Some(normalize(name));
+    }
+    if !dir_ok || dir_raw_len == 0 {
+        return None;
+    }
+    let mut full = join(dir, dir_raw_len + name.len() + 1);
+    full.push(b'/');
+    full.extend_from_slice(name);
+    Some(normalize(&full))
+}
+
+fn file_op(op: driftwatch_abi::FileOp) -> FileOp {
+    use driftwatch_abi::FileOp as K;
+    match op {
+        K::Open => FileOp::Open,
+        K::Openat => FileOp::Openat,
+        K::Openat2 => FileOp::Openat2,
+        K::Creat => FileOp::Creat,
+        K::Unlink => FileOp::Unlink,
+        K::Unlinkat => FileOp::Unlinkat,
+        K::Rename => FileOp::Rename,
+        K::Renameat => FileOp::Renameat,
+        K::Renameat2 => FileOp::Renameat2,
+        K::Link => FileOp::Link,
+        K::Linkat => FileOp::Linkat,
+        K::Symlink => FileOp::Symlink,
+        K::Symlinkat => FileOp::Symlinkat,
+        K::Chmod => FileOp::Chmod,
+        K::Fchmod => FileOp::Fchmod,
+        K::Fchmodat => FileOp::Fchmodat,
+        K::Chown => FileOp::Chown,
+        K::Fchown => FileOp::Fchown,
+        K::Lchown => FileOp::Lchown,
+        K::Fchownat => FileOp::Fchownat,
+        K::Mkdir => FileOp::Mkdir,
+        K::Mkdirat => FileOp::Mkdirat,
+        K::Rmdir => FileOp::Rmdir,
+    }
+}
+
+fn file_event(r: &FileOpRecord<'_>, clock: &Clock) -> FileEvent {
+    use driftwatch_abi as abi;
+    let op = file_op(r.op);
+    let have_file = r.has(abi::FILE_F_HAVE_FILE);
+    let dir1_ok = !r.has(abi::FILE_F_DIR1_INCOMPLETE);
+    let dir2_ok = !r.has(abi::FILE_F_DIR2_INCOMPLETE);
+    let kernel_path = have_file.then(|| join(r.path_components_root_first(), r.path_raw.len()));
+    let name1 = absolute(
+        r.name1,
+        r.dir1_components_root_first(),
+        r.dir1_raw.len(),
+        dir1_ok,
+    );
+    let name2 =
+        (!r.name2.is_empty() || op == FileOp::Symlink || op == FileOp::Symlinkat).then(|| {
+            absolute(
+                r.name2,
+                r.dir2_components_root_first(),
+                r.dir2_raw.len(),
+                dir2_ok,
+            )
+        });
+    let symlink = matches!(op, FileOp::Symlink | FileOp::Symlinkat);
+    let mut resolved = !r.has(abi::FILE_F_NAME1_TRUNCATED) && !r.has(abi::FILE_F_NAME2_TRUNCATED);
+    // fd.name: the opened file (kernel path), else the first path argument (the link path for
+    // symlink, whose first argument is the target's text).
+    let primary = if let Some(p) = kernel_path.clone().filter(|_| op.is_open()) {
+        resolved &= !r.has(abi::FILE_F_PATH_TRUNCATED) && !r.has(abi::FILE_F_PATH_OUTSIDE_ROOT);
+        p
+    } else if symlink {
+        match name2.clone().flatten() {
+            Some(p) => p,
+            None => {
+                resolved = false;
+                r.name2.to_vec()
+            }
+        }
+    } else if let Some(p) = name1.clone() {
+        p
+    } else if let Some(p) = kernel_path.clone() {
+        // fchmod / fchown: the fd's file.
+        p
+    } else {
+        resolved = false;
+        r.name1.to_vec()
+    };
+    let path2 = if symlink {
+        None
+    } else {
+        name2.map(|p| {
+            p.unwrap_or_else(|| {
+                resolved = false;
+                r.name2.to_vec()
+            })
+        })
+    };
+    let layer = have_file.then(|| {
+        let upper = r.has(abi::FILE_F_OVL_UPPER);
+        let lower = r.has(abi::FILE_F_OVL_LOWER);
+        if !r.has(abi::FILE_F_ON_ROOT_MNT) {
+            FileLayer::WritableMount
+        } else if !r.has(abi::FILE_F_OVERLAY) {
+            FileLayer::Other
+        } else if upper && lower {
+            FileLayer::CopiedUp
+        } else if upper {
+            FileLayer::Upper
+        } else {
+            FileLayer::Lower
+        }
+    });
+    let has_mode = matches!(
+        op,
+        FileOp::Open
+            | FileOp::Openat
+            | FileOp::Openat2
+            | FileOp::Creat
+            | FileOp::Chmod
+            | FileOp::Fchmod
+            | FileOp::Fchmodat
+            | FileOp::Mkdir
+            | FileOp::Mkdirat
+    );
+    let has_owner = matches!(
+        op,
+        FileOp::Chown | FileOp::Fchown | FileOp::Lchown | FileOp::Fchownat
+    );
+    FileEvent {
+        time_ns: clock.wall_ns(r.ktime_ns),
+        task: task(&r.task),
+        op,
+        ret: r.ret,
+        path: primary,
+        path2,
+        target: symlink.then(|| r.name1.to_vec()),
+        resolved,
+        flags: r.op_flags,
+        mode: has_mode.then_some(r.mode),
+        uid: has_owner.then_some(r.uid),
+        gid: has_owner.then_some(r.gid),
+        fd: if op.is_open() {
+            Some(r.ret)
+        } else {
+            (r.fd >= 0).then_some(i64::from(r.fd))
+        },
+        file: have_file.then(|| file(&r.file)),
+        layer,
+    }
+}
+
 /// Decode one ring-buffer record into an event.
 pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, driftwatch_abi::DecodeError> {
     Ok(match driftwatch_abi::decode(buf)? {
@@ -160,5 +338,108 @@ pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, driftwatch_abi::Decode
             exit_code: r.exit_code,
         }),
         Record::Map(r) => Event::Map(map(&r, clock)),
+        Record::File(r) => Event::File(file_event(&r, clock)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_abi::{FileEvent as Raw, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE};
+
+    #[test]
+    fn normalize_is_lexical_and_never_above_root() {
+        assert_eq!(normalize(b"/a//b/./c/../d"), b"/a/b/d");
+        assert_eq!(normalize(b"/../../etc/x"), b"/etc/x");
+        assert_eq!(normalize(b"/"), b"/");
+        assert_eq!(normalize(b"/a/b/.."), b"/a");
+        assert_eq!(normalize(b"/a\nb/\xff"), b"/a\nb/\xff");
+    }
+
+    fn raw(op: driftwatch_abi::FileOp, f: impl FnOnce(&mut Raw)) -> Vec<u8> {
+        let mut ev = Raw::zeroed();
+        ev.op = op.raw();
+        ev.fd = -1;
+        f(&mut ev);
+        let len = FILE_EVENT_MIN_SIZE
+            + usize::from(ev.path_len)
+            + usize::from(ev.name1_len)
+            + usize::from(ev.dir1_len)
+            + usize::from(ev.name2_len)
+            + usize::from(ev.dir2_len);
+        ev.hdr.kind = driftwatch_abi::DW_EV_FILE;
+        ev.hdr.version = driftwatch_abi::DW_ABI_VERSION;
+        ev.hdr.len = len as u32;
+        let mut buf = vec![0u8; FILE_EVENT_SIZE];
+        let n = ev.encode(&mut buf);
+        buf.truncate(n);
+        buf
+    }
+
+    fn set(dst: &mut [u8], len: &mut u16, v: &[u8]) {
+        dst[..v.len()].copy_from_slice(v);
+        *len = v.len() as u16;
+    }
+
+    #[test]
+    fn relative_names_are_joined_to_their_directory() {
+        let buf = raw(driftwatch_abi::FileOp::Renameat, |e| {
+            set(&mut e.name1, &mut e.name1_len, b"../x");
+            set(&mut e.dir1, &mut e.dir1_len, b"d\0etc\0");
+            set(&mut e.name2, &mut e.name2_len, b"/usr/bin/./y");
+        });
+        let Event::File(f) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a file event");
+        };
+        assert_eq!(f.op.as_str(), "renameat");
+        assert_eq!(f.path, b"/etc/x");
+        assert_eq!(f.path2.as_deref(), Some(&b"/usr/bin/y"[..]));
+        assert!(f.resolved);
+        assert_eq!((f.mode, f.uid, f.fd), (None, None, None));
+    }
+
+    #[test]
+    fn unknown_directory_keeps_the_name_and_says_so() {
+        let buf = raw(driftwatch_abi::FileOp::Unlinkat, |e| {
+            set(&mut e.name1, &mut e.name1_len, b"x");
+            e.flags = driftwatch_abi::FILE_F_DIR1_INCOMPLETE;
+        });
+        let Event::File(f) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a file event");
+        };
+        assert_eq!(f.path, b"x");
+        assert!(!f.resolved);
+    }
+
+    #[test]
+    fn open_uses_the_kernel_path_and_layer() {
+        use driftwatch_abi as abi;
+        let buf = raw(abi::FileOp::Openat, |e| {
+            set(&mut e.path, &mut e.path_len, b"passwd\0etc\0");
+            e.ret = 3;
+            e.op_flags = 0o1101;
+            e.flags = abi::FILE_F_HAVE_FILE
+                | abi::FILE_F_OVERLAY
+                | abi::FILE_F_OVL_UPPER
+                | abi::FILE_F_OVL_LOWER
+                | abi::FILE_F_ON_ROOT_MNT;
+        });
+        let Event::File(f) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a file event");
+        };
+        assert_eq!(f.path, b"/etc/passwd");
+        assert_eq!(f.layer, Some(FileLayer::CopiedUp));
+        assert_eq!(f.fd, Some(3));
+        assert!(f.is_open_write() && !f.is_open_read());
+        let buf = raw(abi::FileOp::Symlink, |e| {
+            set(&mut e.name1, &mut e.name1_len, b"/etc/shadow");
+            set(&mut e.name2, &mut e.name2_len, b"/tmp/l");
+        });
+        let Event::File(f) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a file event");
+        };
+        assert_eq!(f.path, b"/tmp/l");
+        assert_eq!(f.target.as_deref(), Some(&b"/etc/shadow"[..]));
+        assert_eq!(f.path2, None);
+    }
 }

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub fork_events: AtomicU64,
     pub exit_events: AtomicU64,
     pub map_events: AtomicU64,
+    pub file_events: AtomicU64,
     pub scripts_unresolved: AtomicU64,
     pub decode_errors: AtomicU64,
     /// Ring-buffer reservation failures counted in the kernel, by kind (set from the sensor).
@@ -19,6 +20,7 @@ pub struct Metrics {
     pub ringbuf_lost_fork: AtomicU64,
     pub ringbuf_lost_exit: AtomicU64,
     pub ringbuf_lost_map: AtomicU64,
+    pub ringbuf_lost_file: AtomicU64,
     pub kernel_kills: AtomicU64,
     pub userspace_kills: AtomicU64,
     pub event_channel_drops: AtomicU64,
@@ -68,6 +70,7 @@ impl Metrics {
             ("fork", g(&self.fork_events)),
             ("exit", g(&self.exit_events)),
             ("map", g(&self.map_events)),
+            ("file", g(&self.file_events)),
         ] {
             let _ = writeln!(out, "driftwatch_events_total{{kind=\"{kind}\"}} {v}");
         }
@@ -82,6 +85,7 @@ impl Metrics {
             ("fork", g(&self.ringbuf_lost_fork)),
             ("exit", g(&self.ringbuf_lost_exit)),
             ("map", g(&self.ringbuf_lost_map)),
+            ("file", g(&self.ringbuf_lost_file)),
         ] {
             let _ = writeln!(
                 out,

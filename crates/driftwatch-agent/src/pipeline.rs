@@ -14,7 +14,9 @@ use crate::proctable::ProcessTable;
 use crate::summary::Summaries;
 use crate::users::UserNames;
 use driftwatch_bpf::{ExecSensor, SensorOptions};
-use driftwatch_event::{Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, MapEvent, TaskInfo};
+use driftwatch_event::{
+    Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, FileEvent, MapEvent, TaskInfo,
+};
 use driftwatch_rules::{EvalCtx, EventType, OutputOptions, RuleSet};
 use driftwatch_runtime::{Registry, RegistryUpdate, RuntimeConfig};
 use std::collections::HashMap;
@@ -108,6 +110,7 @@ pub async fn run(
         enforce: c.agent.enforce,
         agent_tgid: std::process::id(),
         host_mntns_ino: u32::try_from(host_mntns).unwrap_or(0),
+        files: true,
     })?;
     let events = sensor.take_events()?;
     tracing::info!(enforce = c.agent.enforce, "BPF exec sensor attached");
@@ -321,6 +324,9 @@ impl Processor {
                 metrics
                     .ringbuf_lost_map
                     .store(s.lost_map, Ordering::Relaxed);
+                metrics
+                    .ringbuf_lost_file
+                    .store(s.lost_file, Ordering::Relaxed);
                 metrics.kernel_kills.store(s.kills, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "cannot read sensor statistics"),
@@ -454,6 +460,10 @@ impl Processor {
                 self.metrics.map_events.fetch_add(1, Ordering::Relaxed);
                 self.on_map(m).await;
             }
+            Event::File(f) => {
+                self.metrics.file_events.fetch_add(1, Ordering::Relaxed);
+                self.on_file(f).await;
+            }
         }
     }
 
@@ -519,6 +529,7 @@ impl Processor {
         evt_type: EventType,
         arrivals: &[(Arrival, Action)],
         cwd: Option<&[u8]>,
+        file: Option<&FileEvent>,
     ) {
         let mut alerts: Vec<Alert> = Vec::new();
         let targets: Vec<(Option<&Arrival>, Action)> = if arrivals.is_empty() {
@@ -536,6 +547,7 @@ impl Processor {
                 arrival,
                 action,
                 cwd,
+                file,
                 table: &self.table,
                 hostname: &self.hostname,
             };
@@ -619,7 +631,7 @@ impl Processor {
                 (a, action)
             })
             .collect();
-        self.evaluate(&ctx, EventType::Execve, &arrivals, ev.cwd.as_deref())
+        self.evaluate(&ctx, EventType::Execve, &arrivals, ev.cwd.as_deref(), None)
             .await;
     }
 
@@ -696,9 +708,66 @@ impl Processor {
             driftwatch_event::MapHow::Mmap => EventType::Mmap,
             driftwatch_event::MapHow::Mprotect => EventType::Mprotect,
         };
-        self.evaluate(&ctx, evt_type, &[(arrival, action)], None)
+        self.evaluate(&ctx, evt_type, &[(arrival, action)], None, None)
             .await;
     }
+
+    /// A file-changing syscall in a container: the rules decide (file and package drift).
+    async fn on_file(&mut self, f: FileEvent) {
+        if self.gate.is_some() && may_copy_up(&f) {
+            // An image file may just have been copied up (chmod, chown, an open for write):
+            // judge it now, so a copied-up library is allowed before it is mapped.
+            if let (Some(c), true) = self.inside_container(&f.task).await {
+                if let Some(g) = &self.gate {
+                    g.judge_path(&c, &f.path);
+                }
+            }
+        }
+        let Some(evt_type) = EventType::file(f.op.as_str()) else {
+            return;
+        };
+        if !self.rules.has_rules_for(evt_type) {
+            return;
+        }
+        let (container, inside) = self.inside_container(&f.task).await;
+        if !inside {
+            return;
+        }
+        let ctx = enrich::alert_ctx(
+            f.time_ns,
+            f.op.as_str(),
+            &f.task,
+            container,
+            None,
+            &self.table,
+            &mut self.users,
+        );
+        self.evaluate(&ctx, evt_type, &[], None, Some(&f)).await;
+    }
+}
+
+/// A successful call that copies an image file up without (yet) changing its bytes.
+fn may_copy_up(f: &FileEvent) -> bool {
+    use driftwatch_event::{FileLayer, FileOp};
+    f.ret >= 0
+        && f.resolved
+        && matches!(
+            f.op,
+            FileOp::Chmod
+                | FileOp::Fchmod
+                | FileOp::Fchmodat
+                | FileOp::Chown
+                | FileOp::Fchown
+                | FileOp::Lchown
+                | FileOp::Fchownat
+                | FileOp::Open
+                | FileOp::Openat
+                | FileOp::Openat2
+        )
+        && !matches!(
+            f.layer,
+            Some(FileLayer::Upper | FileLayer::WritableMount | FileLayer::Other)
+        )
 }
 
 /// Alerts → the per-container summaries and every sink. Runs until the alert channel closes,

@@ -6,6 +6,9 @@
  * PROT_EXEC) in containers get the same verdict: only suspicious ones are reported (and killed
  * under enforce), so the image's libraries cost the program and never a record.
  *
+ * File-changing syscalls of container tasks are in file.bpf.h (included at the end: one object,
+ * shared maps).
+ *
  * Records are laid out as in abi.h; userspace decodes them with driftwatch-abi.
  */
 #include "vmlinux.h"
@@ -40,6 +43,7 @@ union dw_any_event {
     struct dw_fork_event fork;
     struct dw_exit_event exit;
     struct dw_map_event map;
+    struct dw_file_event file;
 };
 
 struct dw_scratch_value {
@@ -629,6 +633,11 @@ static __always_inline struct task_struct *map_task(struct dw_config *cfg) {
     return task;
 }
 
+/* Whether current's cgroup is a container the agent put in dw_policy. */
+static __always_inline bool dw_policy_has(__u64 cgroup_id) {
+    return bpf_map_lookup_elem(&dw_policy, &cgroup_id) != NULL;
+}
+
 /*
  * The verdict on a file current maps executable; a record (and, under enforce, SIGKILL) only if
  * it is suspicious. Image files end here after a dozen reads.
@@ -840,3 +849,5 @@ int BPF_PROG(dw_exit, struct task_struct *p) {
     bpf_ringbuf_submit(e, dw_wakeup_flags());
     return 0;
 }
+
+#include "file.bpf.h"

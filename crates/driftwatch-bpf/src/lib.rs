@@ -11,6 +11,7 @@
 //!     enforce: false,
 //!     agent_tgid: std::process::id(),
 //!     host_mntns_ino: 0,
+//!     files: true,
 //! })?;
 //! let mut events = sensor.take_events()?;
 //! // `sensor` (policy + stats) can now move to another task than `events`.

@@ -10,8 +10,9 @@ use aya::programs::trace_point::TracePointLink;
 use aya::programs::{BtfTracePoint, Program, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use driftwatch_abi::{
-    Config, DW_STAT_KILLS, DW_STAT_RINGBUF_LOST_EXEC, DW_STAT_RINGBUF_LOST_EXIT,
-    DW_STAT_RINGBUF_LOST_FORK, DW_STAT_RINGBUF_LOST_MAP,
+    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_RINGBUF_LOST_EXEC,
+    DW_STAT_RINGBUF_LOST_EXIT, DW_STAT_RINGBUF_LOST_FILE, DW_STAT_RINGBUF_LOST_FORK,
+    DW_STAT_RINGBUF_LOST_MAP,
 };
 use tracing::{debug, info};
 
@@ -38,6 +39,40 @@ const SYSCALL_PROGRAMS: [(&str, &str, &str); 3] = [
     ("dw_pkey_mprotect", "syscalls", "sys_enter_pkey_mprotect"),
 ];
 
+/// The file syscalls: (call, enter, exit) tracepoints. `dw_file_exit` is attached to every
+/// `syscalls:sys_exit_<call>`; `dw_file_enter_open`/`dw_file_enter_openat` to the enter
+/// tracepoints of open and openat (flags read straight from the context) and `dw_file_enter` to
+/// the others.
+pub const FILE_SYSCALLS: [(&str, &str, &str); 23] = [
+    ("open", "sys_enter_open", "sys_exit_open"),
+    ("openat", "sys_enter_openat", "sys_exit_openat"),
+    ("openat2", "sys_enter_openat2", "sys_exit_openat2"),
+    ("creat", "sys_enter_creat", "sys_exit_creat"),
+    ("unlink", "sys_enter_unlink", "sys_exit_unlink"),
+    ("unlinkat", "sys_enter_unlinkat", "sys_exit_unlinkat"),
+    ("rename", "sys_enter_rename", "sys_exit_rename"),
+    ("renameat", "sys_enter_renameat", "sys_exit_renameat"),
+    ("renameat2", "sys_enter_renameat2", "sys_exit_renameat2"),
+    ("link", "sys_enter_link", "sys_exit_link"),
+    ("linkat", "sys_enter_linkat", "sys_exit_linkat"),
+    ("symlink", "sys_enter_symlink", "sys_exit_symlink"),
+    ("symlinkat", "sys_enter_symlinkat", "sys_exit_symlinkat"),
+    ("chmod", "sys_enter_chmod", "sys_exit_chmod"),
+    ("fchmod", "sys_enter_fchmod", "sys_exit_fchmod"),
+    ("fchmodat", "sys_enter_fchmodat", "sys_exit_fchmodat"),
+    ("chown", "sys_enter_chown", "sys_exit_chown"),
+    ("fchown", "sys_enter_fchown", "sys_exit_fchown"),
+    ("lchown", "sys_enter_lchown", "sys_exit_lchown"),
+    ("fchownat", "sys_enter_fchownat", "sys_exit_fchownat"),
+    ("mkdir", "sys_enter_mkdir", "sys_exit_mkdir"),
+    ("mkdirat", "sys_enter_mkdirat", "sys_exit_mkdirat"),
+    ("rmdir", "sys_enter_rmdir", "sys_exit_rmdir"),
+];
+const FILE_ENTER: &str = "dw_file_enter";
+const FILE_ENTER_OPEN: &str = "dw_file_enter_open";
+const FILE_ENTER_OPENAT: &str = "dw_file_enter_openat";
+const FILE_EXIT: &str = "dw_file_exit";
+
 const MAP_EVENTS: &str = "dw_events";
 const MAP_POLICY: &str = "dw_policy";
 const MAP_CONFIG: &str = "dw_config";
@@ -59,6 +94,9 @@ pub struct SensorOptions {
     /// exec records carry the working directory only for them. 0 = unknown (every task counts
     /// as in a container).
     pub host_mntns_ino: u32,
+    /// Attach the file sensor (file-changing syscalls of container tasks). Without it no file
+    /// record is produced and the file syscalls stay off the tracepoint path.
+    pub files: bool,
 }
 
 /// Counters kept by the BPF programs, summed over CPUs.
@@ -74,6 +112,10 @@ pub struct SensorStats {
     pub lost_map: u64,
     /// Drifted execs and suspicious executable mappings killed in the kernel.
     pub kills: u64,
+    /// File records dropped because the ring buffer was full.
+    pub lost_file: u64,
+    /// File syscalls whose arguments could not be kept until their exit (`dw_file_args` full).
+    pub file_args_full: u64,
 }
 
 /// The loaded and attached process sensor.
@@ -95,6 +137,8 @@ pub struct ExecSensor {
     /// What `dw_config` must hold; anything else was written by someone else.
     config_bytes: [u8; CONFIG_SIZE],
     gate: Option<GateMaps>,
+    /// The file programs are attached.
+    files: bool,
     _ebpf: Ebpf,
 }
 
@@ -322,7 +366,8 @@ impl ExecSensor {
             debug!(program = name, tracepoint, "attached");
             links.push(link);
         }
-        let mut syscall_links = Vec::with_capacity(SYSCALL_PROGRAMS.len());
+        let mut syscall_links =
+            Vec::with_capacity(SYSCALL_PROGRAMS.len() + 2 * FILE_SYSCALLS.len());
         for (name, category, tracepoint) in SYSCALL_PROGRAMS {
             let prog: &mut TracePoint = match ebpf.program_mut(name) {
                 Some(Program::TracePoint(p)) => p,
@@ -343,6 +388,44 @@ impl ExecSensor {
                 .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
             debug!(program = name, category, tracepoint, "attached");
             syscall_links.push(link);
+        }
+        if opts.files {
+            for name in [FILE_ENTER_OPEN, FILE_ENTER_OPENAT, FILE_ENTER, FILE_EXIT] {
+                match ebpf.program_mut(name) {
+                    Some(Program::TracePoint(p)) => p
+                        .load()
+                        .map_err(|e| BpfError::from_program(name, "sys_*_file", "load", e))?,
+                    _ => {
+                        return Err(BpfError::MissingItem {
+                            what: "tracepoint program",
+                            name,
+                        })
+                    }
+                }
+            }
+            for (call, enter_tp, exit_tp) in FILE_SYSCALLS {
+                let enter = match call {
+                    "open" => FILE_ENTER_OPEN,
+                    "openat" => FILE_ENTER_OPENAT,
+                    _ => FILE_ENTER,
+                };
+                for (name, tracepoint) in [(enter, enter_tp), (FILE_EXIT, exit_tp)] {
+                    let Some(Program::TracePoint(prog)) = ebpf.program_mut(name) else {
+                        return Err(BpfError::MissingItem {
+                            what: "tracepoint program",
+                            name,
+                        });
+                    };
+                    let id = prog.attach("syscalls", tracepoint).map_err(|e| {
+                        BpfError::from_trace_point_attach(name, "syscalls", tracepoint, e)
+                    })?;
+                    let link = prog
+                        .take_link(id)
+                        .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+                    syscall_links.push(link);
+                }
+            }
+            debug!(calls = FILE_SYSCALLS.len(), "file programs attached");
         }
         drop(btf);
         release_freed_heap();
@@ -365,6 +448,7 @@ impl ExecSensor {
             config,
             config_bytes,
             gate: Some(gate),
+            files: opts.files,
             _ebpf: ebpf,
         })
     }
@@ -406,6 +490,8 @@ impl ExecSensor {
             lost_fork: read(DW_STAT_RINGBUF_LOST_FORK)?,
             lost_exit: read(DW_STAT_RINGBUF_LOST_EXIT)?,
             lost_map: read(DW_STAT_RINGBUF_LOST_MAP)?,
+            lost_file: read(DW_STAT_RINGBUF_LOST_FILE)?,
+            file_args_full: read(DW_STAT_FILE_ARGS_FULL)?,
             kills: read(DW_STAT_KILLS)?,
         })
     }
@@ -458,7 +544,14 @@ impl ExecSensor {
 
     /// Whether all five programs are attached (they stay so until the sensor is dropped).
     pub fn programs_attached(&self) -> bool {
-        self.links.len() == PROGRAMS.len() && self.syscall_links.len() == SYSCALL_PROGRAMS.len()
+        self.links.len() == PROGRAMS.len()
+            && self.syscall_links.len()
+                == SYSCALL_PROGRAMS.len()
+                    + if self.files {
+                        2 * FILE_SYSCALLS.len()
+                    } else {
+                        0
+                    }
     }
 }
 

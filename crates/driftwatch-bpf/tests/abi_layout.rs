@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 
 use driftwatch_abi::{
-    Config, EventHeader, ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task,
+    Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
 };
 use object::{Object, ObjectSection};
 
@@ -157,6 +157,15 @@ fn abi_structs_match_compiled_bpf_object() {
         fields!(MapEvent:
         hdr, task, file, flags, prot, map_flags, how, path_len, path_components, _pad0, _pad1,
         addr, len, off, path),
+    );
+    check(
+        &all,
+        "dw_file_event",
+        size_of::<FileEvent>(),
+        fields!(FileEvent:
+        hdr, task, file, ret, flags, op_flags, mode, uid, gid, fd, dirfd1, dirfd2, op, path_len,
+        path_components, name1_len, dir1_len, dir1_components, name2_len, dir2_len,
+        dir2_components, _pad0, _pad1, path, name1, dir1, name2, dir2),
     );
     check(
         &all,

@@ -6,11 +6,13 @@
 
 mod alert;
 mod container;
+mod file;
 mod origin;
 mod process;
 
 pub use alert::{format_rfc3339_nanos, Alert, Priority, RFC3339_NANOS};
 pub use container::{ContainerInfo, OverlayLayers, HOST_CONTAINER_ID};
+pub use file::{FileEvent, FileLayer, FileOp};
 pub use origin::ExeOrigin;
 pub use process::{
     Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, ForkEvent, MapEvent, MapHow, TaskInfo,

@@ -136,6 +136,8 @@ pub enum Event {
     Fork(ForkEvent),
     Exit(ExitEvent),
     Map(MapEvent),
+    /// A file-changing syscall of a container process.
+    File(crate::file::FileEvent),
 }
 
 impl Event {
@@ -149,6 +151,7 @@ impl Event {
                 MapHow::Mmap => "mmap",
                 MapHow::Mprotect => "mprotect",
             },
+            Event::File(f) => f.op.as_str(),
         }
     }
 
@@ -159,6 +162,7 @@ impl Event {
             Event::Fork(_) => "fork",
             Event::Exit(_) => "exit",
             Event::Map(_) => "map",
+            Event::File(_) => "file",
         }
     }
 }

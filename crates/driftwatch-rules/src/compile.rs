@@ -236,7 +236,7 @@ pub fn compile(load: &LoadResult, opts: &CompileOptions) -> Compiled {
                 rule.condition.loc.clone(),
                 format!(
                     "rule '{}' does not constrain evt.type: it is evaluated for every event \
-                     (execve, execveat, mmap, mprotect)",
+                     (execs, executable mappings and file changes)",
                     rule.name
                 ),
             ));
@@ -877,14 +877,14 @@ fn mentions_evt_type(n: &Node) -> bool {
 }
 
 /// Bits of every event type.
-pub(crate) const ALL_TYPES: u8 = (1 << EventType::ALL.len()) - 1;
+pub(crate) const ALL_TYPES: u32 = (1 << EventType::ALL.len()) - 1;
 
-fn type_mask(v: &[u8]) -> u8 {
+fn type_mask(v: &[u8]) -> u32 {
     EventType::parse(v).map_or(0, |t| 1 << t.index())
 }
 
 /// For a node: (types for which it can be true, types for which it can be false).
-pub(crate) fn event_types(n: &Node) -> (u8, u8) {
+pub(crate) fn event_types(n: &Node) -> (u32, u32) {
     match n {
         Node::And(k) => k
             .iter()

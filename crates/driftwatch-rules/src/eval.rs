@@ -528,7 +528,7 @@ pub struct CompiledRule {
     /// Where the rule was defined.
     pub loc: SourceLoc,
     /// Bit `i` set when the rule can match `EventType::ALL[i]`.
-    pub event_types: u8,
+    pub event_types: u32,
     pub output: OutputFormat,
     pub(crate) condition: Node,
 }
@@ -568,6 +568,13 @@ impl RuleSet {
             by_type,
             mode,
         }
+    }
+
+    /// Whether any rule can match events of type `t` (lets callers skip building an event's
+    /// context when nothing would look at it).
+    #[must_use]
+    pub fn has_rules_for(&self, t: EventType) -> bool {
+        !self.by_type[t.index()].is_empty()
     }
 
     /// Every rule, in load order.

@@ -87,7 +87,10 @@ pub struct EventKinds(pub u8);
 impl EventKinds {
     pub const EXEC: EventKinds = EventKinds(1);
     pub const MAP: EventKinds = EventKinds(2);
-    pub const ALL: EventKinds = EventKinds(3);
+    /// Exec and executable-mapping events (the process-code events).
+    pub const PROC: EventKinds = EventKinds(3);
+    pub const FILE: EventKinds = EventKinds(4);
+    pub const ALL: EventKinds = EventKinds(7);
 
     /// Docs text.
     #[must_use]
@@ -96,6 +99,10 @@ impl EventKinds {
             1 => "exec",
             2 => "mmap/mprotect",
             3 => "exec, mmap/mprotect",
+            4 => "file",
+            5 => "exec, file",
+            6 => "mmap/mprotect, file",
+            7 => "all",
             _ => "none",
         }
     }
@@ -108,6 +115,9 @@ pub enum EventKind {
     Exec,
     /// A file was mapped executable (`mmap`, `mprotect`).
     Map,
+    /// A file was opened for writing, created, removed, renamed, linked or had its mode or
+    /// owner changed (`open`, `openat`, `unlink`, `rename`, `chmod`, …).
+    File,
 }
 
 /// The `evt.type` values driftwatch produces. Rules are indexed by these.
@@ -117,15 +127,61 @@ pub enum EventType {
     Execveat,
     Mmap,
     Mprotect,
+    Open,
+    Openat,
+    Openat2,
+    Creat,
+    Unlink,
+    Unlinkat,
+    Rename,
+    Renameat,
+    Renameat2,
+    Link,
+    Linkat,
+    Symlink,
+    Symlinkat,
+    Chmod,
+    Fchmod,
+    Fchmodat,
+    Chown,
+    Fchown,
+    Lchown,
+    Fchownat,
+    Mkdir,
+    Mkdirat,
+    Rmdir,
 }
 
 impl EventType {
     /// Every event type, in index order.
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 27] = [
         EventType::Execve,
         EventType::Execveat,
         EventType::Mmap,
         EventType::Mprotect,
+        EventType::Open,
+        EventType::Openat,
+        EventType::Openat2,
+        EventType::Creat,
+        EventType::Unlink,
+        EventType::Unlinkat,
+        EventType::Rename,
+        EventType::Renameat,
+        EventType::Renameat2,
+        EventType::Link,
+        EventType::Linkat,
+        EventType::Symlink,
+        EventType::Symlinkat,
+        EventType::Chmod,
+        EventType::Fchmod,
+        EventType::Fchmodat,
+        EventType::Chown,
+        EventType::Fchown,
+        EventType::Lchown,
+        EventType::Fchownat,
+        EventType::Mkdir,
+        EventType::Mkdirat,
+        EventType::Rmdir,
     ];
 
     /// The `evt.type` value.
@@ -136,6 +192,29 @@ impl EventType {
             EventType::Execveat => "execveat",
             EventType::Mmap => "mmap",
             EventType::Mprotect => "mprotect",
+            EventType::Open => "open",
+            EventType::Openat => "openat",
+            EventType::Openat2 => "openat2",
+            EventType::Creat => "creat",
+            EventType::Unlink => "unlink",
+            EventType::Unlinkat => "unlinkat",
+            EventType::Rename => "rename",
+            EventType::Renameat => "renameat",
+            EventType::Renameat2 => "renameat2",
+            EventType::Link => "link",
+            EventType::Linkat => "linkat",
+            EventType::Symlink => "symlink",
+            EventType::Symlinkat => "symlinkat",
+            EventType::Chmod => "chmod",
+            EventType::Fchmod => "fchmod",
+            EventType::Fchmodat => "fchmodat",
+            EventType::Chown => "chown",
+            EventType::Fchown => "fchown",
+            EventType::Lchown => "lchown",
+            EventType::Fchownat => "fchownat",
+            EventType::Mkdir => "mkdir",
+            EventType::Mkdirat => "mkdirat",
+            EventType::Rmdir => "rmdir",
         }
     }
 
@@ -153,7 +232,14 @@ impl EventType {
         match self {
             EventType::Execve | EventType::Execveat => EventKind::Exec,
             EventType::Mmap | EventType::Mprotect => EventKind::Map,
+            _ => EventKind::File,
         }
+    }
+
+    /// The file event type of a syscall name (Falco's `evt.type`), if driftwatch reports it.
+    #[must_use]
+    pub fn file(name: &str) -> Option<EventType> {
+        EventType::parse(name.as_bytes()).filter(|t| t.kind() == EventKind::File)
     }
 
     /// Position in [`EventType::ALL`].
@@ -199,12 +285,37 @@ use FieldType as T;
 
 /// Every field, grouped by class. The order is the docs order; [`FieldId`]s index it.
 pub static FIELDS: &[FieldDef] = &[
-    f("evt.type", T::String, A::None, E::ALL, true, "The event type: execve, execveat, mmap or mprotect."),
+    f("evt.type", T::String, A::None, E::ALL, true, "The event type: execve, execveat, mmap, mprotect, or a file syscall (open, openat, openat2, creat, unlink, unlinkat, rename, renameat, renameat2, link, linkat, symlink, symlinkat, chmod, fchmod, fchmodat, chown, fchown, lchown, fchownat, mkdir, mkdirat, rmdir)."),
     f("evt.dir", T::String, A::None, E::ALL, true, "Event direction; always `<` (driftwatch reports completed calls)."),
     f("evt.time", T::AbsTime, A::None, E::ALL, true, "Event time; in outputs the UTC time of day `hh:mm:ss.nnnnnnnnn`."),
     f("evt.rawtime", T::U64, A::None, E::ALL, true, "Event time in nanoseconds since the Unix epoch."),
     f("evt.num", T::U64, A::None, E::ALL, true, "Event sequence number, counted by the agent from its start."),
     f("evt.hostname", T::String, A::None, E::ALL, true, "Name of the node the agent runs on."),
+    f("evt.rawres", T::I64, A::None, E::FILE, true, "The syscall's return value: an fd, 0, or a negative errno."),
+    f("evt.res", T::String, A::None, E::FILE, true, "`SUCCESS`, or the error name (`ENOENT`, `EACCES`, …) of a failed call."),
+    f("evt.is_open_write", T::Bool, A::None, E::FILE, true, "True for an open (open, openat, openat2, creat) for writing (O_WRONLY or O_RDWR)."),
+    f("evt.is_open_read", T::Bool, A::None, E::FILE, true, "True for an open for reading (O_RDONLY or O_RDWR). driftwatch reports opens only when they write, create or truncate."),
+    f("evt.arg.flags", T::String, A::None, E::FILE, true, "Open flags as names (`O_WRONLY|O_CREAT|O_TRUNC`); the flags argument of unlinkat (`AT_REMOVEDIR`), renameat2 (`RENAME_*`), linkat and fchownat (`AT_*`)."),
+    f("evt.arg.mode", T::String, A::None, E::FILE, true, "Mode argument of open, creat, mkdir and the chmod calls as names (`S_IRUSR|S_IWUSR|…`, `S_ISUID`…)."),
+    f("evt.arg.name", T::Path, A::None, E::FILE, true, "open/openat/openat2/creat and unlinkat: the file's path (absolute inside the container)."),
+    f("evt.arg.path", T::Path, A::None, E::FILE, true, "unlink, mkdir, mkdirat, rmdir, chown, lchown: the path argument (absolute inside the container)."),
+    f("evt.arg.pathname", T::Path, A::None, E::FILE, true, "fchownat: the path argument (absolute inside the container)."),
+    f("evt.arg.filename", T::Path, A::None, E::FILE, true, "chmod, fchmodat: the path argument (absolute inside the container)."),
+    f("evt.arg.oldpath", T::Path, A::None, E::FILE, true, "rename*, link*: the existing path (absolute inside the container)."),
+    f("evt.arg.newpath", T::Path, A::None, E::FILE, true, "rename*, link*: the new path (absolute inside the container)."),
+    f("evt.arg.target", T::String, A::None, E::FILE, true, "symlink, symlinkat: the link's target, as given (not resolved)."),
+    f("evt.arg.linkpath", T::Path, A::None, E::FILE, true, "symlink, symlinkat: the new link's path (absolute inside the container)."),
+    f("evt.arg.uid", T::String, A::None, E::FILE, true, "chown calls: the new owner, in decimal (`4294967295` = unchanged). Like every `evt.arg.*`, a string."),
+    f("evt.arg.gid", T::String, A::None, E::FILE, true, "chown calls: the new group, in decimal (`4294967295` = unchanged)."),
+    f("evt.arg.fd", T::String, A::None, E::FILE, true, "open calls: the new fd (or negative errno); fchmod, fchown: the fd argument."),
+    f("fd.name", T::Path, A::None, E::FILE, true, "The file the call opened or changed, absolute inside the container: the opened file, the path of unlink/rmdir/mkdir/chmod/chown, the old path of rename/link, the link path of symlink. Names that could not be resolved stay as given."),
+    f("fd.directory", T::Path, A::None, E::FILE, true, "The directory part of fd.name."),
+    f("fd.filename", T::String, A::None, E::FILE, true, "The last component of fd.name."),
+    f("fd.typechar", T::String, A::None, E::FILE, true, "Type of the opened file: `f` regular file, `d` directory, `l` symlink, `p` pipe, `u` socket, `o` other; only when the kernel had the file (a successful open, fchmod, fchown)."),
+    f("fd.num", T::I64, A::None, E::FILE, true, "The fd: an open's result (negative errno when it failed), or fchmod/fchown's fd."),
+    f("fd.is_upper_layer", T::Bool, A::None, E::FILE, true, "True when the file is in the container's overlayfs upper (writable) layer: created in the container or copied up (known when the kernel had the file)."),
+    f("fd.is_lower_layer", T::Bool, A::None, E::FILE, true, "True when the file is an image (lower layer) file not copied up."),
+    f("fd.layer", T::String, A::None, E::FILE, false, "Where the file is: upper (created in the container), copied-up (an image file copied to the writable layer), lower, writable-mount (a volume, tmpfs…), other; absent when unknown."),
     f("proc.name", T::String, A::None, E::ALL, true, "Process name: the kernel comm, at most 15 bytes."),
     f("proc.pname", T::String, A::None, E::ALL, true, "Name (comm) of the parent process."),
     f("proc.aname", T::String, A::IndexOrAll, E::ALL, true, "Name of an ancestor: `[0]` the process, `[1]` the parent, `[2]` the grandparent…; without an index, any ancestor (parent and up)."),
@@ -239,10 +350,10 @@ pub static FIELDS: &[FieldDef] = &[
     f("k8s.ns.name", T::String, A::None, E::ALL, true, "Kubernetes namespace of the pod (from CRI labels)."),
     f("k8s.pod.name", T::String, A::None, E::ALL, true, "Kubernetes pod name (from CRI labels)."),
     f("k8s.pod.uid", T::String, A::None, E::ALL, true, "Kubernetes pod uid (from CRI labels)."),
-    f("drift.via", T::String, A::None, E::ALL, false, "How drifted code arrived: exec, shebang, interpreter, loader or mapping; absent when nothing drifted."),
-    f("drift.path", T::Path, A::None, E::ALL, false, "The drifted file inside the container; absent when nothing drifted."),
-    f("drift.origin", T::String, A::None, E::ALL, false, "Origin of the drifted file (values as proc.exe_origin)."),
-    f("drift.image_copy_of", T::Path, A::None, E::ALL, false, "For a file copied from the image, the image path it is a copy of."),
+    f("drift.via", T::String, A::None, E::PROC, false, "How drifted code arrived: exec, shebang, interpreter, loader or mapping; absent when nothing drifted."),
+    f("drift.path", T::Path, A::None, E::PROC, false, "The drifted file inside the container; absent when nothing drifted."),
+    f("drift.origin", T::String, A::None, E::PROC, false, "Origin of the drifted file (values as proc.exe_origin)."),
+    f("drift.image_copy_of", T::Path, A::None, E::PROC, false, "For a file copied from the image, the image path it is a copy of."),
     f("response.action", T::String, A::None, E::ALL, false, "What enforcement did: none, killed or killed-after-start."),
 ];
 
@@ -343,7 +454,7 @@ mod tests {
                 d.name
             );
         }
-        assert_eq!(lookup("fd.name"), None);
+        assert_eq!(lookup("fd.rport"), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::value::{FieldArg, FieldSource, Scratch, Value};
 use driftwatch_event::Alert;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// One piece of an output format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,7 +223,7 @@ impl OutputFormat {
                 }
             }
         }
-        (String::from_utf8_lossy(&text).into_owned(), fields)
+        (escape_invalid(&text), fields)
     }
 }
 
@@ -253,18 +254,30 @@ fn get<'a, S: FieldSource + ?Sized>(
     src.get(id, arg, scratch)
 }
 
+/// Bytes as text without losing any: valid UTF-8 is kept, every other byte is written `\xNN`
+/// (file names from containers need not be UTF-8).
+#[must_use]
+pub fn escape_invalid(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
 fn to_json(v: Option<&Value<'_>>) -> Json {
     match v {
         None => Json::Null,
-        Some(Value::Str(s)) => Json::String(String::from_utf8_lossy(s).into_owned()),
+        Some(Value::Str(s)) => Json::String(escape_invalid(s)),
         Some(Value::U64(n)) => Json::from(*n),
         Some(Value::I64(n)) => Json::from(*n),
         Some(Value::Bool(b)) => Json::Bool(*b),
-        Some(Value::StrList(l)) => Json::Array(
-            l.strs()
-                .map(|s| Json::String(String::from_utf8_lossy(s).into_owned()))
-                .collect(),
-        ),
+        Some(Value::StrList(l)) => {
+            Json::Array(l.strs().map(|s| Json::String(escape_invalid(s))).collect())
+        }
         Some(Value::NumList(l)) => Json::Array(l.nums.iter().map(|n| Json::from(*n)).collect()),
     }
 }
@@ -330,21 +343,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn invalid_bytes_are_escaped_not_lost() {
+        assert_eq!(escape_invalid(b"/tmp/a\nb\xff"), "/tmp/a\nb\\xff");
+    }
+
+    #[test]
     fn tokens_and_issues() {
-        let (f, issues) = OutputFormat::parse("a %proc.name b=%proc.aname[2]. %fd.name %");
+        let (f, issues) = OutputFormat::parse("a %proc.name b=%proc.aname[2]. %fd.rport %");
         assert_eq!(
             f.field_keys(),
-            vec!["proc.name", "proc.aname[2]", "fd.name"]
+            vec!["proc.name", "proc.aname[2]", "fd.rport"]
         );
         assert_eq!(
             issues,
             vec![
                 OutputIssue::UnknownField {
                     offset: 32,
-                    name: "fd.name".into()
+                    name: "fd.rport".into()
                 },
                 OutputIssue::Invalid {
-                    offset: 40,
+                    offset: 41,
                     message: "invalid output format: '%' is not followed by a field name".into()
                 }
             ]

@@ -7,9 +7,93 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::{
-    ExecEvent, ExitEvent, FileId, ForkEvent, MapEvent, Task, DW_EV_EXEC, EXEC_F_IN_POLICY,
-    EXEC_F_KILLED, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER, EXEC_F_SCRIPT,
+    ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task, AT_FDCWD, DW_EV_EXEC,
+    DW_EV_FILE, EXEC_F_IN_POLICY, EXEC_F_KILLED, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER,
+    EXEC_F_SCRIPT, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FILE_F_HAVE_FILE, FILE_F_OVL_UPPER,
 };
+
+/// `renameat(AT_FDCWD, "a\nb", 3, "/etc/x")` from `/work`, as the kernel would emit it.
+fn sample_file_op() -> Vec<u8> {
+    let mut ev = FileEvent::zeroed();
+    ev.task = sample_task(7);
+    ev.op = FileOp::Renameat.raw();
+    ev.ret = -2;
+    ev.flags = FILE_F_OVL_UPPER;
+    ev.fd = -1;
+    ev.dirfd1 = AT_FDCWD;
+    ev.dirfd2 = 3;
+    ev.uid = u32::MAX;
+    ev.gid = u32::MAX;
+    let name1 = b"a\nb\xff";
+    ev.name1[..name1.len()].copy_from_slice(name1);
+    ev.name1_len = name1.len() as u16;
+    let dir1 = b"work\0";
+    ev.dir1[..dir1.len()].copy_from_slice(dir1);
+    ev.dir1_len = dir1.len() as u16;
+    ev.dir1_components = 1;
+    let name2 = b"/etc/x";
+    ev.name2[..name2.len()].copy_from_slice(name2);
+    ev.name2_len = name2.len() as u16;
+    let len = FILE_EVENT_MIN_SIZE + name1.len() + dir1.len() + name2.len();
+    ev.hdr = EventHeader {
+        kind: DW_EV_FILE,
+        version: DW_ABI_VERSION,
+        len: len as u32,
+        ktime_ns: 5,
+    };
+    let mut buf = vec![0u8; FILE_EVENT_SIZE];
+    let n = ev.encode(&mut buf);
+    assert_eq!(n, len);
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn file_round_trip() {
+    let buf = sample_file_op();
+    let Ok(Record::File(f)) = decode(&buf) else {
+        panic!("{:?}", decode(&buf));
+    };
+    assert_eq!(f.op, FileOp::Renameat);
+    assert_eq!(f.op.name(), "renameat");
+    assert_eq!(f.ret, -2);
+    assert_eq!(f.task.pid, 7);
+    assert_eq!(f.name1, b"a\nb\xff");
+    assert_eq!(f.dir1_raw, b"work\0");
+    assert_eq!(
+        f.dir1_components_root_first().collect::<Vec<_>>(),
+        vec![&b"work"[..]]
+    );
+    assert_eq!(f.name2, b"/etc/x");
+    assert!(f.dir2_raw.is_empty() && f.path_raw.is_empty());
+    assert_eq!((f.dirfd1, f.dirfd2, f.fd), (AT_FDCWD, 3, -1));
+    assert!(f.has(FILE_F_OVL_UPPER) && !f.has(FILE_F_HAVE_FILE));
+    assert_eq!(f.path().to_string(), "/");
+}
+
+#[test]
+fn file_ops_round_trip_and_bad_op_rejected() {
+    for op in FileOp::ALL {
+        assert_eq!(FileOp::from_raw(op.raw()), Some(op));
+    }
+    assert_eq!(FileOp::from_raw(0), None);
+    assert_eq!(FileOp::from_raw(24), None);
+    let mut buf = sample_file_op();
+    set_u16(&mut buf, offset_of!(FileEvent, op), 99);
+    assert_eq!(decode(&buf), Err(DecodeError::UnknownFileOp(99)));
+    let mut buf = sample_file_op();
+    set_u16(&mut buf, offset_of!(FileEvent, name2_len), 4097);
+    assert!(matches!(
+        decode(&buf),
+        Err(DecodeError::LengthExceedsArray { field: "name2", .. })
+    ));
+    let mut buf = sample_file_op();
+    set_u16(&mut buf, offset_of!(FileEvent, dir2_len), 10);
+    assert!(matches!(
+        decode(&buf),
+        Err(DecodeError::FieldBeyondRecord { field: "dir2", .. })
+    ));
+}
 
 fn sample_file() -> FileId {
     FileId {
@@ -592,6 +676,11 @@ proptest! {
                 let _ = m.path().to_string();
                 let _ = m.path_components_root_first().count();
             }
+            Ok(Record::File(f)) => {
+                let _ = f.path().to_string();
+                let _ = f.dir1_components_root_first().count();
+                let _ = f.dir2_components_root_first().count();
+            }
             _ => {}
         }
     }
@@ -679,6 +768,45 @@ proptest! {
         if let Ok(Record::Map(m)) = r {
             prop_assert_eq!(m.path_raw.len(), usize::from(pl));
             let _ = m.path().to_string();
+        }
+    }
+
+    #[test]
+    fn file_lengths_fuzzed(
+        lens in proptest::array::uniform5(0u16..5000),
+        comps in proptest::array::uniform3(0u16..70),
+        op in 0u16..30,
+        rec_len in 0usize..=FILE_EVENT_SIZE + 8,
+    ) {
+        let mut buf = sample_file_op();
+        buf.resize(rec_len.max(EVENT_HEADER_SIZE), 0);
+        set_u32(&mut buf, offset_of!(EventHeader, len), rec_len as u32);
+        if buf.len() >= FILE_EVENT_MIN_SIZE {
+            for (off, v) in [
+                (offset_of!(FileEvent, path_len), lens[0]),
+                (offset_of!(FileEvent, name1_len), lens[1]),
+                (offset_of!(FileEvent, dir1_len), lens[2]),
+                (offset_of!(FileEvent, name2_len), lens[3]),
+                (offset_of!(FileEvent, dir2_len), lens[4]),
+                (offset_of!(FileEvent, path_components), comps[0]),
+                (offset_of!(FileEvent, dir1_components), comps[1]),
+                (offset_of!(FileEvent, dir2_components), comps[2]),
+                (offset_of!(FileEvent, op), op),
+            ] {
+                set_u16(&mut buf, off, v);
+            }
+        }
+        let total: usize = lens.iter().map(|l| usize::from(*l)).sum();
+        let ok = (FILE_EVENT_MIN_SIZE..=FILE_EVENT_SIZE).contains(&rec_len)
+            && lens.iter().all(|l| usize::from(*l) <= DW_PATH_MAX)
+            && comps.iter().all(|c| usize::from(*c) <= DW_PATH_MAX_COMPONENTS)
+            && (1..=23).contains(&op)
+            && FILE_EVENT_MIN_SIZE + total <= rec_len;
+        let r = decode(&buf);
+        prop_assert_eq!(r.is_ok(), ok, "{:?}", r);
+        if let Ok(Record::File(f)) = r {
+            prop_assert_eq!(f.name2.len(), usize::from(lens[3]));
+            let _ = f.path().to_string();
         }
     }
 }

@@ -13,13 +13,15 @@
  * (everything before `filename`), then filename_len bytes of filename, interp_len bytes of
  * interp, path_len bytes of path, argv_len bytes of argv and cwd_len bytes of cwd, back to back;
  * hdr.len = offsetof(filename) + the five lengths. A map record is packed the same way: the
- * fixed part of struct dw_map_event, then path_len bytes of path. The structs below are the
- * kernel's scratch layouts (and the maximum record sizes).
+ * fixed part of struct dw_map_event, then path_len bytes of path. A file record (version 4) is
+ * the fixed part of struct dw_file_event, then path, name1, dir1, name2 and dir2 (their *_len
+ * bytes each), back to back. The structs below are the kernel's scratch layouts (and the maximum
+ * record sizes).
  */
 #ifndef DRIFTWATCH_ABI_H
 #define DRIFTWATCH_ABI_H
 
-#define DW_ABI_VERSION 3
+#define DW_ABI_VERSION 4
 
 #define DW_COMM_LEN 16
 #define DW_FILENAME_MAX 512
@@ -34,6 +36,7 @@ enum dw_event_kind {
     DW_EV_FORK = 2,
     DW_EV_EXIT = 3,
     DW_EV_MAP = 4,
+    DW_EV_FILE = 5,
 };
 
 /*
@@ -60,6 +63,48 @@ enum dw_event_kind {
 #define DW_MAP_HOW_MMAP 1     /* mmap(2) with PROT_EXEC of a file */
 #define DW_MAP_HOW_MPROTECT 2 /* mprotect(2) adding PROT_EXEC to a file mapping */
 
+/* struct dw_file_event.op: the syscall (Falco's event names). */
+enum dw_file_op {
+    DW_FILE_OP_OPEN = 1,
+    DW_FILE_OP_OPENAT = 2,
+    DW_FILE_OP_OPENAT2 = 3,
+    DW_FILE_OP_CREAT = 4,
+    DW_FILE_OP_UNLINK = 5,
+    DW_FILE_OP_UNLINKAT = 6,
+    DW_FILE_OP_RENAME = 7,
+    DW_FILE_OP_RENAMEAT = 8,
+    DW_FILE_OP_RENAMEAT2 = 9,
+    DW_FILE_OP_LINK = 10,
+    DW_FILE_OP_LINKAT = 11,
+    DW_FILE_OP_SYMLINK = 12,
+    DW_FILE_OP_SYMLINKAT = 13,
+    DW_FILE_OP_CHMOD = 14,
+    DW_FILE_OP_FCHMOD = 15,
+    DW_FILE_OP_FCHMODAT = 16,
+    DW_FILE_OP_CHOWN = 17,
+    DW_FILE_OP_FCHOWN = 18,
+    DW_FILE_OP_LCHOWN = 19,
+    DW_FILE_OP_FCHOWNAT = 20,
+    DW_FILE_OP_MKDIR = 21,
+    DW_FILE_OP_MKDIRAT = 22,
+    DW_FILE_OP_RMDIR = 23,
+    DW_FILE_OP_MAX = 23,
+};
+
+/* struct dw_file_event.flags */
+#define DW_FILE_F_OVL_UPPER (1u << 0)      /* the file's overlay inode has an upper dentry */
+#define DW_FILE_F_OVL_LOWER (1u << 1)      /* ... and a lower (image) one: with UPPER, copied up */
+#define DW_FILE_F_ON_ROOT_MNT (1u << 2)    /* the file's vfsmount is the task's root mount */
+#define DW_FILE_F_PATH_TRUNCATED (1u << 3) /* path walk ran out of components/space */
+#define DW_FILE_F_PATH_OUTSIDE_ROOT (1u << 4) /* path walk reached the namespace top */
+#define DW_FILE_F_HAVE_FILE (1u << 5)         /* file and path come from the kernel's struct file */
+#define DW_FILE_F_NAME1_TRUNCATED (1u << 6)   /* name1 longer than DW_PATH_MAX - 1 */
+#define DW_FILE_F_NAME2_TRUNCATED (1u << 7)   /* name2 longer than DW_PATH_MAX - 1 */
+#define DW_FILE_F_DIR1_INCOMPLETE (1u << 8)   /* dir1 walk truncated, outside the root, or no fd */
+#define DW_FILE_F_DIR2_INCOMPLETE (1u << 9)   /* dir2 walk truncated, outside the root, or no fd */
+#define DW_FILE_F_IN_POLICY (1u << 10)        /* cgroup found in dw_policy (a known container) */
+#define DW_FILE_F_OVERLAY (1u << 11)          /* the file is on overlayfs */
+
 /* dw_policy map value flags (key: u64 cgroup id) */
 #define DW_POLICY_F_TRACKED (1u << 0) /* a container cgroup the agent knows */
 #define DW_POLICY_F_ENFORCE (1u << 1) /* kill drifted execs in this cgroup */
@@ -71,6 +116,8 @@ enum dw_stat {
     DW_STAT_RINGBUF_LOST_EXIT = 2,
     DW_STAT_KILLS = 3, /* execs and mappings killed */
     DW_STAT_RINGBUF_LOST_MAP = 4,
+    DW_STAT_RINGBUF_LOST_FILE = 5,
+    DW_STAT_FILE_ARGS_FULL = 6, /* a file syscall's arguments could not be kept until its exit */
     DW_STAT_MAX = 8,
 };
 
@@ -162,6 +209,50 @@ struct dw_map_event {
     __u64 off; /* offset in the file of addr (mmap: the offset argument) */
     /* resolved path of the file, encoded as dw_exec_event.path */
     __u8 path[DW_PATH_MAX];
+};
+
+/*
+ * A file-changing syscall (open for write/create/truncate, unlink, rename, link, symlink, chmod,
+ * chown, mkdir, rmdir) by a task outside the host's mount namespace, at its exit.
+ *
+ * path: the file as the kernel resolved it (DW_FILE_F_HAVE_FILE: a successful open/creat, or the
+ * fd of fchmod/fchown), encoded as dw_exec_event.path; `file` is then its identity.
+ * name1/name2: the path arguments as the caller gave them (not NUL-terminated), name1 the first
+ * (open's name, unlink's path, rename/link's oldpath, symlink's target, chmod's filename…), name2
+ * the second (rename/link's newpath, symlink's linkpath). dir1/dir2: for a relative name1/name2
+ * (one that does not start with '/'), the directory it is relative to (dirfd, or the working
+ * directory for AT_FDCWD), walked like path; empty for absolute names and for symlink targets.
+ * A successful open carries path only (name1 is not read).
+ */
+struct dw_file_event {
+    struct dw_event_header hdr;
+    struct dw_task task;
+    struct dw_file_id file; /* zero unless DW_FILE_F_HAVE_FILE */
+    __s64 ret;              /* the syscall's return value (fd, 0, or -errno) */
+    __u32 flags;            /* DW_FILE_F_* */
+    __u32 op_flags; /* open/openat(2)/creat flags (O_*), unlinkat/renameat2/linkat/fchownat flags */
+    __u32 mode;     /* open/creat/mkdir/chmod mode argument */
+    __u32 uid;      /* chown uid argument */
+    __u32 gid;      /* chown gid argument */
+    __s32 fd;       /* fchmod/fchown fd argument; -1 otherwise */
+    __s32 dirfd1;   /* dirfd of name1 (AT_FDCWD = -100 for the *at-less calls) */
+    __s32 dirfd2;   /* dirfd of name2 */
+    __u16 op;       /* enum dw_file_op */
+    __u16 path_len;
+    __u16 path_components;
+    __u16 name1_len;
+    __u16 dir1_len;
+    __u16 dir1_components;
+    __u16 name2_len;
+    __u16 dir2_len;
+    __u16 dir2_components;
+    __u16 _pad0;
+    __u32 _pad1;
+    __u8 path[DW_PATH_MAX];
+    __u8 name1[DW_PATH_MAX];
+    __u8 dir1[DW_PATH_MAX];
+    __u8 name2[DW_PATH_MAX];
+    __u8 dir2[DW_PATH_MAX];
 };
 
 struct dw_fork_event {

@@ -22,8 +22,10 @@ pub fn load_with(enforce: bool, host_mntns_ino: u32) -> (ExecSensor, EventStream
         enforce,
         agent_tgid: std::process::id(),
         host_mntns_ino,
+        // DW_TEST_NO_FILES=1 leaves the file programs out (to measure what they cost).
+        files: std::env::var_os("DW_TEST_NO_FILES").is_none(),
     };
-    let mut sensor = ExecSensor::load(&opts).unwrap_or_else(|e| panic!("load sensor: {e:#}"));
+    let mut sensor = ExecSensor::load(&opts).unwrap_or_else(|e| panic!("load sensor: {e:?}"));
     assert!(sensor.programs_attached());
     let events = sensor.take_events().expect("events");
     (sensor, events)
@@ -126,7 +128,11 @@ impl Overlay {
         }
         fs::copy("/usr/bin/true", root.join("lower/lowtrue")).expect("copy lower");
         for (name, src) in extra {
-            fs::copy(src, root.join("lower").join(name)).expect("copy lower extra");
+            let dst = root.join("lower").join(name);
+            if let Some(parent) = dst.parent() {
+                fs::create_dir_all(parent).expect("mkdir lower extra");
+            }
+            fs::copy(src, dst).expect("copy lower extra");
         }
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
@@ -194,6 +200,11 @@ impl TestCgroup {
     /// The cgroup v2 id is the inode number of its directory.
     pub fn id(&self) -> u64 {
         fs::metadata(&self.dir).expect("stat cgroup").ino()
+    }
+
+    /// The cgroup's `cgroup.procs` file.
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
     }
 
     /// Runs `exe` from a shell that first moves itself into this cgroup.

@@ -401,6 +401,18 @@ fn copied_up_image_files_still_run_under_enforce_and_drift_never_does() {
         sh(&c, "test -e /tmp/lib.ran && test -e /tmp/m0.ran").0,
         Some(0)
     );
+    // A library chmod'ed again while the agent runs: its new ctime voids the verdict, and the
+    // file sensor's chmod event has it judged again before it is mapped.
+    let judged = agent
+        .metric("driftwatch_gate_unchanged_total")
+        .unwrap_or(0.0);
+    assert_eq!(sh(&c, "chmod 0600 /usr/lib/libmarker.so").0, Some(0));
+    agent.wait_metric("driftwatch_gate_unchanged_total", 30, |v| v > judged);
+    let (_, out) = sh(
+        &c,
+        "MARKER=/tmp/lib2.ran dlopener /usr/lib/libmarker.so; echo lib=$?",
+    );
+    assert_eq!(out, "lib=0\n", "re-judged after the chmod");
     // Copied up while the agent runs, also right after the same binary ran from the image
     // (its image verdict must not carry over to the copy).
     let (code, out) = sh(

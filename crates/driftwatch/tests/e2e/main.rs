@@ -5,6 +5,7 @@ mod agent;
 mod cli;
 mod containers;
 mod diff;
+mod files;
 mod harness;
 mod hiding;
 mod rules;
