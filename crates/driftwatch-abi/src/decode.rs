@@ -14,7 +14,7 @@ use crate::{
     DW_EV_FILE, DW_EV_FORK, DW_EV_MAP, DW_FILENAME_MAX, DW_INTERP_MAX, DW_PATH_MAX,
     DW_PATH_MAX_COMPONENTS, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE,
     EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE,
-    MAP_EVENT_SIZE, MAP_HOW_MMAP, MAP_HOW_MPROTECT,
+    MAP_EVENT_SIZE, MAP_HOW_INTERP, MAP_HOW_MMAP, MAP_HOW_MPROTECT,
 };
 
 /// Why a record was rejected.
@@ -270,6 +270,8 @@ pub enum MapHow {
     Mmap,
     /// `mprotect(2)` adding `PROT_EXEC`.
     Mprotect,
+    /// The ELF interpreter (`PT_INTERP`, the dynamic loader) the kernel mapped at exec.
+    Interp,
 }
 
 /// Decoded `struct dw_map_event`: a task outside the host's mount namespace mapped a suspicious
@@ -746,6 +748,7 @@ fn decode_map(v: View<'_>, ktime_ns: u64) -> Result<MapRecord<'_>, DecodeError> 
     let how = match v.u16(offset_of!(MapEvent, how)) {
         MAP_HOW_MMAP => MapHow::Mmap,
         MAP_HOW_MPROTECT => MapHow::Mprotect,
+        MAP_HOW_INTERP => MapHow::Interp,
         other => return Err(DecodeError::UnknownMapHow(other)),
     };
     let [path_at] = packed(v, offset_of!(MapEvent, path), [("path", path_len)])?;

@@ -124,6 +124,8 @@ pub const DW_DOOM_TTL_NS: u64 = 5_000_000_000;
 pub const MAP_HOW_MMAP: u16 = 1;
 /// `dw_map_event.how`: `mprotect(2)` adding `PROT_EXEC` to a file mapping.
 pub const MAP_HOW_MPROTECT: u16 = 2;
+/// `dw_map_event.how`: the ELF interpreter (`PT_INTERP`) the kernel mapped at exec.
+pub const MAP_HOW_INTERP: u16 = 3;
 
 /// `dw_policy` value flag: a container cgroup the agent knows.
 pub const POLICY_F_TRACKED: u32 = 1 << 0;

@@ -111,6 +111,7 @@ fn map(r: &MapRecord<'_>, clock: &Clock) -> MapEvent {
         how: match r.how {
             driftwatch_abi::MapHow::Mmap => MapHow::Mmap,
             driftwatch_abi::MapHow::Mprotect => MapHow::Mprotect,
+            driftwatch_abi::MapHow::Interp => MapHow::Interp,
         },
         path: join(r.path_components_root_first(), r.path_raw.len()),
     }

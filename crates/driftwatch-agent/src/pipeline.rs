@@ -681,6 +681,7 @@ impl Processor {
         let evt_type = match m.how {
             driftwatch_event::MapHow::Mmap => "mmap",
             driftwatch_event::MapHow::Mprotect => "mprotect",
+            driftwatch_event::MapHow::Interp => "execve",
         };
         let ctx = enrich::alert_ctx(
             m.time_ns,
@@ -692,7 +693,10 @@ impl Processor {
             &mut self.users,
         );
         let exe = crate::script::basename(ctx.process.exepath.as_bytes());
-        let via = if exe.starts_with(b"ld-linux") || exe.starts_with(b"ld-musl") || exe == b"ld.so"
+        let via = if m.how == driftwatch_event::MapHow::Interp
+            || exe.starts_with(b"ld-linux")
+            || exe.starts_with(b"ld-musl")
+            || exe == b"ld.so"
         {
             Via::Loader
         } else {
@@ -707,6 +711,7 @@ impl Processor {
         let evt_type = match m.how {
             driftwatch_event::MapHow::Mmap => EventType::Mmap,
             driftwatch_event::MapHow::Mprotect => EventType::Mprotect,
+            driftwatch_event::MapHow::Interp => EventType::Execve,
         };
         self.evaluate(&ctx, evt_type, &[(arrival, action)], None, None)
             .await;

@@ -483,131 +483,6 @@ static __always_inline struct dw_scratch_value *scratch(void) {
     return bpf_map_lookup_elem(&dw_scratch, &zero);
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(dw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
-    struct dw_config *cfg = dw_get_config();
-    __u32 zero = 0;
-    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-    if (is_agent(cfg, tgid))
-        return 0;
-    struct dw_scratch_value *s = scratch();
-    if (!s)
-        return 0;
-    struct dw_exec_event *e = &s->ev.exec;
-    __u64 cgroup_id = bpf_get_current_cgroup_id();
-
-    e->hdr.kind = DW_EV_EXEC;
-    e->hdr.version = DW_ABI_VERSION;
-    e->hdr.ktime_ns = bpf_ktime_get_boot_ns();
-    fill_task(&e->task, p, cgroup_id);
-    e->old_pid = old_pid;
-    e->_pad1 = 0;
-
-    struct file *file = BPF_CORE_READ(bprm, file);
-    struct inode *inode = BPF_CORE_READ(file, f_inode);
-    struct path fpath = {}, root = {};
-    BPF_CORE_READ_INTO(&fpath, file, f_path);
-    BPF_CORE_READ_INTO(&root, p, fs, root);
-
-    __u64 s_magic = BPF_CORE_READ(inode, i_sb, s_magic);
-    fill_file(&e->exe, inode, s_magic, BPF_CORE_READ(inode, __i_nlink));
-    e->flags = file_verdict(inode, s_magic, &fpath, root.mnt);
-    e->flags |= allowed_flag(inode, e->flags);
-
-    /* Enforcement first: the signal is pending before the new image runs an instruction. */
-    bool host = in_host_mntns(cfg, e->task.mntns_ino);
-    bool drift = is_drift(e->flags);
-    if (!host && doomed(tgid)) {
-        drift = true;
-        e->flags |= DW_EXEC_F_DOOMED;
-    }
-    e->flags |= apply_policy(cfg, cgroup_id, drift, host);
-
-    bool truncated = false;
-    const char *filename = BPF_CORE_READ(bprm, filename);
-    e->filename_len = read_kstr(e->filename, DW_FILENAME_MAX, filename, &truncated);
-    if (truncated)
-        e->flags |= DW_EXEC_F_FILENAME_TRUNCATED;
-    /* bprm->interp starts as bprm->filename; only bprm_change_interp() (binfmt_script,
-     * binfmt_misc) points it elsewhere. */
-    const char *interp = BPF_CORE_READ(bprm, interp);
-    e->interp_len = 0;
-    if (interp && interp != filename) {
-        e->flags |= DW_EXEC_F_SCRIPT;
-        truncated = false;
-        e->interp_len = read_kstr(e->interp, DW_INTERP_MAX, interp, &truncated);
-        if (truncated)
-            e->flags |= DW_EXEC_F_INTERP_TRUNCATED;
-    }
-    e->flags |=
-        resolve_path(e->path, fpath.dentry, fpath.mnt, &root, &e->path_len, &e->path_components,
-                     DW_EXEC_F_PATH_TRUNCATED, DW_EXEC_F_PATH_OUTSIDE_ROOT);
-    read_argv(e, p);
-    /* The working directory resolves relative script paths; host execs do not need it. */
-    e->cwd_len = 0;
-    e->cwd_components = 0;
-    if (!host) {
-        struct path pwd = {};
-        BPF_CORE_READ_INTO(&pwd, p, fs, pwd);
-        e->flags |=
-            resolve_path(e->cwd, pwd.dentry, pwd.mnt, &root, &e->cwd_len, &e->cwd_components,
-                         DW_EXEC_F_CWD_TRUNCATED, DW_EXEC_F_CWD_OUTSIDE_ROOT);
-    }
-
-    struct dw_exec_event *out = bpf_map_lookup_elem(&dw_packed, &zero);
-    if (!out)
-        return 0;
-    /* Pack: fixed part, then the used bytes of the five arrays back to back. */
-    __u32 fl = e->filename_len, il = e->interp_len, pl = e->path_len, al = e->argv_len,
-          cl = e->cwd_len;
-    /* Clamp, then re-check after a barrier so clang cannot fold the bound away from the
-     * verifier's sight (the re-checks never fire). */
-    if (fl > DW_FILENAME_MAX)
-        fl = DW_FILENAME_MAX;
-    if (il > DW_INTERP_MAX)
-        il = DW_INTERP_MAX;
-    if (pl > DW_PATH_MAX)
-        pl = DW_PATH_MAX;
-    if (al > DW_ARGV_MAX)
-        al = DW_ARGV_MAX;
-    if (cl > DW_CWD_MAX)
-        cl = DW_CWD_MAX;
-    barrier_var(fl);
-    barrier_var(il);
-    barrier_var(pl);
-    barrier_var(al);
-    barrier_var(cl);
-    if (fl > DW_FILENAME_MAX || il > DW_INTERP_MAX || pl > DW_PATH_MAX || al > DW_ARGV_MAX ||
-        cl > DW_CWD_MAX)
-        return 0;
-    __u32 fixed = offsetof(struct dw_exec_event, filename);
-    __u8 *data = (__u8 *)out + fixed;
-    __u64 size = fixed + fl + il + pl + al + cl;
-    e->hdr.len = size;
-    bpf_probe_read_kernel(out, fixed, e);
-    if (fl)
-        bpf_probe_read_kernel(data, fl, e->filename);
-    data += fl;
-    if (il)
-        bpf_probe_read_kernel(data, il, e->interp);
-    data += il;
-    if (pl)
-        bpf_probe_read_kernel(data, pl, e->path);
-    data += pl;
-    if (al)
-        bpf_probe_read_kernel(data, al, e->argv);
-    data += al;
-    if (cl)
-        bpf_probe_read_kernel(data, cl, e->cwd);
-    barrier_var(size);
-    if (size > sizeof(*out))
-        size = sizeof(*out);
-    if (bpf_ringbuf_output(&dw_events, out, size, dw_wakeup_flags()) != 0)
-        stat_inc(DW_STAT_RINGBUF_LOST_EXEC);
-    return 0;
-}
-
 /* What an executable-mapping syscall asked for. */
 struct map_req {
     __u64 addr;
@@ -802,6 +677,175 @@ int dw_mprotect(struct trace_event_raw_sys_enter *ctx) {
 SEC("tracepoint/syscalls/sys_enter_pkey_mprotect")
 int dw_pkey_mprotect(struct trace_event_raw_sys_enter *ctx) {
     return handle_mprotect(ctx);
+}
+
+/* The auxiliary vector's AT_NULL and AT_BASE (the ELF interpreter's load address). */
+#define DW_AT_NULL 0
+#define DW_AT_BASE 7
+#define DW_AUXV_PAIRS 24
+
+/*
+ * The ELF interpreter (PT_INTERP) of the program current just exec'd: the kernel opened and
+ * mapped it itself (no mmap syscall), so it is judged here, from the file mapped at AT_BASE,
+ * before it runs an instruction. A drifted dynamic loader named by an image program would
+ * otherwise run unseen.
+ */
+static __always_inline void check_interp(struct dw_config *cfg, struct task_struct *task) {
+    struct mm_struct *mm = BPF_CORE_READ(task, mm);
+    __u64 base = 0;
+
+    for (int i = 0; i < DW_AUXV_PAIRS; i++) {
+        __u64 pair[2] = {};
+        if (bpf_core_read(pair, sizeof(pair), &mm->saved_auxv[2 * i]) != 0 || pair[0] == DW_AT_NULL)
+            break;
+        if (pair[0] == DW_AT_BASE) {
+            base = pair[1];
+            break;
+        }
+    }
+    if (!base)
+        return; /* a static program */
+    struct vma_lookup l = {.addr = base};
+    bpf_find_vma(bpf_get_current_task_btf(), base, vma_file, &l, 0);
+    if (!l.file)
+        return;
+    struct map_req req = {
+        .addr = base,
+        .len = 0,
+        .off = l.off,
+        .prot = DW_PROT_EXEC,
+        .map_flags = 0,
+        .how = DW_MAP_HOW_INTERP,
+    };
+    handle_map(cfg, task, l.file, &req);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(dw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
+    struct dw_config *cfg = dw_get_config();
+    __u32 zero = 0;
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+    if (is_agent(cfg, tgid))
+        return 0;
+    struct dw_scratch_value *s = scratch();
+    if (!s)
+        return 0;
+    struct dw_exec_event *e = &s->ev.exec;
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+
+    e->hdr.kind = DW_EV_EXEC;
+    e->hdr.version = DW_ABI_VERSION;
+    e->hdr.ktime_ns = bpf_ktime_get_boot_ns();
+    fill_task(&e->task, p, cgroup_id);
+    e->old_pid = old_pid;
+    e->_pad1 = 0;
+
+    struct file *file = BPF_CORE_READ(bprm, file);
+    struct inode *inode = BPF_CORE_READ(file, f_inode);
+    struct path fpath = {}, root = {};
+    BPF_CORE_READ_INTO(&fpath, file, f_path);
+    BPF_CORE_READ_INTO(&root, p, fs, root);
+
+    __u64 s_magic = BPF_CORE_READ(inode, i_sb, s_magic);
+    fill_file(&e->exe, inode, s_magic, BPF_CORE_READ(inode, __i_nlink));
+    e->flags = file_verdict(inode, s_magic, &fpath, root.mnt);
+    e->flags |= allowed_flag(inode, e->flags);
+
+    /* Enforcement first: the signal is pending before the new image runs an instruction. */
+    bool host = in_host_mntns(cfg, e->task.mntns_ino);
+    bool drift = is_drift(e->flags);
+    if (!host && doomed(tgid)) {
+        drift = true;
+        e->flags |= DW_EXEC_F_DOOMED;
+    }
+    e->flags |= apply_policy(cfg, cgroup_id, drift, host);
+
+    bool truncated = false;
+    const char *filename = BPF_CORE_READ(bprm, filename);
+    e->filename_len = read_kstr(e->filename, DW_FILENAME_MAX, filename, &truncated);
+    if (truncated)
+        e->flags |= DW_EXEC_F_FILENAME_TRUNCATED;
+    /* bprm->interp starts as bprm->filename; only bprm_change_interp() (binfmt_script,
+     * binfmt_misc) points it elsewhere. */
+    const char *interp = BPF_CORE_READ(bprm, interp);
+    e->interp_len = 0;
+    if (interp && interp != filename) {
+        e->flags |= DW_EXEC_F_SCRIPT;
+        truncated = false;
+        e->interp_len = read_kstr(e->interp, DW_INTERP_MAX, interp, &truncated);
+        if (truncated)
+            e->flags |= DW_EXEC_F_INTERP_TRUNCATED;
+    }
+    e->flags |=
+        resolve_path(e->path, fpath.dentry, fpath.mnt, &root, &e->path_len, &e->path_components,
+                     DW_EXEC_F_PATH_TRUNCATED, DW_EXEC_F_PATH_OUTSIDE_ROOT);
+    read_argv(e, p);
+    /* The working directory resolves relative script paths; host execs do not need it. */
+    e->cwd_len = 0;
+    e->cwd_components = 0;
+    if (!host) {
+        struct path pwd = {};
+        BPF_CORE_READ_INTO(&pwd, p, fs, pwd);
+        e->flags |=
+            resolve_path(e->cwd, pwd.dentry, pwd.mnt, &root, &e->cwd_len, &e->cwd_components,
+                         DW_EXEC_F_CWD_TRUNCATED, DW_EXEC_F_CWD_OUTSIDE_ROOT);
+    }
+
+    struct dw_exec_event *out = bpf_map_lookup_elem(&dw_packed, &zero);
+    if (!out)
+        return 0;
+    /* Pack: fixed part, then the used bytes of the five arrays back to back. */
+    __u32 fl = e->filename_len, il = e->interp_len, pl = e->path_len, al = e->argv_len,
+          cl = e->cwd_len;
+    /* Clamp, then re-check after a barrier so clang cannot fold the bound away from the
+     * verifier's sight (the re-checks never fire). */
+    if (fl > DW_FILENAME_MAX)
+        fl = DW_FILENAME_MAX;
+    if (il > DW_INTERP_MAX)
+        il = DW_INTERP_MAX;
+    if (pl > DW_PATH_MAX)
+        pl = DW_PATH_MAX;
+    if (al > DW_ARGV_MAX)
+        al = DW_ARGV_MAX;
+    if (cl > DW_CWD_MAX)
+        cl = DW_CWD_MAX;
+    barrier_var(fl);
+    barrier_var(il);
+    barrier_var(pl);
+    barrier_var(al);
+    barrier_var(cl);
+    if (fl > DW_FILENAME_MAX || il > DW_INTERP_MAX || pl > DW_PATH_MAX || al > DW_ARGV_MAX ||
+        cl > DW_CWD_MAX)
+        return 0;
+    __u32 fixed = offsetof(struct dw_exec_event, filename);
+    __u8 *data = (__u8 *)out + fixed;
+    __u64 size = fixed + fl + il + pl + al + cl;
+    e->hdr.len = size;
+    bpf_probe_read_kernel(out, fixed, e);
+    if (fl)
+        bpf_probe_read_kernel(data, fl, e->filename);
+    data += fl;
+    if (il)
+        bpf_probe_read_kernel(data, il, e->interp);
+    data += il;
+    if (pl)
+        bpf_probe_read_kernel(data, pl, e->path);
+    data += pl;
+    if (al)
+        bpf_probe_read_kernel(data, al, e->argv);
+    data += al;
+    if (cl)
+        bpf_probe_read_kernel(data, cl, e->cwd);
+    barrier_var(size);
+    if (size > sizeof(*out))
+        size = sizeof(*out);
+    if (bpf_ringbuf_output(&dw_events, out, size, dw_wakeup_flags()) != 0)
+        stat_inc(DW_STAT_RINGBUF_LOST_EXEC);
+    /* After the exec record, so userspace knows the process when the interpreter's comes. */
+    if (!host)
+        check_interp(cfg, p);
+    return 0;
 }
 
 SEC("tp_btf/sched_process_fork")

@@ -96,6 +96,9 @@ pub enum MapHow {
     Mmap,
     /// `mprotect(…, PROT_EXEC)` of a file mapping.
     Mprotect,
+    /// The ELF interpreter (`PT_INTERP`) the kernel mapped at exec: reported as part of the
+    /// exec (`evt.type` `execve`).
+    Interp,
 }
 
 /// A file mapped executable into a container process whose file the kernel found suspicious
@@ -150,6 +153,7 @@ impl Event {
             Event::Map(m) => match m.how {
                 MapHow::Mmap => "mmap",
                 MapHow::Mprotect => "mprotect",
+                MapHow::Interp => "execve",
             },
             Event::File(f) => f.op.as_str(),
         }

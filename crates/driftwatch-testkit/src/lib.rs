@@ -23,7 +23,7 @@ pub use containerd::{
 };
 pub use error::{Result, TestkitError};
 pub use image::{
-    build_deb, compile_static_helper, debian_image, debian_rootfs, BuiltImage, Compression,
-    ImageBuilder, ImportedImage, MARKER_HELPER_C, NOOP_HELPER_C,
+    build_deb, compile_helper, compile_static_helper, debian_image, debian_rootfs, BuiltImage,
+    Compression, ImageBuilder, ImportedImage, MARKER_HELPER_C, NOOP_HELPER_C,
 };
 pub use subprocess::ExecOutput;

@@ -335,13 +335,21 @@ fn map_round_trip() {
         panic!()
     };
     assert_eq!(m.how, MapHow::Mprotect);
+    set_u16(&mut buf, offset_of!(MapEvent, how), crate::MAP_HOW_INTERP);
+    let Ok(Record::Map(m)) = decode(&buf) else {
+        panic!()
+    };
+    assert_eq!(m.how, MapHow::Interp);
 }
 
 #[test]
 fn map_bad_fields_rejected() {
     let mut buf = sample_map();
-    set_u16(&mut buf, offset_of!(MapEvent, how), 3);
-    assert_eq!(decode(&buf), Err(DecodeError::UnknownMapHow(3)));
+    set_u16(&mut buf, offset_of!(MapEvent, how), 4);
+    assert_eq!(decode(&buf), Err(DecodeError::UnknownMapHow(4)));
+    let mut buf = sample_map();
+    set_u16(&mut buf, offset_of!(MapEvent, how), 0);
+    assert_eq!(decode(&buf), Err(DecodeError::UnknownMapHow(0)));
 
     let mut buf = sample_map();
     set_u16(

@@ -62,6 +62,7 @@ enum dw_event_kind {
 /* struct dw_map_event.how */
 #define DW_MAP_HOW_MMAP 1     /* mmap(2) with PROT_EXEC of a file */
 #define DW_MAP_HOW_MPROTECT 2 /* mprotect(2) adding PROT_EXEC to a file mapping */
+#define DW_MAP_HOW_INTERP 3   /* the ELF interpreter (PT_INTERP) the kernel mapped at exec */
 
 /* struct dw_file_event.op: the syscall (Falco's event names). */
 enum dw_file_op {

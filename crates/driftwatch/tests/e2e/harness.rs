@@ -96,6 +96,20 @@ __attribute__((constructor)) static void ran(void) {
 /// An image script: interpreters running it are not drift.
 const OK_SCRIPT: &str = "#!/bin/sh\necho ok\n";
 
+/// A dynamic program whose ELF interpreter (`PT_INTERP`) is `/tmp/ld.so`, a path no image
+/// provides: whatever is dropped there runs first. Creates $MARKER, prints "odd".
+const ODDINTERP_C: &str = r#"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) {
+    const char *m = getenv("MARKER");
+    if (m) { int fd = open(m, O_WRONLY | O_CREAT, 0644); if (fd >= 0) close(fd); }
+    write(1, "odd\n", 4);
+    return 0;
+}
+"#;
+
 /// Agents see every exec on the node and an enforcing one kills drift anywhere it knows: the
 /// agent tests run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -107,6 +121,15 @@ pub struct Env {
 }
 
 /// Serialise, make sure containerd runs, clean leftovers of earlier runs once, import the image.
+fn oddinterp() -> Vec<u8> {
+    let bin = driftwatch_testkit::compile_helper(
+        ODDINTERP_C,
+        &["-O2", "-w", "-Wl,--dynamic-linker=/tmp/ld.so"],
+    )
+    .expect("compile oddinterp");
+    std::fs::read(bin).expect("read oddinterp")
+}
+
 pub fn env() -> Env {
     let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     static SETUP: OnceLock<(Containerd, String)> = OnceLock::new();
@@ -125,6 +148,7 @@ pub fn env() -> Env {
             .dynamic_helper("/usr/bin/dlopener", DLOPENER_C)
             .shared_library("/usr/lib/libmarker.so", LIBMARKER_C)
             .file("/usr/local/bin/ok.sh", OK_SCRIPT.as_bytes().to_vec(), 0o755)
+            .file("/usr/bin/oddinterp", oddinterp(), 0o755)
             .import(&c, ns())
             .expect("import test image");
         (c, img.reference)

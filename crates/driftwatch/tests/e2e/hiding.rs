@@ -495,3 +495,55 @@ fn an_exec_held_by_a_stopped_agent_is_released_when_the_agent_dies() {
     assert_eq!((code, out.as_str()), (Some(0), "rc=0\n"));
     assert_eq!(sh(&c, "test -e /tmp/held.ran").0, Some(0));
 }
+
+#[test]
+fn a_drifted_elf_interpreter_of_an_image_program_is_caught_before_it_runs() {
+    let env = env();
+    let agent = Agent::start(&[]);
+    let c = env.run("interp", RunOpts::default());
+    // /usr/bin/oddinterp (image) names /tmp/ld.so as its dynamic loader; the kernel maps that
+    // file itself at exec, no mmap call. A copy of the image's loader there: not image code.
+    let (code, out) = sh(
+        &c,
+        "cp /lib64/ld-linux-x86-64.so.2 /tmp/ld.so && MARKER=/tmp/odd.ran oddinterp",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "odd\n"));
+    let a = agent.wait_alert(30, "interpreter", |a| {
+        for_container(a, &c) && f(a, "drift.path") == "/tmp/ld.so"
+    });
+    assert_eq!(f(&a, "drift.via"), "loader");
+    assert_eq!(f(&a, "evt.type"), "execve");
+    assert_eq!(f(&a, "drift.origin"), "added");
+    assert!(
+        f(&a, "drift.image_copy_of")
+            .as_str()
+            .is_some_and(|p| p.ends_with("/ld-linux-x86-64.so.2")),
+        "{a:#}"
+    );
+    assert_eq!(f(&a, "proc.exepath"), "/usr/bin/oddinterp");
+    assert_eq!(f(&a, "proc.exe_origin"), "image");
+    assert!(agent.stop().success());
+
+    // Under --enforce the process dies before the loader runs an instruction.
+    let agent = Agent::start(&["--enforce"]);
+    let (_, out) = sh(&c, "MARKER=/tmp/odd2.ran oddinterp; echo status=$?");
+    assert_eq!(out.trim(), "status=137");
+    assert_ne!(sh(&c, "test -e /tmp/odd2.ran").0, Some(0), "nothing ran");
+    let a = agent.wait_alert(30, "interpreter kill", |a| {
+        for_container(a, &c) && f(a, "drift.path") == "/tmp/ld.so"
+    });
+    assert_eq!(f(&a, "response.action"), "killed");
+    // The image's own loader, as every dynamic image program uses it, raises nothing.
+    assert_eq!(sh(&c, "dynhello").1.trim(), "dynhello");
+    // A last drifted exec (killed): its alert means everything before it was processed.
+    sh(&c, "cp /bin/marker /tmp/sentinel && /tmp/sentinel; true");
+    agent.wait_alert(30, "sentinel", |a| {
+        for_container(a, &c) && f(a, "drift.path") == "/tmp/sentinel"
+    });
+    let paths: Vec<String> = drift_alerts_for(&agent.alerts(), c.id())
+        .iter()
+        .filter_map(|a| f(a, "drift.path").as_str().map(str::to_string))
+        .collect();
+    assert_eq!(paths, ["/tmp/ld.so", "/tmp/sentinel"], "{paths:?}");
+    assert!(agent.stop().success());
+}
