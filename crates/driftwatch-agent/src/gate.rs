@@ -137,6 +137,8 @@ struct Watching {
     by_dev: HashMap<u64, Watched>,
     /// Devices of containers gone since the worker last looked (their cache entries go).
     gone: Vec<u64>,
+    /// Watched containers whose root is read-only (not marked).
+    read_only: HashSet<String>,
 }
 
 /// What the caller's thread (watch/unwatch), the gate thread and the scanner share.
@@ -222,7 +224,7 @@ impl ExecGate {
         let Ok(mut watching) = sh.watching.lock() else {
             return;
         };
-        if watching.by_dev.values().any(|w| w.id == c.id) {
+        if watching.read_only.contains(&c.id) || watching.by_dev.values().any(|w| w.id == c.id) {
             return;
         }
         let root = match File::open(format!("/proc/{pid}/root")) {
@@ -245,7 +247,14 @@ impl ExecGate {
             tracing::debug!(container = %c.id, "exec gate: root is not the container's overlay");
             return;
         }
-        if let Err(e) = sh.fan.mark(
+        // A read-only root (readOnlyRootFilesystem) cannot copy anything up from inside: no
+        // exec there needs holding; what its upper layer already holds is still judged below.
+        let read_only = rustix::fs::fstatvfs(&root)
+            .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+        if read_only {
+            tracing::debug!(container = %c.id, "exec gate: read-only root, execs not held");
+            watching.read_only.insert(c.id.clone());
+        } else if let Err(e) = sh.fan.mark(
             MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_FILESYSTEM,
             MaskFlags::FAN_OPEN_EXEC_PERM,
             root.as_fd(),
@@ -310,6 +319,7 @@ impl ExecGate {
                 .map(|(d, _)| *d)
                 .collect();
             w.by_dev.retain(|_, x| x.id != id);
+            w.read_only.remove(id);
             w.gone.extend(devs);
         }
         if let Ok(mut a) = sh.allowed.lock() {

@@ -97,6 +97,8 @@ pub struct RunOpts {
     pub labels: Vec<(String, String)>,
     /// The init process; default `["sleep", "3600"]`.
     pub args: Vec<String>,
+    /// A read-only root filesystem (`ctr run --read-only`, Kubernetes' readOnlyRootFilesystem).
+    pub read_only: bool,
 }
 
 impl Default for RunOpts {
@@ -105,6 +107,7 @@ impl Default for RunOpts {
             mounts: Vec::new(),
             labels: Vec::new(),
             args: vec!["sleep".to_owned(), "3600".to_owned()],
+            read_only: false,
         }
     }
 }
@@ -142,6 +145,9 @@ impl Container {
         let mut cmd = containerd.ctr(namespace);
         cmd.args(["run", "-d", "--log-uri"])
             .arg(format!("file://{}", c.log_path().display()));
+        if opts.read_only {
+            cmd.arg("--read-only");
+        }
         for (k, v) in &opts.labels {
             cmd.arg("--label").arg(format!("{k}={v}"));
         }

@@ -547,3 +547,38 @@ fn a_drifted_elf_interpreter_of_an_image_program_is_caught_before_it_runs() {
     assert_eq!(paths, ["/tmp/ld.so", "/tmp/sentinel"], "{paths:?}");
     assert!(agent.stop().success());
 }
+
+#[test]
+fn a_read_only_root_is_not_held_by_the_exec_gate() {
+    let env = env();
+    let ro = env.run(
+        "gate-ro",
+        RunOpts {
+            read_only: true,
+            ..RunOpts::default()
+        },
+    );
+    let rw = env.run("gate-rw", RunOpts::default());
+    let agent = Agent::start(&["--enforce"]);
+    assert_ne!(
+        sh(&ro, "touch /bin/marker").0,
+        Some(0),
+        "the root is read-only"
+    );
+    let held = agent.metric("driftwatch_gate_events_total").unwrap_or(0.0);
+    assert_eq!(
+        sh(&ro, "/usr/bin/hello; /usr/bin/hello").1,
+        "hello\nhello\n"
+    );
+    assert_eq!(
+        agent.metric("driftwatch_gate_events_total").unwrap_or(0.0),
+        held,
+        "execs in a read-only root are not held"
+    );
+    assert_eq!(sh(&rw, "/usr/bin/hello").1, "hello\n");
+    assert!(
+        agent.metric("driftwatch_gate_events_total").unwrap_or(0.0) > held,
+        "execs in a writable root are"
+    );
+    assert!(agent.stop().success());
+}
