@@ -416,6 +416,19 @@ impl Worker {
         }
     }
 
+    /// This inode's execs are not held again (until it is written: fanotify clears ignore
+    /// marks on modification).
+    fn ignore(&self, fd: BorrowedFd<'_>) {
+        if let Err(e) = self.shared.fan.mark(
+            MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_IGNORED_MASK,
+            MaskFlags::FAN_OPEN_EXEC_PERM,
+            fd,
+            None::<&Path>,
+        ) {
+            tracing::debug!(error = %e, "exec gate: cannot add an ignore mark");
+        }
+    }
+
     /// Puts the verdict on the file being exec'd in the kernel (or nothing, when in doubt).
     fn judge(&mut self, fd: BorrowedFd<'_>, tgid: u32) {
         let Ok(meta) = rustix::fs::fstat(fd) else {
@@ -446,6 +459,13 @@ impl Worker {
             Ok(f) => f,
             Err(e) if e.is_not_found() => {
                 // Only in the lower layers: image code.
+                if is_dynamic_loader(&path) {
+                    // Opened for exec by every dynamic exec (as its ELF interpreter): not held
+                    // again. The exec program still judges it at every exec; a copy-up of it is
+                    // re-judged from the file event, and a write clears the ignore mark.
+                    self.ignore(fd);
+                    return;
+                }
                 if self.lower_only.len() >= VERDICT_CACHE_MAX {
                     self.lower_only.clear();
                 }
@@ -510,6 +530,18 @@ impl Worker {
             }
         }
     }
+}
+
+/// The dynamic loaders (`ld-linux*.so*`, `ld-musl-*.so*`) in the usual library directories.
+fn is_dynamic_loader(path: &[u8]) -> bool {
+    let (dir, name) = match path.iter().rposition(|b| *b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => return false,
+    };
+    let in_lib_dir = [&b"/lib"[..], b"/lib64", b"/usr/lib", b"/usr/lib64"]
+        .iter()
+        .any(|d| dir == *d || (dir.starts_with(d) && dir.get(d.len()) == Some(&b'/')));
+    in_lib_dir && (name.starts_with(b"ld-linux") || name.starts_with(b"ld-musl-"))
 }
 
 /// The container path of an open file on a container's root filesystem: the kernel prints it
@@ -692,6 +724,18 @@ mod tests {
         std::os::unix::fs::symlink("tool", lower.join("link")).expect("symlink");
         std::fs::write(upper.join("link"), b"\x7fELF image bytes").expect("write");
         assert!(!judge(&l, b"/bin/link"));
+    }
+
+    #[test]
+    fn dynamic_loaders_are_told_by_name_and_directory() {
+        assert!(is_dynamic_loader(b"/lib64/ld-linux-x86-64.so.2"));
+        assert!(is_dynamic_loader(b"/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
+        assert!(is_dynamic_loader(b"/lib/ld-musl-x86_64.so.1"));
+        assert!(is_dynamic_loader(b"/usr/lib/ld-linux-aarch64.so.1"));
+        assert!(!is_dynamic_loader(b"/tmp/ld-linux-x86-64.so.2"));
+        assert!(!is_dynamic_loader(b"/library/ld-linux.so"));
+        assert!(!is_dynamic_loader(b"/lib/libc.so.6"));
+        assert!(!is_dynamic_loader(b"ld-linux.so"));
     }
 
     #[test]
