@@ -729,7 +729,9 @@ mod tests {
     #[test]
     fn dynamic_loaders_are_told_by_name_and_directory() {
         assert!(is_dynamic_loader(b"/lib64/ld-linux-x86-64.so.2"));
-        assert!(is_dynamic_loader(b"/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
+        assert!(is_dynamic_loader(
+            b"/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+        ));
         assert!(is_dynamic_loader(b"/lib/ld-musl-x86_64.so.1"));
         assert!(is_dynamic_loader(b"/usr/lib/ld-linux-aarch64.so.1"));
         assert!(!is_dynamic_loader(b"/tmp/ld-linux-x86-64.so.2"));

@@ -9,19 +9,31 @@ use std::path::{Path, PathBuf};
 /// One place alerts go.
 pub trait Sink: Send {
     fn name(&self) -> &str;
+    /// Adds one alert to the current batch (written by [`Sink::end_batch`], or earlier when the
+    /// batch grows past [`BATCH_BYTES`]).
     fn write(&mut self, alert: &Alert) -> io::Result<()>;
+    /// Writes the batch: whole lines, one `write` call.
+    fn end_batch(&mut self) -> io::Result<()>;
+    /// Writes the batch and makes it durable (shutdown).
     fn flush(&mut self) -> io::Result<()>;
 }
+
+/// A batch is written once it holds this much.
+pub const BATCH_BYTES: usize = 64 * 1024;
 
 /// Alerts on stdout, one line each.
 #[derive(Debug)]
 pub struct StdoutSink {
     json: bool,
+    batch: Vec<u8>,
 }
 
 impl StdoutSink {
     pub fn new(json: bool) -> StdoutSink {
-        StdoutSink { json }
+        StdoutSink {
+            json,
+            batch: Vec::new(),
+        }
     }
 }
 
@@ -36,13 +48,26 @@ impl Sink for StdoutSink {
         } else {
             crate::text::one_line(&alert.to_text_line())
         };
+        self.batch.extend_from_slice(line.as_bytes());
+        self.batch.push(b'\n');
+        if self.batch.len() >= BATCH_BYTES {
+            self.end_batch()?;
+        }
+        Ok(())
+    }
+
+    fn end_batch(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
         let mut out = io::stdout().lock();
-        out.write_all(line.as_bytes())?;
-        out.write_all(b"\n")?;
-        out.flush()
+        let r = out.write_all(&self.batch).and_then(|()| out.flush());
+        self.batch.clear();
+        r
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.end_batch()?;
         io::stdout().flush()
     }
 }
@@ -52,6 +77,7 @@ impl Sink for StdoutSink {
 pub struct FileSink {
     path: PathBuf,
     file: File,
+    batch: Vec<u8>,
 }
 
 impl FileSink {
@@ -60,6 +86,7 @@ impl FileSink {
         Ok(FileSink {
             path: path.to_path_buf(),
             file,
+            batch: Vec::new(),
         })
     }
 
@@ -74,14 +101,27 @@ impl Sink for FileSink {
     }
 
     fn write(&mut self, alert: &Alert) -> io::Result<()> {
-        let mut line = alert.to_json_line();
-        line.push('\n');
-        // One write call per alert so concurrent readers never see half a line.
-        self.file.write_all(line.as_bytes())?;
-        self.file.flush()
+        self.batch
+            .extend_from_slice(alert.to_json_line().as_bytes());
+        self.batch.push(b'\n');
+        if self.batch.len() >= BATCH_BYTES {
+            self.end_batch()?;
+        }
+        Ok(())
+    }
+
+    fn end_batch(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        // Whole lines in one write call (O_APPEND): readers never see half a line.
+        let r = self.file.write_all(&self.batch);
+        self.batch.clear();
+        r
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.end_batch()?;
         self.file.sync_data()
     }
 }
@@ -113,6 +153,12 @@ mod tests {
         let mut s = FileSink::open(&path).unwrap();
         s.write(&alert("a")).unwrap();
         s.write(&alert("b")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            1,
+            "nothing written before the batch ends"
+        );
+        s.end_batch().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "existing content is kept: {text}");

@@ -783,10 +783,29 @@ async fn write_alerts(
     metrics: Arc<Metrics>,
     summaries: Arc<Summaries>,
 ) {
-    while let Some(alert) = rx.recv().await {
-        summaries.record(&alert);
+    let write = |alert: &Alert, sinks: &mut Vec<Box<dyn Sink>>| {
+        summaries.record(alert);
         for s in sinks.iter_mut() {
-            if let Err(e) = s.write(&alert) {
+            if let Err(e) = s.write(alert) {
+                metrics.output_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(sink = s.name(), error = %e, "alert output failed");
+            }
+        }
+    };
+    // Whatever is queued goes out as one batch: an alert storm costs one write per sink per
+    // batch, not per alert; a lone alert is written at once.
+    while let Some(alert) = rx.recv().await {
+        write(&alert, &mut sinks);
+        let mut batched = 1;
+        while batched < 1024 {
+            match rx.try_recv() {
+                Ok(a) => write(&a, &mut sinks),
+                Err(_) => break,
+            }
+            batched += 1;
+        }
+        for s in sinks.iter_mut() {
+            if let Err(e) = s.end_batch() {
                 metrics.output_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(sink = s.name(), error = %e, "alert output failed");
             }
