@@ -119,6 +119,10 @@ pub const EXEC_F_ALLOWED: u32 = 1 << 13;
 pub const EXEC_F_DOOMED: u32 = 1 << 14;
 /// How long a `dw_doom` entry counts, in ns of boot time.
 pub const DW_DOOM_TTL_NS: u64 = 5_000_000_000;
+/// `dw_exec_args`: arguments kept per execve.
+pub const DW_EXEC_ARGS_MAX: usize = 8;
+/// `dw_exec_args`: bytes per argument, NUL included.
+pub const DW_EXEC_ARG_LEN: usize = 256;
 
 /// `dw_map_event.how`: `mmap(2)` of a file with `PROT_EXEC`.
 pub const MAP_HOW_MMAP: u16 = 1;

@@ -59,6 +59,8 @@ pub const MAX_GATE_COMPARE_BYTES: u64 = 64 << 20;
 /// The start-up scan of a container's upper layer looks at no more entries than this.
 pub const SCAN_MAX_ENTRIES: usize = 50_000;
 const SCAN_MAX_DEPTH: usize = 64;
+/// An execve's kept argv older than this (boot-time ns) is not the one of the exec being held.
+const EXEC_ARGS_FRESH_NS: u64 = 2_000_000_000;
 /// Cached verdicts per gate (cleared when full).
 const VERDICT_CACHE_MAX: usize = 65_536;
 
@@ -129,6 +131,7 @@ enum ScanJob {
 struct Watched {
     id: String,
     layers: OverlayLayers,
+    info: Box<ContainerInfo>,
 }
 
 #[derive(Default)]
@@ -199,7 +202,8 @@ impl ExecGate {
         let mut worker = Worker {
             shared: shared.clone(),
             verdicts: HashMap::new(),
-            lower_only: HashSet::new(),
+            lower_only: HashMap::new(),
+            origins: crate::origin::Origins::new(VERDICT_CACHE_MAX),
         };
         let thread_stop = stop.clone();
         let thread = std::thread::Builder::new()
@@ -270,6 +274,7 @@ impl ExecGate {
             Watched {
                 id: c.id.clone(),
                 layers: layers.clone(),
+                info: Box::new(c.clone()),
             },
         );
         self.queue(ScanJob::Upper {
@@ -351,8 +356,11 @@ struct Worker {
     shared: Arc<Shared>,
     /// Upper files already compared: true = unchanged image bytes.
     verdicts: HashMap<UpperFile, bool>,
-    /// Files seen only in the lower layers, as overlayfs' `fstat` names them (dev, ino, ctime).
-    lower_only: HashSet<(u64, u64, i64, i64)>,
+    /// Files seen only in the lower layers, as overlayfs' `fstat` names them (dev, ino, ctime),
+    /// and whether each may be a script interpreter (its path, for [`Worker::check_script`]).
+    lower_only: HashMap<(u64, u64, i64, i64), Option<Vec<u8>>>,
+    /// Script verdicts for interpreters' program files (mount and layer lookups, cached).
+    origins: crate::origin::Origins,
 }
 
 impl Worker {
@@ -364,7 +372,7 @@ impl Worker {
                 Err(_) => Vec::new(),
             };
             if !gone.is_empty() {
-                self.lower_only.retain(|k| !gone.contains(&k.0));
+                self.lower_only.retain(|k, _| !gone.contains(&k.0));
             }
             let ready = {
                 let mut fds = [PollFd::new(self.shared.fan.as_fd(), PollFlags::POLLIN)];
@@ -416,6 +424,69 @@ impl Worker {
         }
     }
 
+    /// An interpreter is being exec'd by `tgid`: if its program file (from the argv kept at
+    /// `execve` entry, `dw_exec_args`) is drift, the process is doomed: the kernel kills it at
+    /// the exec, before the interpreter reads a line.
+    fn check_script(&mut self, exepath: &[u8], tgid: u32, dev: u64) {
+        use crate::script;
+        let info = match self.shared.watching.lock() {
+            Ok(w) => w.by_dev.get(&dev).map(|x| x.info.clone()),
+            Err(_) => None,
+        };
+        let Some(info) = info else { return };
+        let args = match self.shared.allowed.lock() {
+            Ok(a) => a.maps.exec_args(tgid),
+            Err(_) => None,
+        };
+        let Some(args) = args else { return };
+        // The entry must be this exec's: kept a moment ago.
+        let now = boot_ns();
+        if now.saturating_sub(args.ktime_ns) > EXEC_ARGS_FRESH_NS {
+            return;
+        }
+        let Some(it) = script::interpreter_of(exepath, args.args.first().map(Vec::as_slice)) else {
+            return;
+        };
+        let Some(file) = script::script_argument(it, &args.args) else {
+            return;
+        };
+        if file.len() >= driftwatch_abi::DW_EXEC_ARG_LEN - 1 {
+            // Possibly cut: the agent judges it after the start instead.
+            return;
+        }
+        let cwd = std::fs::read_link(format!("/proc/{tgid}/cwd"))
+            .ok()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .filter(|c| c.starts_with(b"/") && !c.ends_with(b" (deleted)"));
+        let Some(abs) = script::absolute(file, cwd.as_deref()) else {
+            return;
+        };
+        let drift = self
+            .origins
+            .script(&info, tgid, info.mntns.unwrap_or(0), &abs)
+            .is_some_and(|v| v.origin.is_drift());
+        if !drift {
+            return;
+        }
+        if let Ok(mut a) = self.shared.allowed.lock() {
+            match a.maps.doom(tgid) {
+                Ok(()) => {
+                    self.shared
+                        .metrics
+                        .gate_doomed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.shared
+                        .metrics
+                        .gate_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "exec gate: cannot write the doom map");
+                }
+            }
+        }
+    }
+
     /// This inode's execs are not held again (until it is written: fanotify clears ignore
     /// marks on modification).
     fn ignore(&self, fd: BorrowedFd<'_>) {
@@ -440,7 +511,10 @@ impl Worker {
             meta.st_ctime,
             meta.st_ctime_nsec as i64,
         );
-        if self.lower_only.contains(&seen) {
+        if let Some(interp) = self.lower_only.get(&seen) {
+            if let Some(exepath) = interp.clone() {
+                self.check_script(&exepath, tgid, meta.st_dev);
+            }
             return;
         }
         let (id, layers) = match self.shared.watching.lock() {
@@ -469,7 +543,11 @@ impl Worker {
                 if self.lower_only.len() >= VERDICT_CACHE_MAX {
                     self.lower_only.clear();
                 }
-                self.lower_only.insert(seen);
+                let interp = may_interpret(&path).then(|| path.clone());
+                self.lower_only.insert(seen, interp);
+                if may_interpret(&path) {
+                    self.check_script(&path, tgid, meta.st_dev);
+                }
                 return;
             }
             Err(e) => {
@@ -530,6 +608,22 @@ impl Worker {
             }
         }
     }
+}
+
+/// A file that may interpret a program file given as an argument (a shell, python, …, or
+/// busybox, whose applet is named by argv[0]).
+fn may_interpret(path: &[u8]) -> bool {
+    let name = crate::script::basename(path);
+    name == b"busybox" || crate::script::interpreter_of(path, None).is_some()
+}
+
+/// Boot-time ns (the clock of `bpf_ktime_get_boot_ns`).
+fn boot_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    u64::try_from(ts.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 /// The dynamic loaders (`ld-linux*.so*`, `ld-musl-*.so*`) in the usual library directories.

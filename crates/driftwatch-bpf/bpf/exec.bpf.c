@@ -96,6 +96,21 @@ struct {
 } dw_doom SEC(".maps");
 
 struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u32);
+    __type(value, struct dw_exec_args);
+} dw_exec_args SEC(".maps");
+
+/* The record dw_exec_args entries are assembled in (too big for the stack). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct dw_exec_args);
+} dw_exec_args_scratch SEC(".maps");
+
+struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, DW_STAT_MAX);
     __type(key, __u32);
@@ -846,6 +861,59 @@ int BPF_PROG(dw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     if (!host)
         check_interp(cfg, p);
     return 0;
+}
+
+/*
+ * execve / execveat entry of a task in an enforced container: keep its argv for the exec gate
+ * (see dw_exec_args in abi.h). Everything else returns after the policy lookup.
+ */
+static __always_inline int keep_exec_args(const char *const *argv) {
+    struct dw_config *cfg = dw_get_config();
+    if (!cfg || !cfg->enforce)
+        return 0;
+    struct task_struct *task = map_task(cfg);
+    if (!task)
+        return 0;
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    __u32 *policy = bpf_map_lookup_elem(&dw_policy, &cgroup_id);
+    if (!policy || !(*policy & DW_POLICY_F_ENFORCE))
+        return 0;
+    __u32 zero = 0;
+    struct dw_exec_args *a = bpf_map_lookup_elem(&dw_exec_args_scratch, &zero);
+    if (!a)
+        return 0;
+    a->ktime_ns = bpf_ktime_get_boot_ns();
+    a->argc = 0;
+    a->truncated = 0;
+    for (int i = 0; i < DW_EXEC_ARGS_MAX; i++) {
+        const char *arg = NULL;
+        if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) != 0 || !arg)
+            break;
+        long n = bpf_probe_read_user_str(a->args[i], DW_EXEC_ARG_LEN, arg);
+        if (n < 0)
+            break;
+        if (n == DW_EXEC_ARG_LEN)
+            a->truncated = 1;
+        a->argc = i + 1;
+        if (i == DW_EXEC_ARGS_MAX - 1) {
+            const char *more = NULL;
+            if (bpf_probe_read_user(&more, sizeof(more), &argv[i + 1]) == 0 && more)
+                a->truncated = 1;
+        }
+    }
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    bpf_map_update_elem(&dw_exec_args, &tgid, a, BPF_ANY);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int dw_execve_args(struct trace_event_raw_sys_enter *ctx) {
+    return keep_exec_args((const char *const *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int dw_execveat_args(struct trace_event_raw_sys_enter *ctx) {
+    return keep_exec_args((const char *const *)ctx->args[2]);
 }
 
 SEC("tp_btf/sched_process_fork")

@@ -34,7 +34,7 @@ mod sensor;
 pub use error::BpfError;
 pub use object::EXEC_BPF_OBJECT;
 pub use ring_buf::{EventStream, POLL_INTERVAL};
-pub use sensor::{ExecSensor, GateMaps, SensorOptions, SensorStats, Tamper, UpperFile};
+pub use sensor::{ExecArgs, ExecSensor, GateMaps, SensorOptions, SensorStats, Tamper, UpperFile};
 
 #[cfg(test)]
 mod tests {

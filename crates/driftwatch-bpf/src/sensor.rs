@@ -33,10 +33,12 @@ const PROGRAMS: [(&str, &str); 3] = [
 ];
 
 /// Syscall `tracepoint` programs: (program name in the object, category, tracepoint).
-const SYSCALL_PROGRAMS: [(&str, &str, &str); 3] = [
+const SYSCALL_PROGRAMS: [(&str, &str, &str); 5] = [
     ("dw_mmap", "syscalls", "sys_enter_mmap"),
     ("dw_mprotect", "syscalls", "sys_enter_mprotect"),
     ("dw_pkey_mprotect", "syscalls", "sys_enter_pkey_mprotect"),
+    ("dw_execve_args", "syscalls", "sys_enter_execve"),
+    ("dw_execveat_args", "syscalls", "sys_enter_execveat"),
 ];
 
 /// The file syscalls: (call, enter, exit) tracepoints. `dw_file_exit` is attached to every
@@ -79,6 +81,10 @@ const MAP_CONFIG: &str = "dw_config";
 const MAP_STATS: &str = "dw_stats";
 const MAP_ALLOW: &str = "dw_allow";
 const MAP_DOOM: &str = "dw_doom";
+const MAP_EXEC_ARGS: &str = "dw_exec_args";
+/// `struct dw_exec_args`: ktime (8), argc (4), truncated (4), then the arguments.
+const EXEC_ARGS_SIZE: usize =
+    16 + driftwatch_abi::DW_EXEC_ARGS_MAX * driftwatch_abi::DW_EXEC_ARG_LEN;
 
 /// How to load the sensor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -149,6 +155,40 @@ pub struct ExecSensor {
 pub struct GateMaps {
     allow: HashMap<MapData, [u8; 16], [u8; 16]>,
     doom: HashMap<MapData, u32, u64>,
+    exec_args: HashMap<MapData, u32, [u8; EXEC_ARGS_SIZE]>,
+}
+
+/// The argv an enforced container task passed to `execve`, as kept at syscall entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecArgs {
+    /// Boot-time ns of the syscall entry.
+    pub ktime_ns: u64,
+    /// At most `DW_EXEC_ARGS_MAX` arguments, each at most `DW_EXEC_ARG_LEN - 1` bytes.
+    pub args: Vec<Vec<u8>>,
+    /// An argument was cut, or more were passed than were kept.
+    pub truncated: bool,
+}
+
+impl ExecArgs {
+    fn parse(b: &[u8; EXEC_ARGS_SIZE]) -> ExecArgs {
+        let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let mut ktime = [0u8; 8];
+        ktime.copy_from_slice(&b[..8]);
+        let argc = (u32_at(8) as usize).min(driftwatch_abi::DW_EXEC_ARGS_MAX);
+        let args = b[16..]
+            .chunks(driftwatch_abi::DW_EXEC_ARG_LEN)
+            .take(argc)
+            .map(|a| {
+                let end = a.iter().position(|c| *c == 0).unwrap_or(a.len());
+                a[..end].to_vec()
+            })
+            .collect();
+        ExecArgs {
+            ktime_ns: u64::from_ne_bytes(ktime),
+            args,
+            truncated: u32_at(12) != 0,
+        }
+    }
 }
 
 impl fmt::Debug for GateMaps {
@@ -236,6 +276,15 @@ impl GateMaps {
         self.doom
             .insert(tgid, now, 0)
             .map_err(|e| BpfError::map(MAP_DOOM, "insert", e))
+    }
+
+    /// The argv process `tgid` last passed to `execve` (kept only for tasks of enforced
+    /// containers), if any.
+    pub fn exec_args(&self, tgid: u32) -> Option<ExecArgs> {
+        self.exec_args
+            .get(&tgid, 0)
+            .ok()
+            .map(|b| ExecArgs::parse(&b))
     }
 
     /// Withdraws a doom entry (the exec it was for failed or never came).
@@ -342,6 +391,8 @@ impl ExecSensor {
                 .map_err(|e| BpfError::map(MAP_ALLOW, "open", e))?,
             doom: HashMap::try_from(take_map(&mut ebpf, MAP_DOOM)?)
                 .map_err(|e| BpfError::map(MAP_DOOM, "open", e))?,
+            exec_args: HashMap::try_from(take_map(&mut ebpf, MAP_EXEC_ARGS)?)
+                .map_err(|e| BpfError::map(MAP_EXEC_ARGS, "open", e))?,
         };
 
         let mut links = Vec::with_capacity(PROGRAMS.len());

@@ -189,6 +189,18 @@ fn abi_structs_match_compiled_bpf_object() {
     // The exec gate's maps are written as byte arrays by `driftwatch_bpf::GateMaps`
     // (`UpperFile::key`/`value`): dev then ino; ctime seconds then nanoseconds.
     check(&all, "dw_allow_key", 16, &[("dev", 0), ("ino", 8)]);
+    // The exec gate reads dw_exec_args as bytes (`driftwatch_bpf::ExecArgs::parse`).
+    check(
+        &all,
+        "dw_exec_args",
+        16 + driftwatch_abi::DW_EXEC_ARGS_MAX * driftwatch_abi::DW_EXEC_ARG_LEN,
+        &[
+            ("ktime_ns", 0),
+            ("argc", 8),
+            ("truncated", 12),
+            ("args", 16),
+        ],
+    );
     check(
         &all,
         "dw_allow_value",

@@ -306,4 +306,20 @@ struct dw_allow_value {
  */
 #define DW_DOOM_TTL_NS (5ull * 1000 * 1000 * 1000)
 
+/*
+ * LRU hash map dw_exec_args: tgid -> the argv an enforced container task passed to execve /
+ * execveat, kept at syscall entry for the exec gate. While the gate holds the exec of an
+ * interpreter (the new program's argv is not visible anywhere else yet), it reads the script
+ * argument here, judges the script, and dooms the process if the script is drift.
+ */
+#define DW_EXEC_ARGS_MAX 8  /* arguments kept */
+#define DW_EXEC_ARG_LEN 256 /* bytes per argument, NUL included */
+
+struct dw_exec_args {
+    __u64 ktime_ns;  /* boot time of the execve entry */
+    __u32 argc;      /* arguments kept (<= DW_EXEC_ARGS_MAX) */
+    __u32 truncated; /* an argument was cut or more than DW_EXEC_ARGS_MAX were passed */
+    __u8 args[DW_EXEC_ARGS_MAX][DW_EXEC_ARG_LEN]; /* NUL-terminated each */
+};
+
 #endif /* DRIFTWATCH_ABI_H */

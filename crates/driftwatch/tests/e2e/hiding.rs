@@ -582,3 +582,38 @@ fn a_read_only_root_is_not_held_by_the_exec_gate() {
     );
     assert!(agent.stop().success());
 }
+
+#[test]
+fn a_drifted_script_given_to_an_interpreter_is_killed_before_it_runs_under_enforce() {
+    let env = env();
+    let c = env.run("interp-arg", RunOpts::default());
+    let (code, _) = sh(
+        &c,
+        "printf 'touch /tmp/abs.ran\\n' > /tmp/abs.sh && printf 'touch /tmp/rel.ran\\n' > /tmp/rel.sh",
+    );
+    assert_eq!(code, Some(0));
+    let agent = Agent::start(&["--enforce"]);
+    // An absolute and a relative script path; the interpreter never reads a line of either.
+    let (_, out) = sh(
+        &c,
+        "sh /tmp/abs.sh; echo abs=$?; cd /tmp && sh -e rel.sh; echo rel=$?",
+    );
+    assert_eq!(out, "abs=137\nrel=137\n");
+    assert_ne!(
+        sh(&c, "test -e /tmp/abs.ran || test -e /tmp/rel.ran").0,
+        Some(0),
+        "no line of the drifted scripts ran"
+    );
+    for path in ["/tmp/abs.sh", "/tmp/rel.sh"] {
+        let a = agent.wait_alert(30, path, |a| {
+            for_container(a, &c) && f(a, "drift.path") == path
+        });
+        assert_eq!(f(&a, "drift.via"), "interpreter");
+        assert_eq!(f(&a, "response.action"), "killed", "{a:#}");
+    }
+    // Image scripts and inline code through the same interpreter still run.
+    let (_, out) = sh(&c, "sh /usr/local/bin/ok.sh; sh -c 'echo inline'");
+    assert_eq!(out, "ok\ninline\n");
+    assert!(agent.metric("driftwatch_gate_doomed_total").unwrap_or(0.0) >= 2.0);
+    assert!(agent.stop().success());
+}
