@@ -440,7 +440,7 @@ impl Worker {
         };
         let Some(args) = args else { return };
         // The entry must be this exec's: kept a moment ago.
-        let now = boot_ns();
+        let now = driftwatch_bpf::boot_time_ns();
         if now.saturating_sub(args.ktime_ns) > EXEC_ARGS_FRESH_NS {
             return;
         }
@@ -468,21 +468,22 @@ impl Worker {
         if !drift {
             return;
         }
-        if let Ok(mut a) = self.shared.allowed.lock() {
-            match a.maps.doom(tgid) {
-                Ok(()) => {
-                    self.shared
-                        .metrics
-                        .gate_doomed
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.shared
-                        .metrics
-                        .gate_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "exec gate: cannot write the doom map");
-                }
+        self.doom(tgid);
+    }
+
+    /// Has the kernel kill process `tgid` at its exec (within `DW_DOOM_TTL_NS`).
+    fn doom(&self, tgid: u32) {
+        let Ok(mut a) = self.shared.allowed.lock() else {
+            return;
+        };
+        let m = &self.shared.metrics;
+        match a.maps.doom(tgid) {
+            Ok(()) => {
+                m.gate_doomed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                m.gate_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "exec gate: cannot write the doom map");
             }
         }
     }
@@ -575,10 +576,10 @@ impl Worker {
                 v
             }
         };
-        let Ok(mut allowed) = self.shared.allowed.lock() else {
-            return;
-        };
         if unchanged {
+            let Ok(mut allowed) = self.shared.allowed.lock() else {
+                return;
+            };
             if let Err(e) = allowed.allow(&id, file) {
                 self.shared
                     .metrics
@@ -591,21 +592,7 @@ impl Worker {
                 .gate_allowed_files
                 .store(allowed.len() as u64, Ordering::Relaxed);
         } else if is_script(&mut upper) && tgid != 0 {
-            match allowed.maps.doom(tgid) {
-                Ok(()) => {
-                    self.shared
-                        .metrics
-                        .gate_doomed
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.shared
-                        .metrics
-                        .gate_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "exec gate: cannot write the doom map");
-                }
-            }
+            self.doom(tgid);
         }
     }
 }
@@ -615,15 +602,6 @@ impl Worker {
 fn may_interpret(path: &[u8]) -> bool {
     let name = crate::script::basename(path);
     name == b"busybox" || crate::script::interpreter_of(path, None).is_some()
-}
-
-/// Boot-time ns (the clock of `bpf_ktime_get_boot_ns`).
-fn boot_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    u64::try_from(ts.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 /// The dynamic loaders (`ld-linux*.so*`, `ld-musl-*.so*`) in the usual library directories.

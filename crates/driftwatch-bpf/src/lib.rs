@@ -34,7 +34,9 @@ mod sensor;
 pub use error::BpfError;
 pub use object::EXEC_BPF_OBJECT;
 pub use ring_buf::{EventStream, POLL_INTERVAL};
-pub use sensor::{ExecArgs, ExecSensor, GateMaps, SensorOptions, SensorStats, Tamper, UpperFile};
+pub use sensor::{
+    boot_time_ns, ExecArgs, ExecSensor, GateMaps, SensorOptions, SensorStats, Tamper, UpperFile,
+};
 
 #[cfg(test)]
 mod tests {

@@ -158,6 +158,15 @@ pub struct GateMaps {
     exec_args: HashMap<MapData, u32, [u8; EXEC_ARGS_SIZE]>,
 }
 
+/// Now, on the clock of `bpf_ktime_get_boot_ns()` (`CLOCK_BOOTTIME`), in ns.
+pub fn boot_time_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    u64::try_from(ts.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
+}
+
 /// The argv an enforced container task passed to `execve`, as kept at syscall entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecArgs {
@@ -267,12 +276,7 @@ impl GateMaps {
 
     /// Names process `tgid`: its next exec (within `DW_DOOM_TTL_NS`) is killed in the kernel.
     pub fn doom(&mut self, tgid: u32) -> Result<(), BpfError> {
-        // bpf_ktime_get_boot_ns()'s clock.
-        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-        let now = u64::try_from(ts.tv_sec)
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0));
+        let now = boot_time_ns();
         self.doom
             .insert(tgid, now, 0)
             .map_err(|e| BpfError::map(MAP_DOOM, "insert", e))
@@ -285,11 +289,6 @@ impl GateMaps {
             .get(&tgid, 0)
             .ok()
             .map(|b| ExecArgs::parse(&b))
-    }
-
-    /// Withdraws a doom entry (the exec it was for failed or never came).
-    pub fn pardon(&mut self, tgid: u32) -> Result<(), BpfError> {
-        ignore_absent(self.doom.remove(&tgid), MAP_DOOM)
     }
 }
 
