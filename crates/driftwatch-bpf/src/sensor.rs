@@ -631,3 +631,42 @@ fn release_freed_heap() {
 
 #[cfg(not(target_env = "gnu"))]
 fn release_freed_heap() {}
+
+#[cfg(test)]
+mod exec_args_tests {
+    use super::*;
+
+    fn record(ktime: u64, argc: u32, truncated: u32, args: &[&[u8]]) -> [u8; EXEC_ARGS_SIZE] {
+        let mut b = [0u8; EXEC_ARGS_SIZE];
+        b[..8].copy_from_slice(&ktime.to_ne_bytes());
+        b[8..12].copy_from_slice(&argc.to_ne_bytes());
+        b[12..16].copy_from_slice(&truncated.to_ne_bytes());
+        for (i, a) in args.iter().enumerate() {
+            let o = 16 + i * driftwatch_abi::DW_EXEC_ARG_LEN;
+            b[o..o + a.len()].copy_from_slice(a);
+        }
+        b
+    }
+
+    #[test]
+    fn kept_argv_is_parsed_up_to_argc_and_each_nul() {
+        let a = ExecArgs::parse(&record(7, 2, 0, &[b"sh", b"/tmp/x.sh", b"ignored"]));
+        assert_eq!(a.ktime_ns, 7);
+        assert_eq!(a.args, [b"sh".to_vec(), b"/tmp/x.sh".to_vec()]);
+        assert!(!a.truncated);
+    }
+
+    #[test]
+    fn a_corrupt_argc_is_clamped_and_a_full_argument_kept_whole() {
+        let long = [b'a'; driftwatch_abi::DW_EXEC_ARG_LEN];
+        let a = ExecArgs::parse(&record(1, u32::MAX, 1, &[&long]));
+        assert_eq!(a.args.len(), driftwatch_abi::DW_EXEC_ARGS_MAX);
+        assert_eq!(
+            a.args[0].len(),
+            driftwatch_abi::DW_EXEC_ARG_LEN,
+            "no NUL: the whole slot"
+        );
+        assert!(a.args[1].is_empty());
+        assert!(a.truncated);
+    }
+}
