@@ -719,30 +719,28 @@ impl Processor {
 
     /// A file-changing syscall in a container: the rules decide (file and package drift).
     async fn on_file(&mut self, f: FileEvent) {
-        if self.gate.is_some() && may_copy_up(&f) {
-            // An image file may just have been copied up (chmod, chown, an open for write):
-            // judge it now, so a copied-up library is allowed before it is mapped.
-            if let (Some(c), true) = self.inside_container(&f.task).await {
-                if let Some(g) = &self.gate {
-                    g.judge_path(&c, &f.path);
-                }
-            }
-        }
-        let Some(evt_type) = EventType::file(f.op.as_str()) else {
-            return;
-        };
-        if !self.rules.has_rules_for(evt_type) {
+        let judge = self.gate.is_some() && may_copy_up(&f);
+        let evt_type = EventType::file(f.op.as_str()).filter(|t| self.rules.has_rules_for(*t));
+        if !judge && evt_type.is_none() {
             return;
         }
         let (container, inside) = self.inside_container(&f.task).await;
-        if !inside {
+        let Some(c) = container.filter(|_| inside) else {
             return;
+        };
+        if judge {
+            // An image file may just have been copied up (chmod, chown, an open for write):
+            // judge it now, so a copied-up library is allowed before it is mapped.
+            if let Some(g) = &self.gate {
+                g.judge_path(&c, &f.path);
+            }
         }
+        let Some(evt_type) = evt_type else { return };
         let ctx = enrich::alert_ctx(
             f.time_ns,
             f.op.as_str(),
             &f.task,
-            container,
+            Some(c),
             None,
             &self.table,
             &mut self.users,
