@@ -17,8 +17,8 @@ use std::process::{Command, ExitStatus};
 use std::sync::OnceLock;
 
 use common::{
-    collect, decoded, has_kinds, last_exec, load_with, maps_of, ns_ino, run_cmd, Overlay,
-    TestCgroup,
+    collect, compile_static, decoded, has_kinds, last_exec, load_with, maps_of, ns_ino, run_cmd,
+    Overlay, TestCgroup,
 };
 use driftwatch_abi::{
     MapHow, Record, EXEC_F_ALLOWED, EXEC_F_CWD_OUTSIDE_ROOT, EXEC_F_CWD_TRUNCATED,
@@ -87,30 +87,7 @@ int main(int argc, char **argv) {
 /// The helper, compiled once per test binary (static: it runs chrooted into an overlay).
 fn dwmap() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("driftwatch-bpf-exec-maps");
-        fs::create_dir_all(&dir).expect("mkdir");
-        let src = dir.join(format!("dwmap.{}.c", std::process::id()));
-        // Built under a private name, then renamed into place: concurrent test binaries never see
-        // a half-written file.
-        let tmp = dir.join(format!("dwmap.{}.tmp", std::process::id()));
-        let bin = dir.join("dwmap");
-        fs::write(&src, DWMAP_C).expect("write helper source");
-        let out = Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .expect("run cc");
-        assert!(
-            out.status.success(),
-            "cc -static failed (gcc and a static libc are needed): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        fs::rename(&tmp, &bin).expect("rename helper");
-        let _ = fs::remove_file(&src);
-        bin
-    })
+    BIN.get_or_init(|| compile_static("driftwatch-bpf-exec-maps", "dwmap", DWMAP_C))
 }
 
 /// A sensor for which this process's mount namespace is the host's.

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{collect, decoded, has_kinds, load_with, ns_ino, run_cmd, Overlay, TestCgroup};
+use common::{
+    collect, compile_static, decoded, has_kinds, load_with, ns_ino, run_cmd, Overlay, TestCgroup,
+};
 use driftwatch_abi::{
     FileOp, FileOpRecord, Record, AT_FDCWD, FILE_F_HAVE_FILE, FILE_F_IN_POLICY,
     FILE_F_NAME1_TRUNCATED, FILE_F_ON_ROOT_MNT, FILE_F_OVERLAY, FILE_F_OVL_LOWER, FILE_F_OVL_UPPER,
@@ -90,28 +92,7 @@ int main(int argc, char **argv) {
 
 fn dwfile() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("driftwatch-bpf-file-ops");
-        fs::create_dir_all(&dir).expect("mkdir");
-        let src = dir.join(format!("dwfile.{}.c", std::process::id()));
-        let tmp = dir.join(format!("dwfile.{}.tmp", std::process::id()));
-        let bin = dir.join("dwfile");
-        fs::write(&src, DWFILE_C).expect("write helper source");
-        let out = Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .expect("run cc");
-        assert!(
-            out.status.success(),
-            "cc -static failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        fs::rename(&tmp, &bin).expect("rename helper");
-        let _ = fs::remove_file(&src);
-        bin
-    })
+    BIN.get_or_init(|| compile_static("driftwatch-bpf-file-ops", "dwfile", DWFILE_C))
 }
 
 fn load() -> (ExecSensor, EventStream) {

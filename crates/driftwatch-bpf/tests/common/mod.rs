@@ -16,6 +16,32 @@ use driftwatch_bpf::{EventStream, ExecSensor, SensorOptions};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Compiles `source` with `cc -static -O2` into `<target tmpdir>/<dir>/<name>` (static: the
+/// helpers run chrooted into an overlay) and returns its path. Built under a private name, then
+/// renamed into place: concurrent test binaries never see a half-written file.
+pub fn compile_static(dir: &str, name: &str, source: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    fs::create_dir_all(&dir).expect("mkdir");
+    let src = dir.join(format!("{name}.{}.c", std::process::id()));
+    let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+    let bin = dir.join(name);
+    fs::write(&src, source).expect("write helper source");
+    let out = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .output()
+        .expect("run cc");
+    assert!(
+        out.status.success(),
+        "cc -static failed (gcc and a static libc are needed): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::rename(&tmp, &bin).expect("rename helper");
+    let _ = fs::remove_file(&src);
+    bin
+}
+
 /// Loads a sensor that ignores this test process; `host_mntns_ino` 0 = no host exemption.
 pub fn load_with(enforce: bool, host_mntns_ino: u32) -> (ExecSensor, EventStream) {
     let opts = SensorOptions {
