@@ -1,8 +1,8 @@
 //! `driftwatch diff` against real containerd containers: files, classification, exit codes,
 //! and package drift in a debootstrapped Debian image.
 
-use crate::harness::{env, ns, sh};
-use driftwatch_testkit::{build_deb, debian_image, Container, MountSpec, RunOpts};
+use crate::harness::{debian_after_dpkg_install, env, ns, sh};
+use driftwatch_testkit::{Container, RunOpts};
 use serde_json::Value;
 use std::process::Command;
 
@@ -112,31 +112,7 @@ line\"";
 #[test]
 fn package_drift_in_a_debian_container() {
     let e = env();
-    let img = debian_image(&e.containerd, ns()).expect("debian image (debootstrap, cached)");
-    let debs = tempfile::tempdir().expect("tempdir");
-    let deb = build_deb(
-        debs.path(),
-        "dwtest-hello",
-        "1.0",
-        &[("/usr/bin/dwtest-hello", b"#!/bin/sh\necho hello\n", 0o755)],
-    )
-    .expect("build .deb");
-    let opts = RunOpts {
-        mounts: vec![MountSpec::Bind {
-            src: debs.path().to_path_buf(),
-            dst: "/debs".into(),
-            read_only: true,
-        }],
-        ..RunOpts::default()
-    };
-    let id = driftwatch_testkit::unique_id("diffdeb");
-    let c = Container::run(&e.containerd, ns(), &img.reference, &id, opts).expect("run debian");
-    let name = deb.file_name().and_then(|n| n.to_str()).expect("deb name");
-    let (rc, out) = sh(
-        &c,
-        &format!("dpkg -i /debs/{name} && echo '# drift' >> /etc/bash.bashrc"),
-    );
-    assert_eq!(rc, Some(0), "{out}");
+    let c = debian_after_dpkg_install(&e, "diffdeb", "dwtest-hello");
     let (code, v) = diff_json(&c);
     assert_eq!(code, Some(1));
     let changes = v["packages"]["changes"].as_array().expect("changes");

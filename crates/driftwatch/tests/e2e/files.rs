@@ -1,7 +1,7 @@
 //! Live file drift: file-changing syscalls in containers reach the rules (issue 5, item 4).
 
 use crate::harness::*;
-use driftwatch_testkit::{build_deb, debian_image, Container, MountSpec, RunOpts};
+use driftwatch_testkit::{Container, RunOpts};
 use serde_json::Value;
 
 const FS_WRITE: &str = "Container File System Write";
@@ -262,32 +262,8 @@ fn falco_write_below_etc_and_binary_dir_rules_work_unchanged() {
 #[test]
 fn dpkg_install_and_etc_edit_in_debian_are_detected_live() {
     let e = env();
-    let img = debian_image(&e.containerd, ns()).expect("debian image (debootstrap, cached)");
-    let debs = tempfile::tempdir().expect("tempdir");
-    let deb = build_deb(
-        debs.path(),
-        "dwtest-live",
-        "1.0",
-        &[("/usr/bin/dwtest-live", b"#!/bin/sh\necho live\n", 0o755)],
-    )
-    .expect("build .deb");
     let agent = Agent::start(&[]);
-    let opts = RunOpts {
-        mounts: vec![MountSpec::Bind {
-            src: debs.path().to_path_buf(),
-            dst: "/debs".into(),
-            read_only: true,
-        }],
-        ..RunOpts::default()
-    };
-    let id = driftwatch_testkit::unique_id("filesdeb");
-    let c = Container::run(&e.containerd, ns(), &img.reference, &id, opts).expect("run debian");
-    let name = deb.file_name().and_then(|n| n.to_str()).expect("deb name");
-    let (rc, out) = sh(
-        &c,
-        &format!("dpkg -i /debs/{name} && echo '# drift' >> /etc/bash.bashrc"),
-    );
-    assert_eq!(rc, Some(0), "{out}");
+    let c = debian_after_dpkg_install(&e, "filesdeb", "dwtest-live");
     let pkg = agent.wait_alert(60, "package database", |a| {
         a["rule"] == PKG_DB && in_container(a, &c)
     });

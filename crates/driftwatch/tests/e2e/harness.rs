@@ -2,8 +2,8 @@
 //! process, and helpers to wait for its alerts.
 
 use driftwatch_testkit::{
-    cleanup_namespace, ensure_containerd, Container, Containerd, ImageBuilder, RunOpts,
-    MARKER_HELPER_C,
+    build_deb, cleanup_namespace, debian_image, ensure_containerd, Container, Containerd,
+    ImageBuilder, MountSpec, RunOpts, MARKER_HELPER_C,
 };
 
 use serde_json::Value;
@@ -366,4 +366,37 @@ pub fn drift_alerts_for(alerts: &[Value], container_id: &str) -> Vec<Value> {
         .filter(|a| a["rule"] == DRIFT_RULE && a["output_fields"]["container.id"] == container_id)
         .cloned()
         .collect()
+}
+
+/// A container of the Debian test image (debootstrap, cached) in which a small test-built .deb
+/// `package` (one script, `/usr/bin/<package>`) was installed with `dpkg -i` and
+/// `/etc/bash.bashrc` edited: package and config drift. `prefix` names the container.
+pub fn debian_after_dpkg_install(e: &Env, prefix: &str, package: &str) -> Container {
+    let img = debian_image(&e.containerd, ns()).expect("debian image (debootstrap, cached)");
+    let debs = tempfile::tempdir().expect("tempdir");
+    let script = format!("#!/bin/sh\necho {package}\n");
+    let deb = build_deb(
+        debs.path(),
+        package,
+        "1.0",
+        &[(&format!("/usr/bin/{package}"), script.as_bytes(), 0o755)],
+    )
+    .expect("build .deb");
+    let opts = RunOpts {
+        mounts: vec![MountSpec::Bind {
+            src: debs.path().to_path_buf(),
+            dst: "/debs".into(),
+            read_only: true,
+        }],
+        ..RunOpts::default()
+    };
+    let id = driftwatch_testkit::unique_id(prefix);
+    let c = Container::run(&e.containerd, ns(), &img.reference, &id, opts).expect("run debian");
+    let name = deb.file_name().and_then(|n| n.to_str()).expect("deb name");
+    let (rc, out) = sh(
+        &c,
+        &format!("dpkg -i /debs/{name} && echo '# drift' >> /etc/bash.bashrc"),
+    );
+    assert_eq!(rc, Some(0), "{out}");
+    c
 }
