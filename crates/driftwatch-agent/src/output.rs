@@ -21,18 +21,42 @@ pub trait Sink: Send {
 /// A batch is written once it holds this much.
 pub const BATCH_BYTES: usize = 64 * 1024;
 
+/// Whole alert lines waiting to be written together.
+#[derive(Debug, Default)]
+struct LineBatch(Vec<u8>);
+
+impl LineBatch {
+    /// Adds `line` and a newline; true when the batch should be written now.
+    fn push(&mut self, line: &str) -> bool {
+        self.0.extend_from_slice(line.as_bytes());
+        self.0.push(b'\n');
+        self.0.len() >= BATCH_BYTES
+    }
+
+    /// Writes every line in one `write_all` and empties the batch (also on error: a failed
+    /// batch is reported once, not retried forever).
+    fn write_to(&mut self, w: &mut impl Write) -> io::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let r = w.write_all(&self.0);
+        self.0.clear();
+        r
+    }
+}
+
 /// Alerts on stdout, one line each.
 #[derive(Debug)]
 pub struct StdoutSink {
     json: bool,
-    batch: Vec<u8>,
+    batch: LineBatch,
 }
 
 impl StdoutSink {
     pub fn new(json: bool) -> StdoutSink {
         StdoutSink {
             json,
-            batch: Vec::new(),
+            batch: LineBatch::default(),
         }
     }
 }
@@ -48,22 +72,16 @@ impl Sink for StdoutSink {
         } else {
             crate::text::one_line(&alert.to_text_line())
         };
-        self.batch.extend_from_slice(line.as_bytes());
-        self.batch.push(b'\n');
-        if self.batch.len() >= BATCH_BYTES {
+        if self.batch.push(&line) {
             self.end_batch()?;
         }
         Ok(())
     }
 
     fn end_batch(&mut self) -> io::Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
         let mut out = io::stdout().lock();
-        let r = out.write_all(&self.batch).and_then(|()| out.flush());
-        self.batch.clear();
-        r
+        self.batch.write_to(&mut out)?;
+        out.flush()
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -72,12 +90,12 @@ impl Sink for StdoutSink {
     }
 }
 
-/// Alerts appended to a file as JSON lines; each alert is flushed to the kernel before the next.
+/// Alerts appended to a file as JSON lines, written in batches of whole lines.
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
     file: File,
-    batch: Vec<u8>,
+    batch: LineBatch,
 }
 
 impl FileSink {
@@ -86,7 +104,7 @@ impl FileSink {
         Ok(FileSink {
             path: path.to_path_buf(),
             file,
-            batch: Vec::new(),
+            batch: LineBatch::default(),
         })
     }
 
@@ -101,23 +119,15 @@ impl Sink for FileSink {
     }
 
     fn write(&mut self, alert: &Alert) -> io::Result<()> {
-        self.batch
-            .extend_from_slice(alert.to_json_line().as_bytes());
-        self.batch.push(b'\n');
-        if self.batch.len() >= BATCH_BYTES {
+        if self.batch.push(&alert.to_json_line()) {
             self.end_batch()?;
         }
         Ok(())
     }
 
     fn end_batch(&mut self) -> io::Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
         // Whole lines in one write call (O_APPEND): readers never see half a line.
-        let r = self.file.write_all(&self.batch);
-        self.batch.clear();
-        r
+        self.batch.write_to(&mut self.file)
     }
 
     fn flush(&mut self) -> io::Result<()> {
