@@ -544,9 +544,9 @@ impl Worker {
                 if self.lower_only.len() >= VERDICT_CACHE_MAX {
                     self.lower_only.clear();
                 }
-                let interp = may_interpret(&path).then(|| path.clone());
-                self.lower_only.insert(seen, interp);
-                if may_interpret(&path) {
+                let interp = may_interpret(&path);
+                self.lower_only.insert(seen, interp.then(|| path.clone()));
+                if interp {
                     self.check_script(&path, tgid, meta.st_dev);
                 }
                 return;
