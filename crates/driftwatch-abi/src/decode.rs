@@ -11,10 +11,10 @@ use crate::layout::{
 };
 use crate::{
     c_str_bytes, DW_ABI_VERSION, DW_ARGV_MAX, DW_COMM_LEN, DW_CWD_MAX, DW_EV_EXEC, DW_EV_EXIT,
-    DW_EV_FILE, DW_EV_FORK, DW_EV_MAP, DW_FILENAME_MAX, DW_INTERP_MAX, DW_PATH_MAX,
+    DW_EV_FILE, DW_EV_FORK, DW_EV_MAP, DW_FILENAME_MAX, DW_FILE_OP_MAX, DW_INTERP_MAX, DW_PATH_MAX,
     DW_PATH_MAX_COMPONENTS, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE,
     EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE,
-    MAP_EVENT_SIZE, MAP_HOW_INTERP, MAP_HOW_MMAP, MAP_HOW_MPROTECT,
+    MAP_EVENT_SIZE, MAP_HOW_INTERP, MAP_HOW_MMAP,
 };
 
 /// Why a record was rejected.
@@ -263,17 +263,6 @@ impl<'a> ExecRecord<'a> {
     }
 }
 
-/// How the file came to be mapped executable (`dw_map_event.how`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MapHow {
-    /// `mmap(2)` with `PROT_EXEC`.
-    Mmap,
-    /// `mprotect(2)` adding `PROT_EXEC`.
-    Mprotect,
-    /// The ELF interpreter (`PT_INTERP`, the dynamic loader) the kernel mapped at exec.
-    Interp,
-}
-
 /// Decoded `struct dw_map_event`: a task outside the host's mount namespace mapped a suspicious
 /// file executable (written in the container, a memfd, on another mount than its root, or
 /// deleted). Only suspicious files are reported; image files never are.
@@ -288,7 +277,8 @@ pub struct MapRecord<'a> {
     pub prot: u32,
     /// mmap's `MAP_*` flags; 0 for mprotect.
     pub map_flags: u32,
-    pub how: MapHow,
+    /// `DW_MAP_HOW_*` (checked to be one of them; `driftwatch_event::MapHow::from_raw` names it).
+    pub how: u16,
     /// mmap's address hint, or mprotect's start.
     pub addr: u64,
     pub len: u64,
@@ -316,117 +306,15 @@ impl<'a> MapRecord<'a> {
     }
 }
 
-/// The syscall of a file record (`dw_file_event.op`), named as Falco names the event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FileOp {
-    Open,
-    Openat,
-    Openat2,
-    Creat,
-    Unlink,
-    Unlinkat,
-    Rename,
-    Renameat,
-    Renameat2,
-    Link,
-    Linkat,
-    Symlink,
-    Symlinkat,
-    Chmod,
-    Fchmod,
-    Fchmodat,
-    Chown,
-    Fchown,
-    Lchown,
-    Fchownat,
-    Mkdir,
-    Mkdirat,
-    Rmdir,
-}
-
-impl FileOp {
-    /// Every op, in `DW_FILE_OP_*` order (value = index + 1).
-    pub const ALL: [FileOp; 23] = [
-        FileOp::Open,
-        FileOp::Openat,
-        FileOp::Openat2,
-        FileOp::Creat,
-        FileOp::Unlink,
-        FileOp::Unlinkat,
-        FileOp::Rename,
-        FileOp::Renameat,
-        FileOp::Renameat2,
-        FileOp::Link,
-        FileOp::Linkat,
-        FileOp::Symlink,
-        FileOp::Symlinkat,
-        FileOp::Chmod,
-        FileOp::Fchmod,
-        FileOp::Fchmodat,
-        FileOp::Chown,
-        FileOp::Fchown,
-        FileOp::Lchown,
-        FileOp::Fchownat,
-        FileOp::Mkdir,
-        FileOp::Mkdirat,
-        FileOp::Rmdir,
-    ];
-
-    /// From `DW_FILE_OP_*`.
-    pub fn from_raw(op: u16) -> Option<FileOp> {
-        FileOp::ALL.get(usize::from(op).checked_sub(1)?).copied()
-    }
-
-    /// The `DW_FILE_OP_*` value.
-    pub fn raw(self) -> u16 {
-        self as u16 + 1
-    }
-
-    /// The syscall's name (Falco's `evt.type`).
-    pub fn name(self) -> &'static str {
-        match self {
-            FileOp::Open => "open",
-            FileOp::Openat => "openat",
-            FileOp::Openat2 => "openat2",
-            FileOp::Creat => "creat",
-            FileOp::Unlink => "unlink",
-            FileOp::Unlinkat => "unlinkat",
-            FileOp::Rename => "rename",
-            FileOp::Renameat => "renameat",
-            FileOp::Renameat2 => "renameat2",
-            FileOp::Link => "link",
-            FileOp::Linkat => "linkat",
-            FileOp::Symlink => "symlink",
-            FileOp::Symlinkat => "symlinkat",
-            FileOp::Chmod => "chmod",
-            FileOp::Fchmod => "fchmod",
-            FileOp::Fchmodat => "fchmodat",
-            FileOp::Chown => "chown",
-            FileOp::Fchown => "fchown",
-            FileOp::Lchown => "lchown",
-            FileOp::Fchownat => "fchownat",
-            FileOp::Mkdir => "mkdir",
-            FileOp::Mkdirat => "mkdirat",
-            FileOp::Rmdir => "rmdir",
-        }
-    }
-
-    /// open, openat, openat2, creat.
-    pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            FileOp::Open | FileOp::Openat | FileOp::Openat2 | FileOp::Creat
-        )
-    }
-}
-
 /// Decoded `struct dw_file_event`: a file-changing syscall of a task outside the host's mount
 /// namespace, at its exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileOpRecord<'a> {
     pub ktime_ns: u64,
     pub task: TaskRecord,
-    pub op: FileOp,
+    /// `DW_FILE_OP_*` (checked to be in `1..=DW_FILE_OP_MAX`; `driftwatch_event::FileOp::from_raw`
+    /// names it).
+    pub op: u16,
     /// The file's identity; meaningful only with [`crate::FILE_F_HAVE_FILE`].
     pub file: FileRecord,
     /// The syscall's return value.
@@ -745,12 +633,10 @@ fn decode_map(v: View<'_>, ktime_ns: u64) -> Result<MapRecord<'_>, DecodeError> 
     let path_len = checked_len("path", v.u16(offset_of!(MapEvent, path_len)), DW_PATH_MAX)?;
     let path_components = v.u16(offset_of!(MapEvent, path_components));
     checked_len("path_components", path_components, DW_PATH_MAX_COMPONENTS)?;
-    let how = match v.u16(offset_of!(MapEvent, how)) {
-        MAP_HOW_MMAP => MapHow::Mmap,
-        MAP_HOW_MPROTECT => MapHow::Mprotect,
-        MAP_HOW_INTERP => MapHow::Interp,
-        other => return Err(DecodeError::UnknownMapHow(other)),
-    };
+    let how = v.u16(offset_of!(MapEvent, how));
+    if !(MAP_HOW_MMAP..=MAP_HOW_INTERP).contains(&how) {
+        return Err(DecodeError::UnknownMapHow(how));
+    }
     let [path_at] = packed(v, offset_of!(MapEvent, path), [("path", path_len)])?;
     Ok(MapRecord {
         ktime_ns,
@@ -769,8 +655,10 @@ fn decode_map(v: View<'_>, ktime_ns: u64) -> Result<MapRecord<'_>, DecodeError> 
 }
 
 fn decode_file(v: View<'_>, ktime_ns: u64) -> Result<FileOpRecord<'_>, DecodeError> {
-    let raw_op = v.u16(offset_of!(FileEvent, op));
-    let op = FileOp::from_raw(raw_op).ok_or(DecodeError::UnknownFileOp(raw_op))?;
+    let op = v.u16(offset_of!(FileEvent, op));
+    if !(1..=DW_FILE_OP_MAX).contains(&op) {
+        return Err(DecodeError::UnknownFileOp(op));
+    }
     let len = |field: &'static str, off: usize| checked_len(field, v.u16(off), DW_PATH_MAX);
     let comps = |field: &'static str, off: usize| {
         let c = v.u16(off);

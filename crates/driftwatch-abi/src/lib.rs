@@ -8,6 +8,7 @@
 //! Architecture invariant: no IO, no allocation, no `unsafe`.
 //! Multi-byte fields are in the host's native byte order (the BPF program runs on the same host).
 #![no_std]
+#![forbid(unsafe_code)]
 
 #[cfg(test)]
 extern crate std;
@@ -17,8 +18,8 @@ pub mod encode;
 pub mod layout;
 
 pub use decode::{
-    decode, DecodeError, ExecRecord, ExitRecord, FileOp, FileOpRecord, FileRecord, ForkRecord,
-    MapHow, MapRecord, PathDisplay, Record, TaskRecord,
+    decode, DecodeError, ExecRecord, ExitRecord, FileOpRecord, FileRecord, ForkRecord, MapRecord,
+    PathDisplay, Record, TaskRecord,
 };
 pub use layout::{
     Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
@@ -81,6 +82,10 @@ pub const FILE_F_DIR2_INCOMPLETE: u32 = 1 << 9;
 pub const FILE_F_IN_POLICY: u32 = 1 << 10;
 /// The file is on overlayfs.
 pub const FILE_F_OVERLAY: u32 = 1 << 11;
+
+/// `DW_FILE_OP_MAX`: file ops are `1..=DW_FILE_OP_MAX` (`enum dw_file_op`; named by
+/// `driftwatch_event::FileOp`, whose discriminants the `abi_layout` test checks against the BTF).
+pub const DW_FILE_OP_MAX: u16 = 23;
 
 /// `AT_FDCWD`, as `dw_file_event.dirfd1`/`dirfd2` hold it.
 pub const AT_FDCWD: i32 = -100;

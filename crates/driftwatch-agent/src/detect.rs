@@ -3,7 +3,7 @@
 //! alert for tampering with its sensor. Detections themselves are rules (`rules/`).
 
 use crate::enrich::{AlertCtx, Arrival};
-use crate::text::lossy;
+use driftwatch_event::text::lossy;
 use driftwatch_event::{Alert, Priority};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -11,7 +11,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod decode;
 pub mod detect;
 pub mod enrich;
 pub mod fields;
@@ -25,7 +24,6 @@ pub mod proctable;
 pub mod rules;
 pub mod script;
 pub mod summary;
-pub mod text;
 pub mod users;
 
 pub use pipeline::{run, AgentError};

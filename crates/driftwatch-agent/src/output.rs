@@ -70,7 +70,7 @@ impl Sink for StdoutSink {
         let line = if self.json {
             alert.to_json_line()
         } else {
-            crate::text::one_line(&alert.to_text_line())
+            driftwatch_event::text::escape_str(&alert.to_text_line())
         };
         if self.batch.push(&line) {
             self.end_batch()?;

@@ -1,7 +1,6 @@
 //! Wiring: start-up order, the tasks, their channels, and shutdown.
 
 use crate::config::ValidConfig;
-use crate::decode::{self, Clock};
 use crate::detect::{self, Action};
 use crate::enrich::{self, AlertCtx, Arrival, Via};
 use crate::fields::{EventSource, FieldMap};
@@ -213,8 +212,7 @@ async fn read_events(
     metrics: Arc<Metrics>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let clock = Clock::new();
-    let mut on_record = |record: &[u8]| match decode::decode(record, &clock) {
+    let mut on_record = |ev: Result<Event, driftwatch_abi::DecodeError>| match ev {
         Ok(ev) => {
             if tx.try_send(ev).is_err() {
                 metrics.event_channel_drops.fetch_add(1, Ordering::Relaxed);
@@ -226,14 +224,14 @@ async fn read_events(
         }
     };
     loop {
-        // for_each_ready is cancel-safe: a record is consumed only after its callback ran.
+        // for_each_event is cancel-safe: a record is consumed only after its callback ran.
         tokio::select! {
             _ = &mut stop => {
                 // What the kernel wrote before we were told to stop is still processed.
-                events.drain(usize::MAX, &mut on_record);
+                events.drain_events(usize::MAX, &mut on_record);
                 break;
             }
-            r = events.for_each_ready(1024, &mut on_record) => {
+            r = events.for_each_event(1024, &mut on_record) => {
                 if let Err(e) = r {
                     tracing::error!(error = %e, "ring buffer read failed; stopping the reader");
                     break;
@@ -678,11 +676,7 @@ impl Processor {
         if !(verdict.origin.is_drift() || m.flags.killed) {
             return;
         }
-        let evt_type = match m.how {
-            driftwatch_event::MapHow::Mmap => "mmap",
-            driftwatch_event::MapHow::Mprotect => "mprotect",
-            driftwatch_event::MapHow::Interp => "execve",
-        };
+        let evt_type = m.how.evt_type();
         let ctx = enrich::alert_ctx(
             m.time_ns,
             evt_type,

@@ -138,12 +138,16 @@ impl ProcessTable {
 
     /// Record an exec; returns the entry as it is now.
     pub fn on_exec(&mut self, ev: &ExecEvent) -> &ProcEntry {
-        let args: Vec<String> = ev.args.iter().map(|a| crate::text::lossy(a)).collect();
+        let args: Vec<String> = ev
+            .args
+            .iter()
+            .map(|a| driftwatch_event::text::lossy(a))
+            .collect();
         let entry = ProcEntry {
             tgid: ev.task.tgid,
             ppid: ev.task.ppid,
             comm: Arc::from(ev.task.comm.as_str()),
-            exepath: Arc::from(crate::text::lossy(&ev.exepath)),
+            exepath: Arc::from(driftwatch_event::text::lossy(&ev.exepath)),
             args: Arc::from(args),
             exe_origin: None,
             stamp: 0,
@@ -210,10 +214,10 @@ pub fn read_proc_entry(dir: &Path, tgid: u32) -> Option<ProcEntry> {
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
-        .map(crate::text::lossy)
+        .map(driftwatch_event::text::lossy)
         .collect();
     let exepath = std::fs::read_link(dir.join("exe"))
-        .map(|p| crate::text::lossy(p.as_os_str().as_encoded_bytes()))
+        .map(|p| driftwatch_event::text::lossy(p.as_os_str().as_encoded_bytes()))
         .unwrap_or_default();
     Some(ProcEntry {
         tgid,
@@ -234,7 +238,7 @@ pub fn parse_stat(stat: &[u8]) -> Option<(String, u32)> {
     if close <= open {
         return None;
     }
-    let comm = crate::text::lossy(&stat[open + 1..close]);
+    let comm = driftwatch_event::text::lossy(&stat[open + 1..close]);
     let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
     let mut it = rest.split_ascii_whitespace();
     let _state = it.next()?;

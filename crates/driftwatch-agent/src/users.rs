@@ -88,7 +88,8 @@ pub fn parse_passwd(text: &[u8]) -> HashMap<u32, String> {
         if name.is_empty() {
             continue;
         }
-        out.entry(uid).or_insert_with(|| crate::text::lossy(name));
+        out.entry(uid)
+            .or_insert_with(|| driftwatch_event::text::lossy(name));
     }
     out
 }

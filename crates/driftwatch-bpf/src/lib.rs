@@ -2,7 +2,8 @@
 //! clang, CO-RE against `vmlinux.h`) and their aya loader.
 //!
 //! Architecture invariant: this is the only crate that knows aya and kernel layouts. It hands
-//! out raw records; decoding is `driftwatch_abi::decode`.
+//! out [`driftwatch_event::Event`]s: the kernel records are decoded here (`decode.rs`, with
+//! `driftwatch_abi::decode` underneath), so no other crate maps a kernel enum or flag.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), driftwatch_bpf::BpfError> {
@@ -17,8 +18,8 @@
 //! // `sensor` (policy + stats) can now move to another task than `events`.
 //! loop {
 //!     events
-//!         .for_each_ready(256, |bytes| match driftwatch_abi::decode(bytes) {
-//!             Ok(record) => println!("{:?}", record.task().pid),
+//!         .for_each_event(256, |ev| match ev {
+//!             Ok(ev) => println!("{}", ev.evt_type()),
 //!             Err(e) => eprintln!("bad record: {e}"),
 //!         })
 //!         .await?;
@@ -26,6 +27,7 @@
 //! # }
 //! ```
 
+pub mod decode;
 mod error;
 mod object;
 mod ring_buf;

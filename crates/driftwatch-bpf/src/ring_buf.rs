@@ -1,8 +1,10 @@
 //! Async reader over the `dw_events` ring buffer.
 //!
-//! Records are handed out as `&[u8]` borrowed straight from the ring's shared memory: no copy
-//! and no allocation per event. The slot is released when the callback returns, so callbacks
-//! should decode and forward quickly (e.g. `try_send` on a bounded channel, counting drops).
+//! The pipeline reads [`driftwatch_event::Event`]s ([`EventStream::for_each_event`]): each
+//! record is decoded straight from the ring's shared memory and its slot released when the
+//! callback returns, so callbacks should forward quickly (e.g. `try_send` on a bounded channel,
+//! counting drops). Tests and tools that look at the kernel ABI itself read the raw records
+//! ([`EventStream::for_each_record`]).
 
 use std::fmt;
 
@@ -10,7 +12,10 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use crate::decode::{decode, Clock};
 use crate::error::BpfError;
+use driftwatch_abi::DecodeError;
+use driftwatch_event::Event;
 
 /// How often the reader looks at the ring when the kernel did not wake it up.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
@@ -18,6 +23,7 @@ pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(
 /// The kernel → userspace event stream of an [`crate::ExecSensor`].
 pub struct EventStream {
     ring: AsyncFd<RingBuf<MapData>>,
+    clock: Clock,
 }
 
 impl fmt::Debug for EventStream {
@@ -41,13 +47,37 @@ impl EventStream {
                     source: e.into_parts().1,
                 }
             })?;
-        Ok(Self { ring })
+        Ok(Self {
+            ring,
+            clock: Clock::new(),
+        })
     }
 
-    /// Waits until at least one record is available, then calls `f` on up to `max` records
-    /// (each a complete record as written by the kernel; decode it with
-    /// `driftwatch_abi::decode`). Returns how many records were handed out (≥ 1 unless
-    /// `max` is 0).
+    /// Waits until at least one record is available, then calls `f` on up to `max` of them,
+    /// decoded (a record the decoder rejects is handed out as its error). Returns how many
+    /// records were handed out (≥ 1 unless `max` is 0). Cancel-safe, as
+    /// [`EventStream::for_each_record`].
+    pub async fn for_each_event<F>(&mut self, max: usize, mut f: F) -> Result<usize, BpfError>
+    where
+        F: FnMut(Result<Event, DecodeError>),
+    {
+        let clock = self.clock;
+        self.for_each_record(max, |r| f(decode(r, &clock))).await
+    }
+
+    /// Calls `f` on up to `max` decoded records already in the ring, without waiting; returns
+    /// how many.
+    pub fn drain_events<F>(&mut self, max: usize, mut f: F) -> usize
+    where
+        F: FnMut(Result<Event, DecodeError>),
+    {
+        let clock = self.clock;
+        self.drain_records(max, |r| f(decode(r, &clock)))
+    }
+
+    /// Waits until at least one record is available, then calls `f` on up to `max` raw records
+    /// (each a complete record as written by the kernel, for `driftwatch_abi::decode`). Returns
+    /// how many records were handed out (≥ 1 unless `max` is 0).
     ///
     /// The kernel wakes the reader only when a large backlog is waiting (one wakeup per record
     /// costs more than the rest of the pipeline), so this also looks at the ring every
@@ -55,7 +85,7 @@ impl EventStream {
     ///
     /// Cancel-safe: dropping the future loses no record (a record is only consumed after its
     /// callback returned).
-    pub async fn for_each_ready<F>(&mut self, max: usize, mut f: F) -> Result<usize, BpfError>
+    pub async fn for_each_record<F>(&mut self, max: usize, mut f: F) -> Result<usize, BpfError>
     where
         F: FnMut(&[u8]),
     {
@@ -63,7 +93,7 @@ impl EventStream {
             return Ok(0);
         }
         loop {
-            let n = self.drain(max, &mut f);
+            let n = self.drain_records(max, &mut f);
             if n > 0 {
                 return Ok(n);
             }
@@ -73,7 +103,7 @@ impl EventStream {
                         action: "poll",
                         source,
                     })?;
-                    // Readiness is consumed here; the records are read by `drain` above, and a
+                    // Readiness is consumed here; the records are read by `drain_records` above, and a
                     // later wakeup sets readiness again.
                     guard.clear_ready();
                 }
@@ -82,8 +112,9 @@ impl EventStream {
         }
     }
 
-    /// Calls `f` on up to `max` records already in the ring, without waiting; returns how many.
-    pub fn drain<F>(&mut self, max: usize, mut f: F) -> usize
+    /// Calls `f` on up to `max` raw records already in the ring, without waiting; returns how
+    /// many.
+    pub fn drain_records<F>(&mut self, max: usize, mut f: F) -> usize
     where
         F: FnMut(&[u8]),
     {
@@ -100,7 +131,7 @@ impl EventStream {
     /// Copies the next record into `buf` (cleared first; its capacity is reused, so a buffer
     /// kept across calls allocates only while growing to the largest record).
     pub async fn next_into(&mut self, buf: &mut Vec<u8>) -> Result<(), BpfError> {
-        self.for_each_ready(1, |rec| {
+        self.for_each_record(1, |rec| {
             buf.clear();
             buf.extend_from_slice(rec);
         })

@@ -216,3 +216,54 @@ fn btf_reader_sees_kernel_types_too() {
     let upid = all.get("upid").expect("struct upid (used by CO-RE) in BTF");
     assert_eq!(upid.members.len(), 2);
 }
+
+/// `NAME = value` / `#define NAME value` pairs of `abi.h` whose name starts with `prefix`.
+fn header_constants(prefix: &str) -> Vec<(String, u16)> {
+    let header = include_str!("../bpf/include/abi.h");
+    header
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().trim_start_matches("#define").trim();
+            let rest = l.strip_prefix(prefix)?;
+            let (name, value) = rest
+                .split_once('=')
+                .map(|(n, v)| (n.trim(), v))
+                .or_else(|| rest.split_once(char::is_whitespace))?;
+            let digits: String = value
+                .trim()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            Some((name.to_string(), digits.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The kernel's file-op and map-how numbers are named once, by `driftwatch-event`'s enums:
+/// their discriminants must be the header's values, name for name.
+#[test]
+fn event_enums_carry_the_header_numbers() {
+    use driftwatch_event::{FileOp, MapHow};
+    let ops: Vec<(String, u16)> = header_constants("DW_FILE_OP_")
+        .into_iter()
+        .filter(|(n, _)| n != "MAX")
+        .collect();
+    assert_eq!(ops.len(), FileOp::ALL.len(), "{ops:?}");
+    for (name, value) in &ops {
+        let op = FileOp::from_raw(*value).unwrap_or_else(|| panic!("DW_FILE_OP_{name}"));
+        assert_eq!(op.as_str().to_ascii_uppercase(), *name);
+        assert_eq!(op.raw(), *value);
+    }
+    assert_eq!(
+        header_constants("DW_FILE_OP_")
+            .iter()
+            .find(|(n, _)| n == "MAX"),
+        Some(&("MAX".to_string(), driftwatch_abi::DW_FILE_OP_MAX))
+    );
+    let hows = header_constants("DW_MAP_HOW_");
+    assert_eq!(hows.len(), MapHow::ALL.len(), "{hows:?}");
+    for (name, value) in &hows {
+        let how = MapHow::from_raw(*value).unwrap_or_else(|| panic!("DW_MAP_HOW_{name}"));
+        assert_eq!(format!("{how:?}").to_ascii_uppercase(), *name);
+    }
+}

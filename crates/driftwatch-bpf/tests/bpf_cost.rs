@@ -114,11 +114,11 @@ async fn drain_until(
     };
     loop {
         tokio::select! {
-            r = events.for_each_ready(256, &mut count) => { r.expect("ring buffer read"); }
+            r = events.for_each_record(256, &mut count) => { r.expect("ring buffer read"); }
             _ = &mut stop => break,
         }
     }
-    events.drain(usize::MAX, &mut count);
+    events.drain_records(usize::MAX, &mut count);
     (execs, maps)
 }
 

@@ -21,11 +21,12 @@ use common::{
     Overlay, TestCgroup,
 };
 use driftwatch_abi::{
-    MapHow, Record, EXEC_F_ALLOWED, EXEC_F_CWD_OUTSIDE_ROOT, EXEC_F_CWD_TRUNCATED,
-    EXEC_F_IN_POLICY, EXEC_F_KILLED, EXEC_F_MEMFD, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER,
-    EXEC_F_SCRIPT, OVERLAYFS_SUPER_MAGIC, POLICY_F_ENFORCE, POLICY_F_TRACKED,
+    Record, EXEC_F_ALLOWED, EXEC_F_CWD_OUTSIDE_ROOT, EXEC_F_CWD_TRUNCATED, EXEC_F_IN_POLICY,
+    EXEC_F_KILLED, EXEC_F_MEMFD, EXEC_F_ON_ROOT_MNT, EXEC_F_OVL_UPPER, EXEC_F_SCRIPT,
+    OVERLAYFS_SUPER_MAGIC, POLICY_F_ENFORCE, POLICY_F_TRACKED,
 };
 use driftwatch_bpf::{EventStream, ExecSensor, UpperFile};
+use driftwatch_event::MapHow;
 
 const PROT_READ: u32 = 1;
 const PROT_EXEC: u32 = 4;
@@ -171,7 +172,7 @@ async fn executable_mappings_of_suspicious_files_are_reported() {
     let maps = maps_of(&recs, up);
     assert_eq!(maps.len(), 1, "{maps:#?}");
     let m = maps[0];
-    assert_eq!(m.how, MapHow::Mmap);
+    assert_eq!(m.how, MapHow::Mmap.raw());
     assert_eq!(m.prot, PROT_READ | PROT_EXEC);
     assert_eq!(m.map_flags & 0xf, MAP_PRIVATE);
     assert_eq!((m.len, m.off), (4096, 0));
@@ -209,7 +210,7 @@ async fn executable_mappings_of_suspicious_files_are_reported() {
     let maps = maps_of(&recs, mprot);
     assert_eq!(maps.len(), 1, "{maps:#?}");
     let m = maps[0];
-    assert_eq!(m.how, MapHow::Mprotect);
+    assert_eq!(m.how, MapHow::Mprotect.raw());
     assert_eq!(m.prot, PROT_READ | PROT_EXEC);
     assert_eq!((m.map_flags, m.len, m.off), (0, 4096, 0));
     assert_ne!(m.addr, 0);
@@ -225,14 +226,14 @@ async fn executable_mappings_of_suspicious_files_are_reported() {
     // pkey_mprotect(2) is mprotect with a protection key: the same record.
     let maps = maps_of(&recs, pkey);
     assert_eq!(maps.len(), 1, "{maps:#?}");
-    assert_eq!(maps[0].how, MapHow::Mprotect);
+    assert_eq!(maps[0].how, MapHow::Mprotect.raw());
     assert_eq!(maps[0].prot, PROT_READ | PROT_EXEC);
     assert_eq!(maps[0].path().to_string(), "/uptrue");
 
     let maps = maps_of(&recs, memfd);
     assert_eq!(maps.len(), 1, "{maps:#?}");
     let m = maps[0];
-    assert_eq!(m.how, MapHow::Mmap);
+    assert_eq!(m.how, MapHow::Mmap.raw());
     assert!(m.has(EXEC_F_MEMFD), "flags {:#x}", m.flags);
     assert!(!m.has(EXEC_F_ON_ROOT_MNT) && !m.has(EXEC_F_OVL_UPPER));
     assert_eq!(m.file.nlink, 0);

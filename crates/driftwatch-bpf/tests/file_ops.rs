@@ -18,11 +18,11 @@ use common::{
     collect, compile_static, decoded, has_kinds, load_with, ns_ino, run_cmd, Overlay, TestCgroup,
 };
 use driftwatch_abi::{
-    FileOp, FileOpRecord, Record, AT_FDCWD, FILE_F_HAVE_FILE, FILE_F_IN_POLICY,
-    FILE_F_NAME1_TRUNCATED, FILE_F_ON_ROOT_MNT, FILE_F_OVERLAY, FILE_F_OVL_LOWER, FILE_F_OVL_UPPER,
-    POLICY_F_TRACKED,
+    FileOpRecord, Record, AT_FDCWD, FILE_F_HAVE_FILE, FILE_F_IN_POLICY, FILE_F_NAME1_TRUNCATED,
+    FILE_F_ON_ROOT_MNT, FILE_F_OVERLAY, FILE_F_OVL_LOWER, FILE_F_OVL_UPPER, POLICY_F_TRACKED,
 };
 use driftwatch_bpf::{EventStream, ExecSensor};
+use driftwatch_event::FileOp;
 
 /// Every file-changing call the sensor covers, on paths relative to the root it runs in.
 const DWFILE_C: &str = r#"
@@ -130,7 +130,7 @@ fn dir2(f: &FileOpRecord<'_>) -> Vec<u8> {
 }
 
 fn one<'a>(files: &[&'a FileOpRecord<'a>], op: FileOp) -> &'a FileOpRecord<'a> {
-    let found: Vec<_> = files.iter().filter(|f| f.op == op).collect();
+    let found: Vec<_> = files.iter().filter(|f| f.op == op.raw()).collect();
     assert_eq!(found.len(), 1, "{op:?}: {files:#?}");
     found[0]
 }
@@ -163,7 +163,7 @@ async fn container_file_changes_are_reported_with_in_container_paths_and_layers(
     // The read-only opens are not there; the write opens are.
     let opens: Vec<_> = files
         .iter()
-        .filter(|f| f.op == FileOp::Open && f.ret >= 0)
+        .filter(|f| f.op == FileOp::Open.raw() && f.ret >= 0)
         .collect();
     assert_eq!(opens.len(), 1, "{opens:#?}");
     let conf = opens[0];
@@ -275,7 +275,7 @@ async fn container_file_changes_are_reported_with_in_container_paths_and_layers(
     // The 4199-byte name fails (ENAMETOOLONG); the user string is kept, truncated.
     let long = files
         .iter()
-        .find(|f| f.op == FileOp::Open && f.ret < 0)
+        .find(|f| f.op == FileOp::Open.raw() && f.ret < 0)
         .expect("failed open reported");
     assert_eq!(long.ret, -36);
     assert!(long.has(FILE_F_NAME1_TRUNCATED));
@@ -422,7 +422,7 @@ async fn bpf_cost_of_file_creates_in_a_container_task() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), async {
                 loop {
                     let _ = events
-                        .for_each_ready(1024, |b| {
+                        .for_each_record(1024, |b| {
                             if matches!(driftwatch_abi::decode(b), Ok(Record::File(_))) {
                                 files += 1;
                             }

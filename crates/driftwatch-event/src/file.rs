@@ -3,35 +3,77 @@
 use crate::process::{ExeFile, TaskInfo};
 
 /// The syscall of a [`FileEvent`], named as Falco names the event (`evt.type`).
+///
+/// The one definition of the file syscalls: the discriminants are `enum dw_file_op` of
+/// `driftwatch-bpf/bpf/include/abi.h` (the `abi_layout` test compares them with the compiled
+/// object's BTF), and the rule engine's event types are built from [`FileOp::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u16)]
 pub enum FileOp {
     #[default]
-    Open,
-    Openat,
-    Openat2,
-    Creat,
-    Unlink,
-    Unlinkat,
-    Rename,
-    Renameat,
-    Renameat2,
-    Link,
-    Linkat,
-    Symlink,
-    Symlinkat,
-    Chmod,
-    Fchmod,
-    Fchmodat,
-    Chown,
-    Fchown,
-    Lchown,
-    Fchownat,
-    Mkdir,
-    Mkdirat,
-    Rmdir,
+    Open = 1,
+    Openat = 2,
+    Openat2 = 3,
+    Creat = 4,
+    Unlink = 5,
+    Unlinkat = 6,
+    Rename = 7,
+    Renameat = 8,
+    Renameat2 = 9,
+    Link = 10,
+    Linkat = 11,
+    Symlink = 12,
+    Symlinkat = 13,
+    Chmod = 14,
+    Fchmod = 15,
+    Fchmodat = 16,
+    Chown = 17,
+    Fchown = 18,
+    Lchown = 19,
+    Fchownat = 20,
+    Mkdir = 21,
+    Mkdirat = 22,
+    Rmdir = 23,
 }
 
 impl FileOp {
+    /// Every op, in `DW_FILE_OP_*` order (value = index + 1).
+    pub const ALL: [FileOp; 23] = [
+        FileOp::Open,
+        FileOp::Openat,
+        FileOp::Openat2,
+        FileOp::Creat,
+        FileOp::Unlink,
+        FileOp::Unlinkat,
+        FileOp::Rename,
+        FileOp::Renameat,
+        FileOp::Renameat2,
+        FileOp::Link,
+        FileOp::Linkat,
+        FileOp::Symlink,
+        FileOp::Symlinkat,
+        FileOp::Chmod,
+        FileOp::Fchmod,
+        FileOp::Fchmodat,
+        FileOp::Chown,
+        FileOp::Fchown,
+        FileOp::Lchown,
+        FileOp::Fchownat,
+        FileOp::Mkdir,
+        FileOp::Mkdirat,
+        FileOp::Rmdir,
+    ];
+
+    /// From a `DW_FILE_OP_*` value.
+    pub fn from_raw(op: u16) -> Option<FileOp> {
+        FileOp::ALL.get(usize::from(op).checked_sub(1)?).copied()
+    }
+
+    /// The `DW_FILE_OP_*` value.
+    pub fn raw(self) -> u16 {
+        self as u16
+    }
+
     /// Falco's `evt.type`.
     pub fn as_str(self) -> &'static str {
         match self {

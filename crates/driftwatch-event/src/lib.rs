@@ -9,6 +9,7 @@ mod container;
 mod file;
 mod origin;
 mod process;
+pub mod text;
 
 pub use alert::{format_rfc3339_nanos, Alert, Priority, RFC3339_NANOS};
 pub use container::{ContainerInfo, OverlayLayers, HOST_CONTAINER_ID};

@@ -88,17 +88,43 @@ pub struct ExecEvent {
     pub cwd: Option<Vec<u8>>,
 }
 
-/// How a file was mapped executable.
+/// How a file was mapped executable. The discriminants are `DW_MAP_HOW_*` of `abi.h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u16)]
 pub enum MapHow {
     /// `mmap(…, PROT_EXEC, …, fd, …)`.
     #[default]
-    Mmap,
+    Mmap = 1,
     /// `mprotect(…, PROT_EXEC)` of a file mapping.
-    Mprotect,
+    Mprotect = 2,
     /// The ELF interpreter (`PT_INTERP`) the kernel mapped at exec: reported as part of the
     /// exec (`evt.type` `execve`).
-    Interp,
+    Interp = 3,
+}
+
+impl MapHow {
+    /// Every value, in `DW_MAP_HOW_*` order (value = index + 1).
+    pub const ALL: [MapHow; 3] = [MapHow::Mmap, MapHow::Mprotect, MapHow::Interp];
+
+    /// From a `DW_MAP_HOW_*` value.
+    pub fn from_raw(how: u16) -> Option<MapHow> {
+        MapHow::ALL.get(usize::from(how).checked_sub(1)?).copied()
+    }
+
+    /// The `DW_MAP_HOW_*` value.
+    pub fn raw(self) -> u16 {
+        self as u16
+    }
+
+    /// Falco's `evt.type` of the event that mapped the file (the ELF interpreter is mapped by
+    /// the exec itself).
+    pub fn evt_type(self) -> &'static str {
+        match self {
+            MapHow::Mmap => "mmap",
+            MapHow::Mprotect => "mprotect",
+            MapHow::Interp => "execve",
+        }
+    }
 }
 
 /// A file mapped executable into a container process whose file the kernel found suspicious
@@ -150,11 +176,7 @@ impl Event {
             Event::Exec(_) => "execve",
             Event::Fork(_) => "clone",
             Event::Exit(_) => "procexit",
-            Event::Map(m) => match m.how {
-                MapHow::Mmap => "mmap",
-                MapHow::Mprotect => "mprotect",
-                MapHow::Interp => "execve",
-            },
+            Event::Map(m) => m.how.evt_type(),
             Event::File(f) => f.op.as_str(),
         }
     }

@@ -12,7 +12,6 @@ use crate::value::{FieldArg, FieldSource, Scratch, Value};
 use driftwatch_event::Alert;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// One piece of an output format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,19 +253,8 @@ fn get<'a, S: FieldSource + ?Sized>(
     src.get(id, arg, scratch)
 }
 
-/// Bytes as text without losing any: valid UTF-8 is kept, every other byte is written `\xNN`
-/// (file names from containers need not be UTF-8).
-#[must_use]
-pub fn escape_invalid(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
-}
+/// Bytes as text without losing any (file names from containers need not be UTF-8).
+pub use driftwatch_event::text::lossy as escape_invalid;
 
 fn to_json(v: Option<&Value<'_>>) -> Json {
     match v {

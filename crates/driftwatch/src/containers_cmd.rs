@@ -98,27 +98,8 @@ fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     Ok(body.to_string())
 }
 
-/// One line of terminal text: control characters (C0, C1, DEL), bidi overrides and
-/// backslashes escaped.
-pub fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control()
-                || ('\u{202a}'..='\u{202e}').contains(&c)
-                || ('\u{2066}'..='\u{2069}').contains(&c) =>
-            {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// One line of terminal text (the one escaper, `driftwatch-event`'s).
+pub use driftwatch_event::text::escape_str as one_line;
 
 /// At most `max` characters, the cut marked with `…`.
 fn fit(s: &str, max: usize) -> String {

@@ -74,7 +74,7 @@ pub async fn collect(
     let res = tokio::time::timeout(WAIT, async {
         while !done(&got) {
             events
-                .for_each_ready(64, |bytes| {
+                .for_each_record(64, |bytes| {
                     let rec = decode(bytes).expect("kernel record decodes");
                     if pids.contains(&rec.task().tgid) {
                         got.push(bytes.to_vec());

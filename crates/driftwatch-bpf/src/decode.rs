@@ -1,7 +1,10 @@
 //! Kernel records (driftwatch-abi) to events (driftwatch-event), with kernel boot time turned
-//! into wall-clock time.
+//! into wall-clock time. The sensor's [`crate::EventStream`] hands out what this produces, so no
+//! other crate sees a kernel record.
 
-use driftwatch_abi::{ExecRecord, FileOpRecord, FileRecord, MapRecord, Record, TaskRecord};
+use driftwatch_abi::{
+    DecodeError, ExecRecord, FileOpRecord, FileRecord, MapRecord, Record, TaskRecord,
+};
 use driftwatch_event::{
     Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, FileEvent, FileLayer, FileOp, ForkEvent,
     MapEvent, MapHow, TaskInfo,
@@ -51,7 +54,7 @@ fn task(t: &TaskRecord) -> TaskInfo {
         cgroup_id: t.cgroup_id,
         mntns: u64::from(t.mntns_ino),
         pidns: u64::from(t.pidns_ino),
-        comm: crate::text::lossy(&t.comm[..comm_len]),
+        comm: driftwatch_event::text::lossy(&t.comm[..comm_len]),
     }
 }
 
@@ -101,20 +104,16 @@ fn flags(has: impl Fn(u32) -> bool) -> ExecFlags {
     }
 }
 
-fn map(r: &MapRecord<'_>, clock: &Clock) -> MapEvent {
-    MapEvent {
+fn map(r: &MapRecord<'_>, clock: &Clock) -> Result<MapEvent, DecodeError> {
+    Ok(MapEvent {
         time_ns: clock.wall_ns(r.ktime_ns),
         task: task(&r.task),
         file: file(&r.file),
         flags: flags(|f| r.has(f)),
         prot: r.prot,
-        how: match r.how {
-            driftwatch_abi::MapHow::Mmap => MapHow::Mmap,
-            driftwatch_abi::MapHow::Mprotect => MapHow::Mprotect,
-            driftwatch_abi::MapHow::Interp => MapHow::Interp,
-        },
+        how: MapHow::from_raw(r.how).ok_or(DecodeError::UnknownMapHow(r.how))?,
         path: join(r.path_components_root_first(), r.path_raw.len()),
-    }
+    })
 }
 
 fn exec(r: &ExecRecord<'_>, clock: &Clock) -> ExecEvent {
@@ -186,38 +185,9 @@ fn absolute<'a>(
     Some(normalize(&full))
 }
 
-fn file_op(op: driftwatch_abi::FileOp) -> FileOp {
-    use driftwatch_abi::FileOp as K;
-    match op {
-        K::Open => FileOp::Open,
-        K::Openat => FileOp::Openat,
-        K::Openat2 => FileOp::Openat2,
-        K::Creat => FileOp::Creat,
-        K::Unlink => FileOp::Unlink,
-        K::Unlinkat => FileOp::Unlinkat,
-        K::Rename => FileOp::Rename,
-        K::Renameat => FileOp::Renameat,
-        K::Renameat2 => FileOp::Renameat2,
-        K::Link => FileOp::Link,
-        K::Linkat => FileOp::Linkat,
-        K::Symlink => FileOp::Symlink,
-        K::Symlinkat => FileOp::Symlinkat,
-        K::Chmod => FileOp::Chmod,
-        K::Fchmod => FileOp::Fchmod,
-        K::Fchmodat => FileOp::Fchmodat,
-        K::Chown => FileOp::Chown,
-        K::Fchown => FileOp::Fchown,
-        K::Lchown => FileOp::Lchown,
-        K::Fchownat => FileOp::Fchownat,
-        K::Mkdir => FileOp::Mkdir,
-        K::Mkdirat => FileOp::Mkdirat,
-        K::Rmdir => FileOp::Rmdir,
-    }
-}
-
-fn file_event(r: &FileOpRecord<'_>, clock: &Clock) -> FileEvent {
+fn file_event(r: &FileOpRecord<'_>, clock: &Clock) -> Result<FileEvent, DecodeError> {
     use driftwatch_abi as abi;
-    let op = file_op(r.op);
+    let op = FileOp::from_raw(r.op).ok_or(DecodeError::UnknownFileOp(r.op))?;
     let have_file = r.has(abi::FILE_F_HAVE_FILE);
     let dir1_ok = !r.has(abi::FILE_F_DIR1_INCOMPLETE);
     let dir2_ok = !r.has(abi::FILE_F_DIR2_INCOMPLETE);
@@ -302,7 +272,7 @@ fn file_event(r: &FileOpRecord<'_>, clock: &Clock) -> FileEvent {
         op,
         FileOp::Chown | FileOp::Fchown | FileOp::Lchown | FileOp::Fchownat
     );
-    FileEvent {
+    Ok(FileEvent {
         time_ns: clock.wall_ns(r.ktime_ns),
         task: task(&r.task),
         op,
@@ -322,11 +292,11 @@ fn file_event(r: &FileOpRecord<'_>, clock: &Clock) -> FileEvent {
         },
         file: have_file.then(|| file(&r.file)),
         layer,
-    }
+    })
 }
 
 /// Decode one ring-buffer record into an event.
-pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, driftwatch_abi::DecodeError> {
+pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
     Ok(match driftwatch_abi::decode(buf)? {
         Record::Exec(r) => Event::Exec(exec(&r, clock)),
         Record::Fork(r) => Event::Fork(ForkEvent {
@@ -338,8 +308,8 @@ pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, driftwatch_abi::Decode
             task: task(&r.task),
             exit_code: r.exit_code,
         }),
-        Record::Map(r) => Event::Map(map(&r, clock)),
-        Record::File(r) => Event::File(file_event(&r, clock)),
+        Record::Map(r) => Event::Map(map(&r, clock)?),
+        Record::File(r) => Event::File(file_event(&r, clock)?),
     })
 }
 
@@ -357,7 +327,7 @@ mod tests {
         assert_eq!(normalize(b"/a\nb/\xff"), b"/a\nb/\xff");
     }
 
-    fn raw(op: driftwatch_abi::FileOp, f: impl FnOnce(&mut Raw)) -> Vec<u8> {
+    fn raw(op: FileOp, f: impl FnOnce(&mut Raw)) -> Vec<u8> {
         let mut ev = Raw::zeroed();
         ev.op = op.raw();
         ev.fd = -1;
@@ -384,7 +354,7 @@ mod tests {
 
     #[test]
     fn relative_names_are_joined_to_their_directory() {
-        let buf = raw(driftwatch_abi::FileOp::Renameat, |e| {
+        let buf = raw(FileOp::Renameat, |e| {
             set(&mut e.name1, &mut e.name1_len, b"../x");
             set(&mut e.dir1, &mut e.dir1_len, b"d\0etc\0");
             set(&mut e.name2, &mut e.name2_len, b"/usr/bin/./y");
@@ -401,7 +371,7 @@ mod tests {
 
     #[test]
     fn unknown_directory_keeps_the_name_and_says_so() {
-        let buf = raw(driftwatch_abi::FileOp::Unlinkat, |e| {
+        let buf = raw(FileOp::Unlinkat, |e| {
             set(&mut e.name1, &mut e.name1_len, b"x");
             e.flags = driftwatch_abi::FILE_F_DIR1_INCOMPLETE;
         });
@@ -415,7 +385,7 @@ mod tests {
     #[test]
     fn open_uses_the_kernel_path_and_layer() {
         use driftwatch_abi as abi;
-        let buf = raw(abi::FileOp::Openat, |e| {
+        let buf = raw(FileOp::Openat, |e| {
             set(&mut e.path, &mut e.path_len, b"passwd\0etc\0");
             e.ret = 3;
             e.op_flags = 0o1101;
@@ -432,7 +402,7 @@ mod tests {
         assert_eq!(f.layer, Some(FileLayer::CopiedUp));
         assert_eq!(f.fd, Some(3));
         assert!(f.is_open_write() && !f.is_open_read());
-        let buf = raw(abi::FileOp::Symlink, |e| {
+        let buf = raw(FileOp::Symlink, |e| {
             set(&mut e.name1, &mut e.name1_len, b"/etc/shadow");
             set(&mut e.name2, &mut e.name2_len, b"/tmp/l");
         });
