@@ -46,7 +46,7 @@ if command -v cargo >/dev/null; then
 elif [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     warn "cargo is in $HOME/.cargo/bin but not on PATH: export PATH=\"\$HOME/.cargo/bin:\$PATH\""
 else
-    warn "cargo not found: install Rust (>= 1.85) with rustup (https://rustup.rs), e.g."
+    warn "cargo not found: install Rust (>= 1.88) with rustup (https://rustup.rs), e.g."
     warn "  curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y && . \$HOME/.cargo/env"
 fi
 log "dependencies ready"

@@ -1,20 +1,24 @@
 //! The agent's configuration: one TOML file, one section per component, unknown keys rejected.
+//! Each component owns its section's type (`[output]` is `driftwatch_output::OutputConfig`,
+//! `[runtime]` is `driftwatch_runtime::RuntimeConfig`); this root only gathers them.
 //! Validation reports every problem at once.
 
+use driftwatch_output::OutputConfig;
+use driftwatch_runtime::RuntimeConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9376";
-pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
 /// The root configuration (`driftwatch agent --config FILE`). Command-line flags override it.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub agent: AgentSection,
-    pub output: OutputSection,
-    pub containerd: ContainerdSection,
+    pub output: OutputConfig,
+    /// Container discovery (containerd socket, timeouts, the /proc fallback).
+    pub runtime: RuntimeConfig,
     pub pipeline: PipelineSection,
     pub rules: RulesSection,
 }
@@ -54,23 +58,6 @@ pub struct AgentSection {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct OutputSection {
-    /// Print alerts on stdout.
-    pub stdout: bool,
-    /// Print alerts on stdout as JSON lines instead of text lines.
-    pub json: bool,
-    /// Append alerts as JSON lines to this file, flushed after each alert.
-    pub file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ContainerdSection {
-    pub socket: PathBuf,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
 pub struct PipelineSection {
     /// Capacity of the channel between the ring-buffer reader and the event processor.
     pub event_channel_capacity: usize,
@@ -88,24 +75,6 @@ impl Default for AgentSection {
             listen: DEFAULT_LISTEN.to_string(),
             enforce: false,
             hostname: None,
-        }
-    }
-}
-
-impl Default for OutputSection {
-    fn default() -> Self {
-        OutputSection {
-            stdout: true,
-            json: false,
-            file: None,
-        }
-    }
-}
-
-impl Default for ContainerdSection {
-    fn default() -> Self {
-        ContainerdSection {
-            socket: PathBuf::from(DEFAULT_CONTAINERD_SOCKET),
         }
     }
 }
@@ -191,22 +160,9 @@ impl Config {
                 problems.push(format!("{name}: {v} is below the minimum {min}"));
             }
         }
-        if let Some(file) = &self.output.file {
-            if file.as_os_str().is_empty() {
-                problems.push("output.file: must not be empty".to_string());
-            } else if file.is_dir() {
-                problems.push(format!("output.file: {} is a directory", file.display()));
-            } else if let Some(parent) = file.parent() {
-                if !parent.as_os_str().is_empty() && !parent.is_dir() {
-                    problems.push(format!(
-                        "output.file: directory {} does not exist",
-                        parent.display()
-                    ));
-                }
-            }
-        }
-        if self.containerd.socket.as_os_str().is_empty() {
-            problems.push("containerd.socket: must not be empty".to_string());
+        problems.extend(self.output.problems());
+        if self.runtime.containerd_socket.as_os_str().is_empty() {
+            problems.push("runtime.containerd_socket: must not be empty".to_string());
         }
         match (listen, problems.is_empty()) {
             (Some(listen), true) => Ok(ValidConfig {
@@ -267,13 +223,14 @@ mod tests {
     fn sections_parse() {
         let cfg = Config::from_toml(
             "[agent]\nenforce = true\nhostname = \"node-1\"\n[output]\njson = true\n\
-             [containerd]\nsocket = \"/tmp/c.sock\"\n",
+             [runtime]\ncontainerd_socket = \"/tmp/c.sock\"\nconnect_timeout_ms = 500\n",
         )
         .unwrap();
         assert!(cfg.agent.enforce);
         assert_eq!(cfg.agent.hostname.as_deref(), Some("node-1"));
         assert!(cfg.output.json);
-        assert_eq!(cfg.containerd.socket, PathBuf::from("/tmp/c.sock"));
+        assert_eq!(cfg.runtime.containerd_socket, PathBuf::from("/tmp/c.sock"));
+        assert_eq!(cfg.runtime.connect_timeout_ms, 500);
         assert_eq!(cfg.agent.listen, DEFAULT_LISTEN);
     }
 }

@@ -4,31 +4,10 @@
 
 use crate::enrich::{AlertCtx, Arrival};
 use driftwatch_event::text::lossy;
-use driftwatch_event::{Alert, Priority};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-pub const TAMPER_RULE: &str = "Driftwatch Sensor Tampered";
-
-/// The alert for a change to driftwatch's own sensor that driftwatch did not make.
-pub fn tamper_alert(finding: &str, hostname: &str) -> Alert {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let mut fields = BTreeMap::new();
-    fields.insert("driftwatch.finding".to_string(), json!(finding));
-    fields.insert("evt.time".to_string(), json!(now));
-    Alert {
-        time_ns: now,
-        rule: TAMPER_RULE.to_string(),
-        priority: Priority::Critical,
-        output: format!("driftwatch sensor tampered: {finding}"),
-        output_fields: fields,
-        tags: vec!["driftwatch".to_string(), "tamper".to_string()],
-        source: "internal".to_string(),
-        hostname: hostname.to_string(),
-    }
-}
+pub use driftwatch_event::internal::{tamper_alert, TAMPER_RULE};
 
 /// What was done about a drifted execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,9 +160,9 @@ pub fn fields(
 mod tests {
     use super::*;
     use crate::enrich::Via;
-    use crate::origin::Verdict;
     use crate::proctable::ProcEntry;
     use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, TaskInfo};
+    use driftwatch_origin::Verdict;
     use std::sync::Arc;
 
     fn ctx() -> AlertCtx {
@@ -282,13 +261,5 @@ mod tests {
         ] {
             assert_eq!(none[k], Value::Null, "{k}");
         }
-    }
-
-    #[test]
-    fn tamper_alert_is_critical() {
-        let a = tamper_alert("dw_config was rewritten", "node");
-        assert_eq!(a.rule, TAMPER_RULE);
-        assert_eq!(a.priority, Priority::Critical);
-        assert!(a.output.contains("dw_config was rewritten"));
     }
 }

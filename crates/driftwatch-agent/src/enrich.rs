@@ -1,10 +1,10 @@
 //! Enrichment: an event gets its container, its process ancestry and its user name; drifted code
 //! becomes an [`Arrival`] (how the code got into the process, which file, its origin).
 
-use crate::origin::Verdict;
 use crate::proctable::{ProcEntry, ProcessTable};
 use crate::users::UserNames;
 use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, TaskInfo, HOST_CONTAINER_ID};
+use driftwatch_origin::Verdict;
 use std::sync::Arc;
 
 /// How code that is not in the image got into a process (`drift.via`).

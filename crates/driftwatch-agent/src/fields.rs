@@ -445,7 +445,7 @@ impl FieldSource for EventSource<'_> {
                 Value::Bool(
                     !fl.overlay_upper
                         && fl.on_root_mount
-                        && file.s_magic == crate::origin::OVERLAYFS_SUPER_MAGIC,
+                        && file.s_magic == driftwatch_image::OVERLAYFS_SUPER_MAGIC,
                 )
             }),
             F::IsMemfd => exe.map(|(_, fl)| Value::Bool(fl.memfd)),

@@ -2,20 +2,21 @@
 //! summaries `/containers` (JSON array) and `/containers/{id}` (one object; a unique id prefix
 //! is accepted; 404 with `{"error": …}` when no container matches).
 
-use crate::metrics::Metrics;
-use crate::summary::Summaries;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use driftwatch_output::Summaries;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// State shared with the HTTP handlers.
 #[derive(Debug, Clone)]
 pub struct HttpState {
-    pub metrics: Arc<Metrics>,
+    /// Every metric of the agent and its components (encoded per request).
+    pub registry: Arc<Registry>,
     /// Set once the BPF programs are attached and the initial container inventory is loaded.
     pub ready: Arc<AtomicBool>,
     pub summaries: Arc<Summaries>,
@@ -41,11 +42,8 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.render(),
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&s.registry),
     )
 }
 

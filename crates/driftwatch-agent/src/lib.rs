@@ -14,16 +14,13 @@ pub mod config;
 pub mod detect;
 pub mod enrich;
 pub mod fields;
-pub mod gate;
+mod health;
 pub mod http;
 pub mod metrics;
-pub mod origin;
-pub mod output;
 mod pipeline;
+mod processor;
 pub mod proctable;
 pub mod rules;
-pub mod script;
-pub mod summary;
 pub mod users;
 
 pub use pipeline::{run, AgentError};

@@ -1,242 +1,215 @@
-//! Internal counters, rendered in the Prometheus text format. Names follow
-//! `driftwatch_<name>_<unit>_total`.
+//! The agent's counters and the `/metrics` registry (OpenMetrics text, `prometheus-client`).
+//!
+//! Every component owns its metrics (`driftwatch_respond::GateMetrics`,
+//! `driftwatch_output::OutputMetrics`, the pipeline's here) and registers them under the
+//! `driftwatch_` prefix in [`Metrics::registry`], built once at start. Counters are named
+//! `driftwatch_<name>_total`; per-kind and per-channel series are created up front, so the hot
+//! path increments an atomic and takes no lock.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use driftwatch_output::OutputMetrics;
+use driftwatch_respond::GateMetrics;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-#[derive(Debug, Default)]
+type Label = [(&'static str, &'static str); 1];
+type RuleLabel = [(&'static str, String); 1];
+
+/// One counter per kernel event kind, each a series of one family (`{kind="exec"}`, …).
+#[derive(Debug, Clone)]
+pub struct ByKind {
+    family: Family<Label, Counter>,
+    pub exec: Counter,
+    pub fork: Counter,
+    pub exit: Counter,
+    pub map: Counter,
+    pub file: Counter,
+}
+
+impl Default for ByKind {
+    fn default() -> Self {
+        let family = Family::<Label, Counter>::default();
+        let series = |kind: &'static str| family.get_or_create_owned(&[("kind", kind)]);
+        ByKind {
+            exec: series("exec"),
+            fork: series("fork"),
+            exit: series("exit"),
+            map: series("map"),
+            file: series("file"),
+            family,
+        }
+    }
+}
+
+/// Sets a counter mirrored from elsewhere (the kernel's own counts).
+pub fn mirror(counter: &Counter, value: u64) {
+    counter.inner().store(value, Ordering::Relaxed);
+}
+
+/// A count for a gauge.
+pub fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Everything the pipeline counts, and the components' metrics it registers.
+#[derive(Debug)]
 pub struct Metrics {
-    pub exec_events: AtomicU64,
-    pub fork_events: AtomicU64,
-    pub exit_events: AtomicU64,
-    pub map_events: AtomicU64,
-    pub file_events: AtomicU64,
-    pub scripts_unresolved: AtomicU64,
-    pub decode_errors: AtomicU64,
-    /// Ring-buffer reservation failures counted in the kernel, by kind (set from the sensor).
-    pub ringbuf_lost_exec: AtomicU64,
-    pub ringbuf_lost_fork: AtomicU64,
-    pub ringbuf_lost_exit: AtomicU64,
-    pub ringbuf_lost_map: AtomicU64,
-    pub ringbuf_lost_file: AtomicU64,
-    pub kernel_kills: AtomicU64,
-    pub userspace_kills: AtomicU64,
-    pub event_channel_drops: AtomicU64,
-    pub alert_channel_drops: AtomicU64,
-    pub output_errors: AtomicU64,
-    pub tamper_detections: AtomicU64,
-    pub containers_tracked: AtomicU64,
-    pub processes_tracked: AtomicU64,
-    pub policy_entries: AtomicU64,
-    pub origin_lookup_errors: AtomicU64,
-    /// Exec-gate (fanotify) permission events answered, and what they led to.
-    pub gate_events: AtomicU64,
-    pub gate_unchanged: AtomicU64,
-    pub gate_doomed: AtomicU64,
-    pub gate_errors: AtomicU64,
-    /// Upper-layer files in the kernel allow map.
-    pub gate_allowed_files: AtomicU64,
-    alerts_by_rule: Mutex<BTreeMap<String, u64>>,
+    /// Kernel events processed, by kind.
+    pub events: ByKind,
+    /// Ring-buffer reservation failures counted in the kernel, by kind (mirrored from the
+    /// sensor).
+    pub ringbuf_lost: ByKind,
+    channels: Family<Label, Counter>,
+    /// Events dropped because the events channel was full.
+    pub event_channel_drops: Counter,
+    /// Alerts dropped because the alert channel was closed.
+    pub alert_channel_drops: Counter,
+    pub decode_errors: Counter,
+    pub kernel_kills: Counter,
+    pub userspace_kills: Counter,
+    pub scripts_unresolved: Counter,
+    pub tamper_detections: Counter,
+    pub origin_lookup_errors: Counter,
+    pub containers_tracked: Gauge,
+    pub processes_tracked: Gauge,
+    pub policy_entries: Gauge,
+    alerts: Family<RuleLabel, Counter>,
+    pub gate: Arc<GateMetrics>,
+    pub output: Arc<OutputMetrics>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let channels = Family::<Label, Counter>::default();
+        Metrics {
+            events: ByKind::default(),
+            ringbuf_lost: ByKind::default(),
+            event_channel_drops: channels.get_or_create_owned(&[("channel", "events")]),
+            alert_channel_drops: channels.get_or_create_owned(&[("channel", "alerts")]),
+            channels,
+            decode_errors: Counter::default(),
+            kernel_kills: Counter::default(),
+            userspace_kills: Counter::default(),
+            scripts_unresolved: Counter::default(),
+            tamper_detections: Counter::default(),
+            origin_lookup_errors: Counter::default(),
+            containers_tracked: Gauge::default(),
+            processes_tracked: Gauge::default(),
+            policy_entries: Gauge::default(),
+            alerts: Family::default(),
+            gate: Arc::default(),
+            output: Arc::default(),
+        }
+    }
 }
 
 impl Metrics {
+    /// Count one alert of `rule`.
     pub fn count_alert(&self, rule: &str) {
-        if let Ok(mut m) = self.alerts_by_rule.lock() {
-            *m.entry(rule.to_string()).or_default() += 1;
-        }
+        self.alerts
+            .get_or_create(&[("rule", rule.to_string())])
+            .inc();
     }
 
+    /// Alerts counted for `rule` so far.
     pub fn alerts_for(&self, rule: &str) -> u64 {
-        self.alerts_by_rule
-            .lock()
-            .map(|m| m.get(rule).copied().unwrap_or(0))
-            .unwrap_or(0)
+        self.alerts
+            .get(&[("rule", rule.to_string())])
+            .map_or(0, |c| c.get())
     }
 
-    /// Render every metric in the Prometheus text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::with_capacity(2048);
-        family(
-            &mut out,
-            "driftwatch_events_total",
-            "counter",
-            "Kernel events processed, by kind.",
+    /// The registry `/metrics` encodes: every metric of the agent and its components.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::with_prefix("driftwatch");
+        r.register(
+            "events",
+            "Kernel events processed, by kind",
+            self.events.family.clone(),
         );
-        for (kind, v) in [
-            ("exec", g(&self.exec_events)),
-            ("fork", g(&self.fork_events)),
-            ("exit", g(&self.exit_events)),
-            ("map", g(&self.map_events)),
-            ("file", g(&self.file_events)),
-        ] {
-            let _ = writeln!(out, "driftwatch_events_total{{kind=\"{kind}\"}} {v}");
-        }
-        family(
-            &mut out,
-            "driftwatch_ringbuf_lost_events_total",
-            "counter",
-            "Events the kernel could not put in the ring buffer (buffer full), by kind.",
+        r.register(
+            "ringbuf_lost_events",
+            "Events the kernel could not put in the ring buffer (buffer full), by kind",
+            self.ringbuf_lost.family.clone(),
         );
-        for (kind, v) in [
-            ("exec", g(&self.ringbuf_lost_exec)),
-            ("fork", g(&self.ringbuf_lost_fork)),
-            ("exit", g(&self.ringbuf_lost_exit)),
-            ("map", g(&self.ringbuf_lost_map)),
-            ("file", g(&self.ringbuf_lost_file)),
-        ] {
-            let _ = writeln!(
-                out,
-                "driftwatch_ringbuf_lost_events_total{{kind=\"{kind}\"}} {v}"
-            );
-        }
-        family(
-            &mut out,
-            "driftwatch_channel_dropped_events_total",
-            "counter",
-            "Events or alerts dropped because a pipeline channel was full, by channel.",
+        r.register(
+            "channel_dropped_events",
+            "Events or alerts dropped because a pipeline channel was full, by channel",
+            self.channels.clone(),
         );
-        let _ = writeln!(
-            out,
-            "driftwatch_channel_dropped_events_total{{channel=\"events\"}} {}",
-            g(&self.event_channel_drops)
-        );
-        let _ = writeln!(
-            out,
-            "driftwatch_channel_dropped_events_total{{channel=\"alerts\"}} {}",
-            g(&self.alert_channel_drops)
-        );
-        family(
-            &mut out,
-            "driftwatch_alerts_total",
-            "counter",
-            "Alerts raised, by rule.",
-        );
-        if let Ok(m) = self.alerts_by_rule.lock() {
-            for (rule, v) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "driftwatch_alerts_total{{rule=\"{}\"}} {v}",
-                    escape_label(rule)
-                );
-            }
-        }
-        for (name, help, v) in [
+        r.register("alerts", "Alerts raised, by rule", self.alerts.clone());
+        for (name, help, c) in [
             (
-                "driftwatch_decode_errors_total",
-                "Kernel records rejected by the decoder (corrupt, truncated, unknown kind).",
-                g(&self.decode_errors),
+                "decode_errors",
+                "Kernel records rejected by the decoder (corrupt, truncated, unknown kind)",
+                &self.decode_errors,
             ),
             (
-                "driftwatch_kernel_kills_total",
-                "Drifted executions killed in the kernel before they ran.",
-                g(&self.kernel_kills),
+                "kernel_kills",
+                "Drifted executions killed in the kernel before they ran",
+                &self.kernel_kills,
             ),
             (
-                "driftwatch_userspace_kills_total",
-                "Drifted processes killed from userspace (the kernel policy was not yet set).",
-                g(&self.userspace_kills),
+                "userspace_kills",
+                "Drifted processes killed from userspace (the kernel policy was not yet set)",
+                &self.userspace_kills,
             ),
             (
-                "driftwatch_scripts_unresolved_total",
-                "Scripts given to an interpreter by a relative path whose working directory was unknown.",
-                g(&self.scripts_unresolved),
+                "scripts_unresolved",
+                "Scripts given to an interpreter by a relative path whose working directory was unknown",
+                &self.scripts_unresolved,
             ),
             (
-                "driftwatch_tamper_detections_total",
-                "Changes to the sensor's maps the agent did not make, detached programs, missing canary execs.",
-                g(&self.tamper_detections),
+                "tamper_detections",
+                "Changes to the sensor's maps the agent did not make, detached programs, missing canary execs",
+                &self.tamper_detections,
             ),
             (
-                "driftwatch_output_errors_total",
-                "Failed writes to an output.",
-                g(&self.output_errors),
-            ),
-            (
-                "driftwatch_gate_events_total",
-                "Exec-permission events held by the exec gate (--enforce) until its verdict was in the kernel.",
-                g(&self.gate_events),
-            ),
-            (
-                "driftwatch_gate_unchanged_total",
-                "Upper-layer files the exec gate found to hold unchanged image bytes (allowed to run).",
-                g(&self.gate_unchanged),
-            ),
-            (
-                "driftwatch_gate_doomed_total",
-                "Execs of drifted scripts the exec gate had the kernel kill before the interpreter ran.",
-                g(&self.gate_doomed),
-            ),
-            (
-                "driftwatch_gate_errors_total",
-                "Exec-gate failures (marks, reads, map writes); the kernel policy then decides alone.",
-                g(&self.gate_errors),
-            ),
-            (
-                "driftwatch_origin_lookup_errors_total",
-                "Executable-origin lookups that failed (layers unreadable); such execs are 'unknown'.",
-                g(&self.origin_lookup_errors),
+                "origin_lookup_errors",
+                "Executable-origin lookups that failed (layers unreadable); such execs are 'unknown'",
+                &self.origin_lookup_errors,
             ),
         ] {
-            family(&mut out, name, "counter", help);
-            let _ = writeln!(out, "{name} {v}");
+            r.register(name, help, c.clone());
         }
-        family(
-            &mut out,
-            "driftwatch_containers_tracked",
-            "gauge",
-            "Containers tracked.",
-        );
-        let _ = writeln!(
-            out,
-            "driftwatch_containers_tracked {}",
-            g(&self.containers_tracked)
-        );
-        family(
-            &mut out,
-            "driftwatch_gate_allowed_files",
-            "gauge",
-            "Upper-layer files in the kernel allow map (copied-up-unchanged image files).",
-        );
-        let _ = writeln!(
-            out,
-            "driftwatch_gate_allowed_files {}",
-            g(&self.gate_allowed_files)
-        );
-        family(
-            &mut out,
-            "driftwatch_policy_entries",
-            "gauge",
-            "Container cgroups in the kernel policy map.",
-        );
-        let _ = writeln!(out, "driftwatch_policy_entries {}", g(&self.policy_entries));
-        family(
-            &mut out,
-            "driftwatch_processes_tracked",
-            "gauge",
-            "Processes in the process table.",
-        );
-        let _ = writeln!(
-            out,
-            "driftwatch_processes_tracked {}",
-            g(&self.processes_tracked)
-        );
-        out
+        for (name, help, g) in [
+            (
+                "containers_tracked",
+                "Containers tracked",
+                &self.containers_tracked,
+            ),
+            (
+                "processes_tracked",
+                "Processes in the process table",
+                &self.processes_tracked,
+            ),
+            (
+                "policy_entries",
+                "Container cgroups in the kernel policy map",
+                &self.policy_entries,
+            ),
+        ] {
+            r.register(name, help, g.clone());
+        }
+        self.gate.register(&mut r);
+        self.output.register(&mut r);
+        r
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// The OpenMetrics text of `registry` (what `GET /metrics` answers).
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::with_capacity(4096);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!(error = %e, "cannot encode the metrics");
+    }
+    out
 }
 
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+/// `Content-Type` of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
@@ -245,14 +218,30 @@ mod tests {
     #[test]
     fn render_contains_families_and_escaped_rule_labels() {
         let m = Metrics::default();
-        m.exec_events.store(3, Ordering::Relaxed);
+        let registry = m.registry();
+        m.events.exec.inc_by(3);
         m.count_alert("Drift \"x\"");
         m.count_alert("Drift \"x\"");
-        let text = m.render();
-        assert!(text.contains("driftwatch_events_total{kind=\"exec\"} 3\n"));
-        assert!(text.contains("driftwatch_alerts_total{rule=\"Drift \\\"x\\\"\"} 2\n"));
-        assert!(text.contains("# TYPE driftwatch_ringbuf_lost_events_total counter\n"));
+        mirror(&m.ringbuf_lost.file, 7);
+        m.gate.events.inc();
+        let text = render(&registry);
+        assert!(
+            text.contains("driftwatch_events_total{kind=\"exec\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("driftwatch_alerts_total{rule=\"Drift \\\"x\\\"\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE driftwatch_ringbuf_lost_events counter\n"));
+        assert!(text.contains("driftwatch_ringbuf_lost_events_total{kind=\"file\"} 7\n"));
         assert!(text.contains("driftwatch_containers_tracked 0\n"));
+        assert!(text.contains("driftwatch_gate_events_total 1\n"), "{text}");
+        assert!(
+            text.contains("driftwatch_output_errors_total 0\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
         assert_eq!(m.alerts_for("Drift \"x\""), 2);
     }
 }

@@ -101,7 +101,7 @@ pub enum BpfError {
 }
 
 fn is_eperm(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EPERM)
+    e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error())
 }
 
 fn log_tail(log: &str) -> String {
@@ -196,7 +196,7 @@ impl BpfError {
         if let MapError::SyscallError(s) = &source {
             if is_eperm(&s.io_error) {
                 let operation = format!("{action} on map `{map}`");
-                let io = io::Error::from_raw_os_error(libc::EPERM);
+                let io = io::Error::from(rustix::io::Errno::PERM);
                 return Self::PermissionDenied {
                     operation,
                     source: io,
@@ -228,7 +228,7 @@ mod tests {
     fn eperm_messages_name_capabilities() {
         let e = BpfError::PermissionDenied {
             operation: "loading program `dw_exec`".into(),
-            source: io::Error::from_raw_os_error(libc::EPERM),
+            source: io::Error::from(rustix::io::Errno::PERM),
         };
         let msg = e.to_string();
         assert!(msg.contains("CAP_BPF") && msg.contains("root"), "{msg}");
@@ -241,7 +241,7 @@ mod tests {
         };
         let e = missing(ProgramError::TracePointError(TracePointError::FileError {
             filename: "/sys/kernel/tracing/events/syscalls/sys_enter_mmap/id".into(),
-            io_error: io::Error::from_raw_os_error(libc::ENOENT),
+            io_error: io::Error::from(rustix::io::Errno::NOENT),
         }));
         let msg = e.to_string();
         assert!(

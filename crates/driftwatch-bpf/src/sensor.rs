@@ -219,8 +219,8 @@ pub struct UpperFile {
 impl UpperFile {
     /// From `stat(2)` fields: converts the userspace `st_dev` to the kernel encoding.
     pub fn from_stat(st_dev: u64, ino: u64, ctime_sec: i64, ctime_nsec: i64) -> UpperFile {
-        let major = libc::major(st_dev) as u64;
-        let minor = libc::minor(st_dev) as u64;
+        let major = u64::from(rustix::fs::major(st_dev));
+        let minor = u64::from(rustix::fs::minor(st_dev));
         UpperFile {
             dev: (major << 20) | minor,
             ino,
@@ -248,7 +248,7 @@ fn ignore_absent(r: Result<(), aya::maps::MapError>, map: &'static str) -> Resul
     match r {
         Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
         Err(aya::maps::MapError::SyscallError(s))
-            if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            if s.io_error.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) =>
         {
             Ok(())
         }

@@ -7,6 +7,7 @@
 mod alert;
 mod container;
 mod file;
+pub mod internal;
 mod origin;
 mod process;
 pub mod text;

@@ -4,10 +4,10 @@
 
 use anyhow::{bail, Context as _};
 use driftwatch_agent::config::{Config, DEFAULT_LISTEN};
-use driftwatch_agent::summary::{ContainerSummary, DriftKind};
+use driftwatch_output::summary::{ContainerSummary, DriftKind};
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ const MAX_BODY: u64 = 64 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct ContainersArgs {
-    /// Address of the agent's listener: its `--listen`; an unspecified address (0.0.0.0, [::])
+    /// Address of the agent's listener: its `--listen`; an unspecified address (0.0.0.0 or ::)
     /// is reached on loopback [default: `agent.listen` of --config, else 127.0.0.1:9376].
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
@@ -73,29 +73,26 @@ fn resolve(listen: &str) -> Option<SocketAddr> {
     Some(addr)
 }
 
-/// A plain HTTP/1.0 GET (the agent's listener speaks HTTP/1.1, closes after an HTTP/1.0 answer):
-/// the body of a 200 answer, lossy UTF-8.
+/// `GET http://ADDR/PATH`: the body of a 200 answer (at most [`MAX_BODY`] bytes).
 fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let timeout = Duration::from_secs(5);
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.take(MAX_BODY).read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        bail!("incomplete HTTP answer");
-    };
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        let first = head.lines().next().unwrap_or("");
-        bail!("HTTP answer {}", one_line(first));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut answer = agent
+        .get(format!("http://{addr}{path}"))
+        .header("Accept", "application/json")
+        .call()?;
+    let status = answer.status();
+    if status != ureq::http::StatusCode::OK {
+        bail!("HTTP answer {}", one_line(&status.to_string()));
     }
-    Ok(body.to_string())
+    Ok(answer
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()?)
 }
 
 /// One line of terminal text (the one escaper, `driftwatch-event`'s).
@@ -188,7 +185,7 @@ pub fn table(summaries: &[ContainerSummary]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use driftwatch_agent::summary::{KindCounts, PathCount, State};
+    use driftwatch_output::summary::{KindCounts, PathCount, State};
 
     #[test]
     fn table_escapes_hostile_strings() {

@@ -145,7 +145,7 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         cfg.agent.enforce = true;
     }
     if let Some(s) = args.containerd_socket {
-        cfg.containerd.socket = s;
+        cfg.runtime.containerd_socket = s;
     }
     if args.quiet {
         cfg.output.stdout = false;

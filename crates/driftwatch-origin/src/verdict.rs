@@ -13,13 +13,12 @@
 use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, OverlayLayers};
 use driftwatch_image::{
     decide, lookup, open_in_layer, same_content, EntryKind, ExecFacts, ImageError, SizeIndex,
+    OVERLAYFS_SUPER_MAGIC,
 };
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// overlayfs' superblock magic.
-pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
 /// procfs' superblock magic name in mountinfo.
 const PROC_FSTYPE: &str = "proc";
 /// Most image files indexed to find relocated copies.

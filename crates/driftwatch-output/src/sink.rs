@@ -1,5 +1,6 @@
-//! Alert sinks: stdout (text or JSON lines) and an append-only JSON-lines file flushed after
-//! every alert.
+//! Alert sinks: stdout (text or JSON lines) and an append-only JSON-lines file, each written in
+//! batches of whole lines (one `write` per batch: a reader never sees half a line). The writer
+//! ends a batch whenever the alert channel is empty, so a lone alert is written at once.
 
 use driftwatch_event::Alert;
 use std::fs::{File, OpenOptions};

@@ -20,6 +20,7 @@
 //! container's counts by kind are exact), paths cut at [`MAX_PATH_LEN`] bytes, and at most
 //! [`MAX_SUMMARIES`] summaries (the least recently alerted is evicted first).
 
+use driftwatch_event::internal::TAMPER_RULE;
 use driftwatch_event::{Alert, ContainerInfo, HOST_CONTAINER_ID};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -74,7 +75,7 @@ impl DriftKind {
     /// file, config), else `other`.
     pub fn of(rule: &str, tags: &[String]) -> DriftKind {
         let has = |t: &str| tags.iter().any(|x| x == t);
-        if rule == crate::detect::TAMPER_RULE || has("tamper") {
+        if rule == TAMPER_RULE || has("tamper") {
             DriftKind::Tamper
         } else if has("binary_drift") {
             DriftKind::Binary
@@ -328,12 +329,6 @@ pub trait ContainerSource: Send + Sync {
     fn containers(&self) -> Vec<std::sync::Arc<ContainerInfo>>;
 }
 
-impl ContainerSource for driftwatch_runtime::Registry {
-    fn containers(&self) -> Vec<std::sync::Arc<ContainerInfo>> {
-        self.all()
-    }
-}
-
 /// Every container's summary; shared by the alert writer (records), the processor (removals)
 /// and the HTTP listener (reads).
 #[derive(Default)]
@@ -555,9 +550,9 @@ mod tests {
         assert_eq!(k("x", &["file_drift"]), DriftKind::File);
         assert_eq!(k("x", &["config_drift"]), DriftKind::Config);
         assert_eq!(k("x", &["drift", "shell"]), DriftKind::Other);
-        assert_eq!(k(crate::detect::TAMPER_RULE, &[]), DriftKind::Tamper);
+        assert_eq!(k(TAMPER_RULE, &[]), DriftKind::Tamper);
         assert_eq!(k("x", &["tamper", "binary_drift"]), DriftKind::Tamper);
-        let t = crate::detect::tamper_alert("map changed", "h");
+        let t = driftwatch_event::internal::tamper_alert("map changed", "h", 1);
         assert_eq!(DriftKind::of(&t.rule, &t.tags), DriftKind::Tamper);
     }
 
@@ -682,7 +677,11 @@ mod tests {
     #[test]
     fn node_tamper_counts_for_every_running_container() {
         let (s, _) = with(&["a", "b"]);
-        s.record(&crate::detect::tamper_alert("policy map changed", "h"));
+        s.record(&driftwatch_event::internal::tamper_alert(
+            "policy map changed",
+            "h",
+            1,
+        ));
         let all = s.snapshot();
         assert!(all
             .iter()

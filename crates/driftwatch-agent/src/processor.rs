@@ -1,0 +1,533 @@
+//! The processor: one task that takes every decoded kernel event in order, enriches it
+//! (process table, container, origins, scripts), evaluates the rules and sends the alerts on.
+//! It also keeps the kernel's policy in step with the container registry.
+//!
+//! Its state is grouped by job: [`Enrichment`] (what an event is enriched with), [`Kernel`]
+//! (the sensor's maps, the exec gate and the enforced cgroups), [`Evaluation`] (the compiled
+//! rules and their scratch state) and the sensor's [`Health`].
+
+use crate::detect::{self, Action};
+use crate::enrich::{self, AlertCtx, Arrival, Via};
+use crate::fields::{EventSource, FieldMap};
+use crate::health::Health;
+use crate::metrics::{gauge, Metrics};
+use crate::proctable::ProcessTable;
+use crate::users::UserNames;
+use driftwatch_bpf::ExecSensor;
+use driftwatch_event::{
+    Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp, MapEvent,
+    MapHow, TaskInfo,
+};
+use driftwatch_origin::{script, FileFacts, Origins, Verdict};
+use driftwatch_output::Summaries;
+use driftwatch_respond::ExecGate;
+use driftwatch_rules::{EvalCtx, EventType, OutputOptions, RuleSet};
+use driftwatch_runtime::{Registry, RegistryUpdate};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What an event is enriched with.
+pub(crate) struct Enrichment {
+    pub table: ProcessTable,
+    pub origins: Origins,
+    pub users: UserNames,
+    pub registry: Registry,
+    /// The agent's (the host's) mount namespace: a task in it is not inside a container.
+    pub host_mntns: u64,
+}
+
+/// The kernel side: the loaded sensor (policy map, statistics; dropping it detaches), the exec
+/// gate (under `--enforce`) and the cgroups written to the policy map.
+pub(crate) struct Kernel {
+    pub sensor: ExecSensor,
+    pub gate: Option<ExecGate>,
+    /// cgroup id → policy flags written to `dw_policy`.
+    pub policed: HashMap<u64, u32>,
+    pub enforce: bool,
+}
+
+/// The compiled rules every event is evaluated against, and their per-event state.
+pub(crate) struct Evaluation {
+    pub rules: RuleSet,
+    pub fields: FieldMap,
+    pub ctx: EvalCtx,
+    /// Events evaluated so far (`evt.num`).
+    pub evt_num: u64,
+    pub hostname: String,
+}
+
+pub(crate) struct Processor {
+    pub enrich: Enrichment,
+    pub kernel: Kernel,
+    pub eval: Evaluation,
+    pub health: Health,
+    pub alerts: mpsc::Sender<Alert>,
+    /// Per-container drift summaries (told of removed containers).
+    pub summaries: Arc<Summaries>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Processor {
+    pub(crate) async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut updates: mpsc::Receiver<RegistryUpdate>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
+        let mut updates_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_event(ev).await,
+                    None => break,
+                },
+                u = updates.recv(), if updates_open => match u {
+                    Some(u) => self.on_update(u),
+                    None => updates_open = false,
+                },
+                _ = tick.tick() => {
+                    ticks += 1;
+                    self.on_tick(ticks).await;
+                }
+            }
+        }
+        self.refresh_stats();
+    }
+
+    async fn on_tick(&mut self, ticks: u64) {
+        self.refresh_stats();
+        let findings = self.health.check(&mut self.kernel, ticks);
+        for finding in findings {
+            self.metrics.tamper_detections.inc();
+            tracing::error!(finding = %finding, "sensor tampering");
+            let alert = detect::tamper_alert(&finding, &self.eval.hostname, now_ns());
+            self.send(alert).await;
+        }
+        if ticks.is_multiple_of(30) {
+            let gone = self.enrich.table.sweep(Path::new("/proc"));
+            tracing::debug!(gone, "process table swept");
+        }
+    }
+
+    fn refresh_stats(&self) {
+        self.health
+            .mirror_kernel_stats(&self.kernel.sensor, &self.metrics);
+        let m = &self.metrics;
+        m.processes_tracked.set(gauge(self.enrich.table.len()));
+        m.containers_tracked.set(gauge(self.enrich.registry.len()));
+        m.policy_entries.set(gauge(self.kernel.policed.len()));
+    }
+
+    /// Puts a container's cgroup in the kernel policy map and has the gate watch its root.
+    pub(crate) fn track(&mut self, info: &ContainerInfo) {
+        let k = &mut self.kernel;
+        if let Some(g) = &k.gate {
+            g.watch(info);
+        }
+        let Some(cg) = info.cgroup_id else { return };
+        if k.policed.contains_key(&cg) {
+            return;
+        }
+        let mut flags = driftwatch_abi::POLICY_F_TRACKED;
+        if k.enforce {
+            flags |= driftwatch_abi::POLICY_F_ENFORCE;
+        }
+        match k.sensor.set_policy(cg, flags) {
+            Ok(()) => {
+                k.policed.insert(cg, flags);
+            }
+            Err(e) => {
+                tracing::warn!(container = %info.id, error = %e, "cannot write the kernel policy")
+            }
+        }
+    }
+
+    fn untrack(&mut self, info: &ContainerInfo) {
+        let k = &mut self.kernel;
+        if let Some(g) = &k.gate {
+            g.unwatch(&info.id);
+        }
+        if let Some(cg) = info.cgroup_id {
+            if k.policed.remove(&cg).is_some() {
+                if let Err(e) = k.sensor.remove_policy(cg) {
+                    tracing::debug!(container = %info.id, error = %e, "policy entry already gone");
+                }
+            }
+        }
+        self.enrich.origins.forget_container(&info.id);
+        self.enrich.users.forget(&info.id);
+    }
+
+    fn on_update(&mut self, u: RegistryUpdate) {
+        match u {
+            RegistryUpdate::Added(info) => {
+                tracing::info!(container = %info.id, image = %info.image_ref, "container tracked");
+                self.track(&info);
+            }
+            RegistryUpdate::Removed(info) => {
+                tracing::info!(container = %info.id, "container gone");
+                self.untrack(&info);
+                self.summaries.removed(&info);
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        let counted = &self.metrics.events;
+        match ev {
+            Event::Fork(f) => {
+                counted.fork.inc();
+                self.enrich.table.on_fork(&f);
+            }
+            Event::Exit(x) => {
+                counted.exit.inc();
+                self.enrich.table.on_exit(&x);
+            }
+            Event::Exec(e) => {
+                counted.exec.inc();
+                self.on_exec(e).await;
+            }
+            Event::Map(m) => {
+                counted.map.inc();
+                self.on_map(m).await;
+            }
+            Event::File(f) => {
+                counted.file.inc();
+                self.on_file(f).await;
+            }
+        }
+    }
+
+    async fn container_of(&mut self, t: &TaskInfo) -> Option<Arc<ContainerInfo>> {
+        let registry = &self.enrich.registry;
+        if let Some(c) = registry.by_cgroup(t.cgroup_id) {
+            return Some(c);
+        }
+        if let Some(c) = registry.by_mntns(t.mntns) {
+            return Some(c);
+        }
+        if t.mntns == self.enrich.host_mntns {
+            return None;
+        }
+        let c = registry
+            .resolve_unknown(t.cgroup_id, t.mntns, t.tgid)
+            .await?;
+        self.track(&c);
+        Some(c)
+    }
+
+    /// The container of a task, and whether the task is *inside* it: it must also have left
+    /// the host's mount namespace (runc's own set-up runs in the container's cgroup but in the
+    /// host's mount namespace).
+    async fn container_and_inside(&mut self, t: &TaskInfo) -> (Option<Arc<ContainerInfo>>, bool) {
+        let c = self.container_of(t).await;
+        let inside = c.is_some() && t.mntns != self.enrich.host_mntns;
+        (c, inside)
+    }
+
+    /// The container a task is inside (see [`Processor::container_and_inside`]).
+    async fn inside_container(&mut self, t: &TaskInfo) -> Option<Arc<ContainerInfo>> {
+        match self.container_and_inside(t).await {
+            (c, true) => c,
+            (_, false) => None,
+        }
+    }
+
+    fn file_verdict(&mut self, facts: FileFacts<'_>, container: &ContainerInfo) -> Verdict {
+        let metrics = &self.metrics;
+        self.enrich.origins.file(facts, container, |e| {
+            metrics.origin_lookup_errors.inc();
+            tracing::warn!(error = %e, "cannot decide a file's origin");
+        })
+    }
+
+    /// What to do about drift the kernel did or did not stop.
+    fn respond(&self, killed_in_kernel: bool, tgid: u32) -> Action {
+        if killed_in_kernel {
+            return Action::Killed;
+        }
+        if !self.kernel.enforce {
+            return Action::None;
+        }
+        // The kernel could not stop it first: stop it now, and say it ran.
+        if driftwatch_respond::kill::kill_process(tgid) {
+            self.metrics.userspace_kills.inc();
+            Action::KilledAfterStart
+        } else {
+            Action::None
+        }
+    }
+
+    /// Alerts are never dropped: wait for room (the ring-buffer reader is decoupled by the
+    /// events channel, whose overflow is counted).
+    async fn send(&self, alert: Alert) {
+        self.metrics.count_alert(&alert.rule);
+        if self.alerts.send(alert).await.is_err() {
+            self.metrics.alert_channel_drops.inc();
+        }
+    }
+
+    /// Evaluate the rules on one event: once without an arrival, or once per drifted-code
+    /// arrival (the same alert twice, e.g. a shell rule on an exec with two arrivals, is sent
+    /// once). Every alert carries the agent's context fields besides the rule's own.
+    async fn evaluate(
+        &mut self,
+        ctx: &AlertCtx,
+        evt_type: EventType,
+        arrivals: &[(Arrival, Action)],
+        cwd: Option<&[u8]>,
+        file: Option<&FileEvent>,
+    ) {
+        let alerts = self
+            .eval
+            .alerts(&self.enrich.table, ctx, evt_type, arrivals, cwd, file);
+        for alert in alerts {
+            self.send(alert).await;
+        }
+    }
+
+    async fn on_exec(&mut self, ev: ExecEvent) {
+        self.health.saw_exec(ev.task.tgid);
+        self.enrich.table.on_exec(&ev);
+        let (container, inside) = self.container_and_inside(&ev.task).await;
+        let mut arrivals = Vec::new();
+        let exe = match container.as_deref().filter(|_| inside) {
+            Some(c) => {
+                let facts = FileFacts {
+                    path: &ev.exepath,
+                    file: &ev.exe,
+                    flags: &ev.flags,
+                };
+                self.file_verdict(facts, c)
+            }
+            None => Verdict::of(ExeOrigin::Host),
+        };
+        self.enrich.table.set_exe_origin(ev.task.tgid, exe.origin);
+        // A kill in the kernel is always reported, whatever userspace decided afterwards; a kill
+        // for the script (doomed by the exec gate) is reported on the script's arrival.
+        let script = match container.as_deref().filter(|_| inside) {
+            Some(c) => self.script_arrival(&ev, c),
+            None => None,
+        };
+        let exe_killed = ev.flags.killed && !(ev.flags.doomed && script.is_some());
+        if inside && (exe.origin.is_drift() || exe_killed) {
+            arrivals.push(Arrival {
+                via: Via::Exec,
+                path: ev.exepath.clone(),
+                verdict: exe,
+            });
+        }
+        arrivals.extend(script);
+        let ctx = enrich::alert_ctx(
+            ev.time_ns,
+            "execve",
+            &ev.task,
+            container,
+            Some((ev.exe, ev.flags)),
+            &self.enrich.table,
+            &mut self.enrich.users,
+        );
+        let arrivals: Vec<(Arrival, Action)> = arrivals
+            .into_iter()
+            .map(|a| {
+                let killed = match a.via {
+                    Via::Exec => exe_killed,
+                    _ => ev.flags.doomed && ev.flags.killed,
+                };
+                let action = self.respond(killed, ev.task.tgid);
+                (a, action)
+            })
+            .collect();
+        self.evaluate(&ctx, EventType::Execve, &arrivals, ev.cwd.as_deref(), None)
+            .await;
+    }
+
+    /// A script this exec runs: the `#!` script itself, or the program file given to an
+    /// interpreter. `Some` only when that script is drift.
+    fn script_arrival(&mut self, ev: &ExecEvent, c: &ContainerInfo) -> Option<Arrival> {
+        let (via, file) = if ev.flags.script {
+            (Via::Shebang, ev.filename.as_slice())
+        } else {
+            let argv0 = ev.args.first().map(Vec::as_slice);
+            let it = script::interpreter_of(&ev.exepath, argv0)?;
+            (Via::Interpreter, script::script_argument(it, &ev.args)?)
+        };
+        let Some(path) = script::absolute(file, ev.cwd.as_deref()) else {
+            self.metrics.scripts_unresolved.inc();
+            return None;
+        };
+        let verdict = match self
+            .enrich
+            .origins
+            .script(c, ev.task.tgid, ev.task.mntns, &path)
+        {
+            Some(v) => v,
+            // The gate judged the script drifted and the kernel killed the exec: report it even
+            // though the file is gone now.
+            None if ev.flags.doomed => Verdict::of(ExeOrigin::Unknown),
+            None => return None,
+        };
+        (verdict.origin.is_drift() || ev.flags.doomed).then_some(Arrival { via, path, verdict })
+    }
+
+    async fn on_map(&mut self, m: MapEvent) {
+        let Some(container) = self.inside_container(&m.task).await else {
+            return;
+        };
+        let facts = FileFacts {
+            path: &m.path,
+            file: &m.file,
+            flags: &m.flags,
+        };
+        let verdict = self.file_verdict(facts, &container);
+        if !(verdict.origin.is_drift() || m.flags.killed) {
+            return;
+        }
+        let ctx = enrich::alert_ctx(
+            m.time_ns,
+            m.how.evt_type(),
+            &m.task,
+            Some(container),
+            None,
+            &self.enrich.table,
+            &mut self.enrich.users,
+        );
+        let exe = script::basename(ctx.process.exepath.as_bytes());
+        let via = if m.how == MapHow::Interp
+            || exe.starts_with(b"ld-linux")
+            || exe.starts_with(b"ld-musl")
+            || exe == b"ld.so"
+        {
+            Via::Loader
+        } else {
+            Via::Mapping
+        };
+        let arrival = Arrival {
+            via,
+            path: m.path,
+            verdict,
+        };
+        let action = self.respond(m.flags.killed, m.task.tgid);
+        let evt_type = match m.how {
+            MapHow::Mmap => EventType::Mmap,
+            MapHow::Mprotect => EventType::Mprotect,
+            MapHow::Interp => EventType::Execve,
+        };
+        self.evaluate(&ctx, evt_type, &[(arrival, action)], None, None)
+            .await;
+    }
+
+    /// A file-changing syscall in a container: the rules decide (file and package drift).
+    async fn on_file(&mut self, f: FileEvent) {
+        let judge = self.kernel.gate.is_some() && may_copy_up(&f);
+        let evt_type = EventType::file(f.op.as_str()).filter(|t| self.eval.rules.has_rules_for(*t));
+        if !judge && evt_type.is_none() {
+            return;
+        }
+        let Some(c) = self.inside_container(&f.task).await else {
+            return;
+        };
+        if judge {
+            // An image file may just have been copied up (chmod, chown, an open for write):
+            // judge it now, so a copied-up library is allowed before it is mapped.
+            if let Some(g) = &self.kernel.gate {
+                g.judge_path(&c, &f.path);
+            }
+        }
+        let Some(evt_type) = evt_type else { return };
+        let ctx = enrich::alert_ctx(
+            f.time_ns,
+            f.op.as_str(),
+            &f.task,
+            Some(c),
+            None,
+            &self.enrich.table,
+            &mut self.enrich.users,
+        );
+        self.evaluate(&ctx, evt_type, &[], None, Some(&f)).await;
+    }
+}
+
+impl Evaluation {
+    /// The alerts of one event (see [`Processor::evaluate`]).
+    fn alerts(
+        &mut self,
+        table: &ProcessTable,
+        ctx: &AlertCtx,
+        evt_type: EventType,
+        arrivals: &[(Arrival, Action)],
+        cwd: Option<&[u8]>,
+        file: Option<&FileEvent>,
+    ) -> Vec<Alert> {
+        let mut alerts: Vec<Alert> = Vec::new();
+        let targets: Vec<(Option<&Arrival>, Action)> = if arrivals.is_empty() {
+            vec![(None, Action::None)]
+        } else {
+            arrivals.iter().map(|(a, act)| (Some(a), *act)).collect()
+        };
+        for (arrival, action) in targets {
+            self.evt_num += 1;
+            let src = EventSource {
+                fields: &self.fields,
+                evt_type,
+                num: self.evt_num,
+                ctx,
+                arrival,
+                action,
+                cwd,
+                file,
+                table,
+                hostname: &self.hostname,
+            };
+            let hostname = self.hostname.as_str();
+            self.rules.eval(&src, &mut self.ctx, |rule| {
+                let mut alert = rule.alert(&src, ctx.time_ns, hostname, &OutputOptions::default());
+                for (k, v) in detect::fields(ctx, arrival, action) {
+                    alert.output_fields.entry(k).or_insert(v);
+                }
+                if !alerts
+                    .iter()
+                    .any(|a| a.rule == alert.rule && a.output == alert.output)
+                {
+                    alerts.push(alert);
+                }
+            });
+        }
+        alerts
+    }
+}
+
+/// Now, in nanoseconds since the epoch.
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A successful call that copies an image file up without (yet) changing its bytes.
+fn may_copy_up(f: &FileEvent) -> bool {
+    f.ret >= 0
+        && f.resolved
+        && matches!(
+            f.op,
+            FileOp::Chmod
+                | FileOp::Fchmod
+                | FileOp::Fchmodat
+                | FileOp::Chown
+                | FileOp::Fchown
+                | FileOp::Lchown
+                | FileOp::Fchownat
+                | FileOp::Open
+                | FileOp::Openat
+                | FileOp::Openat2
+        )
+        && !matches!(
+            f.layer,
+            Some(FileLayer::Upper | FileLayer::WritableMount | FileLayer::Other)
+        )
+}

@@ -1,0 +1,42 @@
+//! The agent's own alerts (`source: internal`): findings about driftwatch itself, not about a
+//! container's events. Their rule names are fixed, so outputs and summaries can recognise them.
+
+use crate::{Alert, Priority};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// The rule name of the sensor-tamper alert.
+pub const TAMPER_RULE: &str = "Driftwatch Sensor Tampered";
+
+/// The alert for a change to driftwatch's own sensor that driftwatch did not make, found at
+/// `now` (ns since the epoch).
+pub fn tamper_alert(finding: &str, hostname: &str, now: u64) -> Alert {
+    let mut fields = BTreeMap::new();
+    fields.insert("driftwatch.finding".to_string(), json!(finding));
+    fields.insert("evt.time".to_string(), json!(now));
+    Alert {
+        time_ns: now,
+        rule: TAMPER_RULE.to_string(),
+        priority: Priority::Critical,
+        output: format!("driftwatch sensor tampered: {finding}"),
+        output_fields: fields,
+        tags: vec!["driftwatch".to_string(), "tamper".to_string()],
+        source: "internal".to_string(),
+        hostname: hostname.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tamper_alert_is_critical() {
+        let a = tamper_alert("dw_config was rewritten", "node", 7);
+        assert_eq!(a.rule, TAMPER_RULE);
+        assert_eq!(a.priority, Priority::Critical);
+        assert_eq!(a.time_ns, 7);
+        assert!(a.output.contains("dw_config was rewritten"));
+        assert!(a.tags.iter().any(|t| t == "tamper"));
+    }
+}

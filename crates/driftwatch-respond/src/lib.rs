@@ -1,0 +1,16 @@
+//! driftwatch's responders: what the agent does about drift besides reporting it.
+//!
+//! * [`gate`]: the exec gate (`--enforce`): holds each exec of a file on a tracked container's
+//!   writable root until its verdict is in the kernel (copied-up-unchanged image files are
+//!   allowed, drift is killed by the BPF program).
+//! * [`kill`]: the userspace kill of a drifted process the kernel could not stop first.
+//!
+//! Architecture invariant: every action here can only be triggered under `--enforce`, and every
+//! failure leaves the kernel policy alone: the gate can only let *more* run, and only files it
+//! proved to hold the image's bytes.
+#![forbid(unsafe_code)]
+
+pub mod gate;
+pub mod kill;
+
+pub use gate::{ExecGate, GateError, GateMetrics};
