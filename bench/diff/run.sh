@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # driftwatch diff benchmark: a 100,000-entry upper dir over a 50,000-file image.
 # Usage: bench/diff/run.sh [WORKDIR]   (needs root for the whiteouts; builds the release binary)
 # Env: RUNS (rounds, default 7), BIN (binary to time: skips the build), BASE (a second binary,
@@ -19,19 +19,19 @@ echo "upper: $(find "$DIR/upper" | wc -l) entries; lower: $(find "$DIR/lower" -t
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-ARGS="--progress never --upper $DIR/upper --lower $DIR/lower"
+ARGS=(--progress never --upper "$DIR/upper" --lower "$DIR/lower")
 modes="find default hash-all hash-none table"
 [ -n "${BASE:-}" ] && modes="$modes base-default base-hash-all base-hash-none"
 run_mode() { # $1 = mode
   case $1 in
     find) find "$DIR/upper" ;;
-    default) "$BIN" diff --json $ARGS ;;
-    hash-all) "$BIN" diff --json --hash all $ARGS ;;
-    hash-none) "$BIN" diff --json --hash none $ARGS ;;
-    table) "$BIN" diff $ARGS ;;
-    base-default) "$BASE" diff --json $ARGS ;;
-    base-hash-all) "$BASE" diff --json --hash all $ARGS ;;
-    base-hash-none) "$BASE" diff --json --hash none $ARGS ;;
+    default) "$BIN" diff --json "${ARGS[@]}" ;;
+    hash-all) "$BIN" diff --json --hash all "${ARGS[@]}" ;;
+    hash-none) "$BIN" diff --json --hash none "${ARGS[@]}" ;;
+    table) "$BIN" diff "${ARGS[@]}" ;;
+    base-default) "$BASE" diff --json "${ARGS[@]}" ;;
+    base-hash-all) "$BASE" diff --json --hash all "${ARGS[@]}" ;;
+    base-hash-none) "$BASE" diff --json --hash none "${ARGS[@]}" ;;
   esac
 }
 for m in $modes; do run_mode "$m" >/dev/null 2>&1 || true; done

@@ -1088,3 +1088,19 @@ fn limit_is_accepted() {
     let too_deep = format!("{}a{}", "(".repeat(n + 1), ")".repeat(n + 1));
     assert!(!parse(&too_deep).is_ok());
 }
+
+/// Found by the `parse` fuzz target: a bare value glued to `=` that starts with a modifier word
+/// and a backspace (a blank to Falco's lexer, not the end of a bare word) printed as
+/// `p.b = allof\bdP\b`, which parses back as the `allof` modifier on the list `dP`.
+#[test]
+fn regression_bare_value_starting_with_a_modifier_word_round_trips() {
+    for src in ["p.b=allof\u{8}dP\u{8}", "p.b!=oneof\u{8}x", "p.b==anyof\u{8}a\u{8}b"] {
+        let p = parse(src);
+        assert!(p.diagnostics.is_empty(), "{src:?}: {:?}", p.diagnostics);
+        assert_round_trip(src);
+    }
+    // With a blank after the operator the word is the modifier, as before.
+    let p = parse("p.b = allof\u{8}dP");
+    let printed = p.expr.map(|e| e.to_string());
+    assert_eq!(printed.as_deref(), Some("p.b = allof dP"));
+}
