@@ -59,14 +59,14 @@ impl fmt::Display for Check {
             // `anyof` or `allof` and a blank would be read as a list modifier: such a value was
             // written right after the operator, and is printed so.
             let glued = matches!(r, Rhs::Value(l) if l.quote == Quote::Bare
-                && !self.op.kind.needs_blank()
-                && self.op.modifier.is_none()
-                && crate::ast::Modifier::ALL.iter().any(|m| {
-                    l.value
-                        .strip_prefix(m.as_str().as_bytes())
-                        .and_then(|rest| rest.first())
-                        .is_some_and(|&b| crate::lexer::is_blank(b))
-                }));
+            && !self.op.kind.needs_blank()
+            && self.op.modifier.is_none()
+            && crate::ast::Modifier::ALL.iter().any(|m| {
+                l.value
+                    .strip_prefix(m.as_str().as_bytes())
+                    .and_then(|rest| rest.first())
+                    .is_some_and(|&b| crate::lexer::is_blank(b))
+            }));
             if glued {
                 write!(f, "{r}")?;
             } else {

@@ -1094,7 +1094,11 @@ fn limit_is_accepted() {
 /// `p.b = allof\bdP\b`, which parses back as the `allof` modifier on the list `dP`.
 #[test]
 fn regression_bare_value_starting_with_a_modifier_word_round_trips() {
-    for src in ["p.b=allof\u{8}dP\u{8}", "p.b!=oneof\u{8}x", "p.b==anyof\u{8}a\u{8}b"] {
+    for src in [
+        "p.b=allof\u{8}dP\u{8}",
+        "p.b!=oneof\u{8}x",
+        "p.b==anyof\u{8}a\u{8}b",
+    ] {
         let p = parse(src);
         assert!(p.diagnostics.is_empty(), "{src:?}: {:?}", p.diagnostics);
         assert_round_trip(src);
