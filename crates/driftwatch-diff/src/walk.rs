@@ -26,10 +26,10 @@
 
 use crate::classify::{Classifier, Facts};
 use crate::error::DiffError;
-use crate::layers::{self, LayerDir};
 use crate::model::{ChangeKind, FileEntry, FileType, Side, UnmanagedChange};
 use crate::packages::dpkg::DpkgFiles;
 use driftwatch_event::OverlayLayers;
+use driftwatch_image::overlay::{self, LayerDir};
 use driftwatch_image::{read_full, XattrNamespace};
 use md5::Md5;
 use rustix::fs::{self as rfs, AtFlags, Stat};
@@ -207,13 +207,13 @@ pub fn walk<S: WalkSink>(
         path: path.to_path_buf(),
         source,
     };
-    let upper = layers::open_root(upper_path, 0, true).map_err(|e| layer_err(upper_path, e))?;
+    let upper = overlay::open_root(upper_path, 0, true).map_err(|e| layer_err(upper_path, e))?;
     let mut lowers = Vec::with_capacity(layers.lowerdirs.len());
     for (i, p) in layers.lowerdirs.iter().enumerate() {
-        lowers.push(layers::open_root(p, i + 1, false).map_err(|e| layer_err(p, e))?);
+        lowers.push(overlay::open_root(p, i + 1, false).map_err(|e| layer_err(p, e))?);
     }
     let names =
-        layers::read_names(upper.fd.as_fd()).map_err(|e| layer_err(upper_path, e.into()))?;
+        overlay::read_names(upper.fd.as_fd()).map_err(|e| layer_err(upper_path, e.into()))?;
     let ctx = Ctx {
         opts,
         classifier,
@@ -439,8 +439,8 @@ impl<S: WalkSink> Walker<'_, '_, S> {
         let ut = up.file_type.unwrap_or(FileType::File);
         let xattrs = self.ctx.opts.xattrs;
         // A whiteout: something of the image is deleted.
-        if ut == FileType::CharDevice && layers::st_rdev(&st) == 0 {
-            let p = layers::probe(&frame.lowers, &name, false, xattrs);
+        if ut == FileType::CharDevice && overlay::st_rdev(&st) == 0 {
+            let p = overlay::probe(&frame.lowers, &name, false, xattrs);
             let Some(hit) = p.hit else {
                 return Ok(None);
             };
@@ -468,7 +468,7 @@ impl<S: WalkSink> Walker<'_, '_, S> {
                 })
                 .map(|()| None);
         }
-        if layers::st_dev(&st) != self.upper_dev {
+        if overlay::st_dev(&st) != self.upper_dev {
             let mut e = FileEntry::new(&path, ChangeKind::Added);
             e.container = Some(up);
             e.notes
@@ -478,7 +478,7 @@ impl<S: WalkSink> Walker<'_, '_, S> {
             return self.emit_entry(e).map(|()| None);
         }
         let want_dirs = ut == FileType::Dir;
-        let mut probe = layers::probe(&frame.lowers, &name, want_dirs, xattrs);
+        let mut probe = overlay::probe(&frame.lowers, &name, want_dirs, xattrs);
         let lower = probe.hit.as_ref().map(|h| (side_of(&h.st), h.pos));
         match ut {
             FileType::Dir => {
@@ -493,7 +493,7 @@ impl<S: WalkSink> Walker<'_, '_, S> {
                     name,
                     path,
                     up,
-                    up_blocks: layers::st_blocks(&st),
+                    up_blocks: overlay::st_blocks(&st),
                     lower,
                 })?;
                 Ok(None)
@@ -511,31 +511,14 @@ impl<S: WalkSink> Walker<'_, '_, S> {
 
     /// The image directory a `redirect_dir` directory was renamed from, in every layer.
     fn redirect_chain(&self, frame: &Frame, target: &[u8]) -> Vec<LayerDir> {
-        let xattrs = self.ctx.opts.xattrs;
-        let (mut chain, rel) = match target.strip_prefix(b"/") {
-            Some(abs) => (
-                self.lower_roots
-                    .iter()
-                    .map(LayerDir::share)
-                    .collect::<Vec<_>>(),
-                abs,
-            ),
-            None => (frame.lowers.iter().map(LayerDir::share).collect(), target),
-        };
-        for comp in rel.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
-            let Ok(name) = CString::new(comp) else {
-                return Vec::new();
-            };
-            if comp == b"." || comp == b".." {
-                return Vec::new();
-            }
-            let p = layers::probe(&chain, &name, true, xattrs);
-            if !p.hit.as_ref().is_some_and(|h| layers::is_dir(&h.st)) {
-                return Vec::new();
-            }
-            chain = p.dirs;
-        }
-        chain
+        // A relative redirect names a sibling: only its name is needed, not the parent's path.
+        overlay::redirect_chain(
+            &self.lower_roots,
+            &frame.lowers,
+            &[],
+            target,
+            self.ctx.opts.xattrs,
+        )
     }
 
     #[allow(clippy::too_many_lines)]
@@ -553,7 +536,8 @@ impl<S: WalkSink> Walker<'_, '_, S> {
             ..Facts::default()
         };
         let xattrs = self.ctx.opts.xattrs;
-        let child_fd = match layers::open_dir(frame.upper.as_fd(), name) {
+        let child_fd = match overlay::open_dir(frame.upper.as_fd(), name.as_c_str(), self.upper_dev)
+        {
             Ok(fd) => Some(fd),
             Err(e) => {
                 tracing::debug!(path = %crate::pathfmt::escape(&path), error = %e, "cannot open upper directory");
@@ -562,13 +546,13 @@ impl<S: WalkSink> Walker<'_, '_, S> {
         };
         let opaque = child_fd
             .as_ref()
-            .is_some_and(|fd| layers::is_opaque(fd.as_fd(), xattrs));
+            .is_some_and(|fd| overlay::is_opaque(fd.as_fd(), xattrs).unwrap_or(false));
         // A directory renamed by overlayfs (redirect_dir): its image content is the directory
         // it was renamed from, not whatever the image has at this path.
         let redirect = child_fd
             .as_ref()
             .filter(|_| !opaque)
-            .and_then(|fd| layers::redirect(fd.as_fd(), xattrs));
+            .and_then(|fd| overlay::redirect(fd.as_fd(), xattrs));
         let mut redirect_note = None;
         if let Some(target) = &redirect {
             let chain = self.redirect_chain(frame, target);
@@ -653,7 +637,7 @@ impl<S: WalkSink> Walker<'_, '_, S> {
                 ));
                 None
             }
-            Some(fd) => match layers::read_names(fd.as_fd()) {
+            Some(fd) => match overlay::read_names(fd.as_fd()) {
                 Ok(names) => Some(Frame {
                     upper: Arc::new(fd),
                     path: path.clone(),
@@ -773,15 +757,15 @@ impl<S: WalkSink> Walker<'_, '_, S> {
 }
 
 fn side_of(st: &Stat) -> Side {
-    let mode = layers::st_mode(st);
+    let mode = overlay::st_mode(st);
     let ft = FileType::of_mode(mode);
-    let rdev = layers::st_rdev(st);
+    let rdev = overlay::st_rdev(st);
     Side {
         file_type: Some(ft),
         mode: Some(mode & 0o7777),
         uid: Some(st.st_uid),
         gid: Some(st.st_gid),
-        size: matches!(ft, FileType::File | FileType::Symlink).then(|| layers::st_size(st)),
+        size: matches!(ft, FileType::File | FileType::Symlink).then(|| overlay::st_size(st)),
         rdev: matches!(ft, FileType::CharDevice | FileType::BlockDevice).then(|| {
             format!(
                 "{}:{}",
@@ -877,8 +861,8 @@ impl Ctx<'_> {
         // image file's. Only a data-less upper file is asked (no xattr call for the others).
         let metacopy = up_blocks == 0
             && size > 0
-            && layers::open_file(dir.as_fd(), &name)
-                .is_ok_and(|fd| layers::is_metacopy(fd.as_fd(), self.opts.xattrs));
+            && overlay::open_file(dir.as_fd(), &name)
+                .is_ok_and(|fd| overlay::is_metacopy(fd.as_fd(), self.opts.xattrs));
         let same_size = img.as_ref().is_some_and(|(i, _)| i.size == up.size);
         let (facts, differs, lower_sha) = if metacopy {
             match img.as_ref().filter(|_| same_size) {
@@ -930,7 +914,7 @@ impl Ctx<'_> {
                 } else if let Some(h) = lower_sha {
                     // Hashed in the comparison's read.
                     img.sha256 = Some(to_hex(&h));
-                } else if let Ok(fd) = layers::open_file(ldir.as_fd(), &name) {
+                } else if let Ok(fd) = overlay::open_file(ldir.as_fd(), &name) {
                     img.sha256 = self
                         .sha256_of(fd, img.size.unwrap_or(0), &mut bufs.b)
                         .ok()
@@ -968,14 +952,14 @@ impl Ctx<'_> {
         };
         let want_md5 = self.dpkg.is_some_and(|d| d.has_md5(path));
         let want_sha = self.opts.hash != HashMode::None;
-        let upper_fd = match layers::open_file(dir.as_fd(), name) {
+        let upper_fd = match overlay::open_file(dir.as_fd(), name) {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::debug!(path = %crate::pathfmt::escape(path), error = %e, "cannot open container file");
                 return (facts, None, None);
             }
         };
-        let lower_fd = lower.and_then(|d| layers::open_file(d, name).ok());
+        let lower_fd = lower.and_then(|d| overlay::open_file(d, name).ok());
         let size = up.size.unwrap_or(0);
         let want = Want {
             sha: want_sha,
