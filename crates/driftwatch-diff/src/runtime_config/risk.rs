@@ -1,5 +1,5 @@
-//! How much a deviation matters: the grades of capabilities, environment variables and host
-//! mounts.
+//! How much a deviation matters: the grades of capabilities, environment variables, host
+//! mounts and changed files under `/etc`.
 
 use super::spec::MountSummary;
 use crate::model::Risk;
@@ -90,5 +90,31 @@ pub(super) fn mount_risk(m: &MountSummary) -> Risk {
         (true, true) => Risk::High,
         (false, false) => Risk::Medium,
         (false, true) => Risk::Low,
+    }
+}
+
+/// A changed file under `/etc`: critical for `/etc/ld.so.preload`, high for accounts, sudo,
+/// the loader, PAM, ssh, cron, shell profiles, security settings, package sources and hosts.
+pub(super) fn etc_file_risk(path: &str) -> Risk {
+    let high = [
+        "/etc/passwd",
+        "/etc/shadow",
+        "/etc/group",
+        "/etc/sudoers",
+        "/etc/ld.so.conf",
+        "/etc/pam.d",
+        "/etc/ssh",
+        "/etc/cron",
+        "/etc/profile",
+        "/etc/security",
+        "/etc/apt/sources.list",
+        "/etc/hosts",
+    ];
+    if path == "/etc/ld.so.preload" {
+        Risk::Critical
+    } else if high.iter().any(|h| path.starts_with(h)) {
+        Risk::High
+    } else {
+        Risk::Medium
     }
 }
