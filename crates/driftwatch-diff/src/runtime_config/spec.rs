@@ -79,51 +79,9 @@ impl RuntimeSummary {
     pub fn from_spec(json: &[u8]) -> Result<RuntimeSummary, serde_json::Error> {
         let v: Value = serde_json::from_slice(json)?;
         let p = &v["process"];
-        let caps = &p["capabilities"];
-        let mut capabilities = BTreeSet::new();
-        for set in ["bounding", "effective", "permitted"] {
-            capabilities.extend(strs(&caps[set]));
-        }
         let linux = &v["linux"];
-        let all_devices = linux["resources"]["devices"]
-            .as_array()
-            .is_some_and(|devs| {
-                devs.iter().any(|d| {
-                    d["allow"].as_bool() == Some(true)
-                        && d["type"].as_str().is_none_or(|t| t == "a")
-                        && d["major"].is_null()
-                        && d["minor"].is_null()
-                })
-            });
-        let present: BTreeSet<String> = linux["namespaces"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| n["type"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let host_namespaces = ["pid", "network", "ipc", "uts", "mount"]
-            .iter()
-            .filter(|n| !present.contains(**n))
-            .map(|n| (*n).to_owned())
-            .collect();
-        let mounts = v["mounts"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|m| {
-                        let opts = strs(&m["options"]);
-                        MountSummary {
-                            destination: m["destination"].as_str().unwrap_or("").to_owned(),
-                            kind: m["type"].as_str().unwrap_or("").to_owned(),
-                            source: m["source"].as_str().unwrap_or("").to_owned(),
-                            read_only: opts.iter().any(|o| o == "ro"),
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let capabilities = spec_capabilities(&p["capabilities"]);
+        let all_devices = spec_all_devices(&linux["resources"]["devices"]);
         let privileged = capabilities.contains("CAP_SYS_ADMIN") && all_devices;
         Ok(RuntimeSummary {
             env: env_map(&strs(&p["env"])),
@@ -138,8 +96,8 @@ impl RuntimeSummary {
             privileged,
             all_devices,
             readonly_rootfs: v["root"]["readonly"].as_bool().unwrap_or(false),
-            host_namespaces,
-            mounts,
+            host_namespaces: spec_host_namespaces(&linux["namespaces"]),
+            mounts: spec_mounts(&v["mounts"]),
             seccomp: !linux["seccomp"].is_null(),
             apparmor_profile: p["apparmorProfile"]
                 .as_str()
@@ -155,6 +113,65 @@ impl RuntimeSummary {
             .iter()
             .filter(|m| m.kind == "bind" || m.kind.is_empty() && m.source.starts_with('/'))
     }
+}
+
+/// Bounding ∪ effective ∪ permitted (`process.capabilities`).
+fn spec_capabilities(caps: &Value) -> BTreeSet<String> {
+    let mut capabilities = BTreeSet::new();
+    for set in ["bounding", "effective", "permitted"] {
+        capabilities.extend(strs(&caps[set]));
+    }
+    capabilities
+}
+
+/// Whether the device cgroup (`linux.resources.devices`) allows every device: an allow rule
+/// of type `a` (or none) without major or minor.
+fn spec_all_devices(devices: &Value) -> bool {
+    devices.as_array().is_some_and(|devs| {
+        devs.iter().any(|d| {
+            d["allow"].as_bool() == Some(true)
+                && d["type"].as_str().is_none_or(|t| t == "a")
+                && d["major"].is_null()
+                && d["minor"].is_null()
+        })
+    })
+}
+
+/// The namespaces missing from `linux.namespaces`, so shared with the host.
+fn spec_host_namespaces(namespaces: &Value) -> BTreeSet<String> {
+    let present: BTreeSet<String> = namespaces
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n["type"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ["pid", "network", "ipc", "uts", "mount"]
+        .iter()
+        .filter(|n| !present.contains(**n))
+        .map(|n| (*n).to_owned())
+        .collect()
+}
+
+/// The `mounts` of the spec (read-only when the options have `ro`).
+fn spec_mounts(mounts: &Value) -> Vec<MountSummary> {
+    mounts
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    let opts = strs(&m["options"]);
+                    MountSummary {
+                        destination: m["destination"].as_str().unwrap_or("").to_owned(),
+                        kind: m["type"].as_str().unwrap_or("").to_owned(),
+                        source: m["source"].as_str().unwrap_or("").to_owned(),
+                        read_only: opts.iter().any(|o| o == "ro"),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
