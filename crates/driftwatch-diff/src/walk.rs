@@ -521,7 +521,7 @@ impl<S: WalkSink> Walker<'_, '_, S> {
         )
     }
 
-    #[allow(clippy::too_many_lines)]
+    #[allow(clippy::too_many_lines, reason = "one directory entry, step by step")]
     fn dir_entry(
         &mut self,
         frame: &Frame,
@@ -933,7 +933,7 @@ impl Ctx<'_> {
     /// `up`, the debsums check into `done`; returns whether it differs from the same name in
     /// `lower` (an image file of the same size) and, with `--hash all`, the image file's hash
     /// when it differs.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, reason = "the facts of one file")]
     fn read_facts(
         &self,
         dir: &OwnedFd,

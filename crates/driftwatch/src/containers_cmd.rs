@@ -183,7 +183,7 @@ pub fn table(summaries: &[ContainerSummary]) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on a broken fixture")]
     use super::*;
     use driftwatch_output::summary::{KindCounts, PathCount, State};
 
