@@ -8,7 +8,7 @@
 //! * `image.rs`: the image side, [`ImageConfig`] and [`resolve_user`];
 //! * `baseline.rs`: the approved configuration, [`Baseline`] read from a saved report or a pod
 //!   spec;
-//! * `compare.rs`: [`compare`], one function per compared aspect, and [`etc_file_finding`];
+//! * `compare.rs`: [`compare()`], one function per compared aspect, and [`etc_file_finding`];
 //! * `risk.rs`: how much a capability, an environment variable, a host mount or a file under
 //!   `/etc` matters.
 
