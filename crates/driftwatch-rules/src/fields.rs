@@ -4,6 +4,7 @@
 //! facts Falco does not have get driftwatch names (`proc.exe_origin`, `drift.*`). The docs
 //! page `docs/fields.md` is generated from this table (`driftwatch rules fields --markdown`).
 
+use driftwatch_event::FileOp;
 use std::fmt::Write as _;
 
 /// Index of a field in [`FIELDS`].
@@ -121,100 +122,52 @@ pub enum EventKind {
 }
 
 /// The `evt.type` values driftwatch produces. Rules are indexed by these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// The file syscalls are [`FileOp`], their one definition: a syscall added there is an event
+/// type here, named by [`FileOp::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     Execve,
     Execveat,
     Mmap,
     Mprotect,
-    Open,
-    Openat,
-    Openat2,
-    Creat,
-    Unlink,
-    Unlinkat,
-    Rename,
-    Renameat,
-    Renameat2,
-    Link,
-    Linkat,
-    Symlink,
-    Symlinkat,
-    Chmod,
-    Fchmod,
-    Fchmodat,
-    Chown,
-    Fchown,
-    Lchown,
-    Fchownat,
-    Mkdir,
-    Mkdirat,
-    Rmdir,
+    /// A file-changing syscall.
+    File(FileOp),
 }
 
 impl EventType {
-    /// Every event type, in index order.
-    pub const ALL: [EventType; 27] = [
+    /// The process-code event types, in index order (the file syscalls follow).
+    const PROC: [EventType; 4] = [
         EventType::Execve,
         EventType::Execveat,
         EventType::Mmap,
         EventType::Mprotect,
-        EventType::Open,
-        EventType::Openat,
-        EventType::Openat2,
-        EventType::Creat,
-        EventType::Unlink,
-        EventType::Unlinkat,
-        EventType::Rename,
-        EventType::Renameat,
-        EventType::Renameat2,
-        EventType::Link,
-        EventType::Linkat,
-        EventType::Symlink,
-        EventType::Symlinkat,
-        EventType::Chmod,
-        EventType::Fchmod,
-        EventType::Fchmodat,
-        EventType::Chown,
-        EventType::Fchown,
-        EventType::Lchown,
-        EventType::Fchownat,
-        EventType::Mkdir,
-        EventType::Mkdirat,
-        EventType::Rmdir,
     ];
+
+    /// Every event type, in index order: the process-code types, then every [`FileOp::ALL`].
+    pub const ALL: [EventType; EventType::PROC.len() + FileOp::ALL.len()] = {
+        let mut all = [EventType::Execve; EventType::PROC.len() + FileOp::ALL.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < EventType::PROC.len() {
+                EventType::PROC[i]
+            } else {
+                EventType::File(FileOp::ALL[i - EventType::PROC.len()])
+            };
+            i += 1;
+        }
+        all
+    };
 
     /// The `evt.type` value.
     #[must_use]
-    pub const fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             EventType::Execve => "execve",
             EventType::Execveat => "execveat",
             EventType::Mmap => "mmap",
             EventType::Mprotect => "mprotect",
-            EventType::Open => "open",
-            EventType::Openat => "openat",
-            EventType::Openat2 => "openat2",
-            EventType::Creat => "creat",
-            EventType::Unlink => "unlink",
-            EventType::Unlinkat => "unlinkat",
-            EventType::Rename => "rename",
-            EventType::Renameat => "renameat",
-            EventType::Renameat2 => "renameat2",
-            EventType::Link => "link",
-            EventType::Linkat => "linkat",
-            EventType::Symlink => "symlink",
-            EventType::Symlinkat => "symlinkat",
-            EventType::Chmod => "chmod",
-            EventType::Fchmod => "fchmod",
-            EventType::Fchmodat => "fchmodat",
-            EventType::Chown => "chown",
-            EventType::Fchown => "fchown",
-            EventType::Lchown => "lchown",
-            EventType::Fchownat => "fchownat",
-            EventType::Mkdir => "mkdir",
-            EventType::Mkdirat => "mkdirat",
-            EventType::Rmdir => "rmdir",
+            EventType::File(op) => op.as_str(),
         }
     }
 
@@ -232,20 +185,40 @@ impl EventType {
         match self {
             EventType::Execve | EventType::Execveat => EventKind::Exec,
             EventType::Mmap | EventType::Mprotect => EventKind::Map,
-            _ => EventKind::File,
+            EventType::File(_) => EventKind::File,
         }
-    }
-
-    /// The file event type of a syscall name (Falco's `evt.type`), if driftwatch reports it.
-    #[must_use]
-    pub fn file(name: &str) -> Option<EventType> {
-        EventType::parse(name.as_bytes()).filter(|t| t.kind() == EventKind::File)
     }
 
     /// Position in [`EventType::ALL`].
     #[must_use]
     pub const fn index(self) -> usize {
-        self as usize
+        match self {
+            EventType::Execve => 0,
+            EventType::Execveat => 1,
+            EventType::Mmap => 2,
+            EventType::Mprotect => 3,
+            // `FileOp::ALL[i]` has the value `i + 1`
+            EventType::File(op) => EventType::PROC.len() + (op as usize - 1),
+        }
+    }
+}
+
+impl From<FileOp> for EventType {
+    fn from(op: FileOp) -> EventType {
+        EventType::File(op)
+    }
+}
+
+/// Ordered by [`EventType::index`].
+impl Ord for EventType {
+    fn cmp(&self, other: &EventType) -> std::cmp::Ordering {
+        self.index().cmp(&other.index())
+    }
+}
+
+impl PartialOrd for EventType {
+    fn partial_cmp(&self, other: &EventType) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -472,5 +445,11 @@ mod tests {
             assert_eq!(EventType::parse(t.as_str().as_bytes()), Some(t));
             assert_eq!(EventType::ALL[t.index()], t);
         }
+        for op in FileOp::ALL {
+            let t = EventType::File(op);
+            assert_eq!(EventType::parse(op.as_str().as_bytes()), Some(t));
+            assert_eq!(t.kind(), EventKind::File);
+        }
+        assert_eq!(EventType::ALL.len(), 4 + FileOp::ALL.len());
     }
 }
