@@ -32,22 +32,15 @@ fn run() -> Result<(), String> {
     println!("cargo:rerun-if-env-changed=DRIFTWATCH_VMLINUX_H");
     println!("cargo:rerun-if-env-changed=DRIFTWATCH_CLANG");
     println!("cargo:rerun-if-env-changed=DRIFTWATCH_BPFTOOL");
-    println!(
-        "cargo:rerun-if-changed={}",
-        include_dir.join("abi.h").display()
-    );
-    // Headers included by the programs (file.bpf.h).
-    println!(
-        "cargo:rerun-if-changed={}",
-        bpf_dir.join("file.bpf.h").display()
-    );
+    // The programs and every header they include (bpf/*.bpf.h, bpf/include/abi.h): for a
+    // directory cargo reruns this script when any file under it changes, a new header included.
+    println!("cargo:rerun-if-changed={}", bpf_dir.display());
 
     let vmlinux_dir = vmlinux_header(&out_dir)?;
     let clang = env::var("DRIFTWATCH_CLANG").unwrap_or_else(|_| "clang".to_owned());
 
     for prog in PROGRAMS {
         let src = bpf_dir.join(format!("{prog}.bpf.c"));
-        println!("cargo:rerun-if-changed={}", src.display());
         let obj = out_dir.join(format!("{prog}.bpf.o"));
         let output = Command::new(&clang)
             .args([

@@ -1,6 +1,10 @@
 //! The agent's events as a rule-engine [`FieldSource`]: every field of `driftwatch_rules::FIELDS`
 //! read from the event, the process table, the container and the drift arrival, without
 //! allocating (computed strings go to the engine's scratch buffer).
+//!
+//! Invariant: every field of the table is provided here or is marked not provided in the table
+//! (then rules cannot load with it); the test `every_field_in_the_table_is_provided_or_rejected_at_load`
+//! walks the table.
 
 use crate::detect::Action;
 use crate::enrich::{AlertCtx, Arrival};
@@ -568,6 +572,14 @@ impl EventSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::enrich::Via;
+    use crate::proctable::ProcEntry;
+    use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, TaskInfo};
+    use driftwatch_origin::Verdict;
+    use driftwatch_rules::{
+        compile, load_str, ArgKind, CompileOptions, EventKind, EventKinds, FieldDef,
+    };
+    use std::sync::Arc;
 
     fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut out = Vec::new();
@@ -640,5 +652,264 @@ mod tests {
             ..FileEvent::default()
         };
         assert_eq!(path_arg(&ev, PathArg::Linkpath), Some(&b"/l"[..]));
+    }
+
+    /// The synthetic events of one kind that [`every_field_in_the_table_is_provided_or_rejected_at_load`]
+    /// reads fields from, built as the processor builds them (an exec carries its executable's
+    /// facts and working directory, a mapping its drift arrival, a file event its syscall).
+    struct Synthetic {
+        fields: FieldMap,
+        table: ProcessTable,
+        arrival: Arrival,
+        events: Vec<Synthetic1>,
+    }
+
+    /// One synthetic event.
+    struct Synthetic1 {
+        evt_type: EventType,
+        ctx: AlertCtx,
+        /// Whether it carries [`Synthetic::arrival`].
+        arrival: bool,
+        cwd: Option<Vec<u8>>,
+        file: Option<FileEvent>,
+    }
+
+    fn process(tgid: u32, ppid: u32, comm: &str, exepath: &str) -> ProcEntry {
+        ProcEntry {
+            tgid,
+            ppid,
+            comm: Arc::from(comm),
+            exepath: Arc::from(exepath),
+            args: Arc::from(vec![exepath.to_string(), "-c".to_string(), "x".to_string()]),
+            exe_origin: Some(ExeOrigin::Added),
+            ..ProcEntry::default()
+        }
+    }
+
+    impl Synthetic {
+        /// Every event carries everything its kind can carry.
+        fn new() -> Synthetic {
+            let mut table = ProcessTable::new(16);
+            table.insert(process(1, 0, "init", "/sbin/init"));
+            table.insert(process(
+                10,
+                1,
+                "containerd-shim",
+                "/usr/bin/containerd-shim",
+            ));
+            table.insert(process(20, 10, "bash", "/bin/bash"));
+            table.insert(process(30, 20, "sh", "/tmp/sh"));
+            let ctx = |evt_type: &'static str, exe: bool| AlertCtx {
+                time_ns: 1_700_000_000_123_456_789,
+                evt_type,
+                task: TaskInfo {
+                    pid: 31,
+                    tgid: 30,
+                    ppid: 20,
+                    euid: 1000,
+                    egid: 1000,
+                    comm: "sh".into(),
+                    ..TaskInfo::default()
+                },
+                container: Some(Arc::new(ContainerInfo {
+                    id: "0123456789abcdef".into(),
+                    name: "web".into(),
+                    image_ref: "docker.io/library/app:1".into(),
+                    image_repository: "docker.io/library/app".into(),
+                    image_tag: "1".into(),
+                    image_digest: Some("sha256:00".into()),
+                    pod_name: Some("web-0".into()),
+                    pod_namespace: Some("prod".into()),
+                    pod_uid: Some("uid-0".into()),
+                    ..ContainerInfo::default()
+                })),
+                process: process(30, 20, "sh", "/tmp/sh"),
+                parent: Some(process(20, 10, "bash", "/bin/bash")),
+                user_name: Some("app".into()),
+                exe: exe.then(|| {
+                    let file = ExeFile {
+                        ino: 7,
+                        ctime_sec: 1,
+                        mtime_sec: 2,
+                        mode: 0o100755,
+                        s_magic: driftwatch_image::OVERLAYFS_SUPER_MAGIC,
+                        ..ExeFile::default()
+                    };
+                    let flags = ExecFlags {
+                        overlay_upper: true,
+                        on_root_mount: true,
+                        ..ExecFlags::default()
+                    };
+                    (file, flags)
+                }),
+            };
+            let mut events = vec![
+                Synthetic1 {
+                    evt_type: EventType::Execve,
+                    ctx: ctx("execve", true),
+                    arrival: true,
+                    cwd: Some(b"/work".to_vec()),
+                    file: None,
+                },
+                Synthetic1 {
+                    evt_type: EventType::Mmap,
+                    ctx: ctx("mmap", false),
+                    arrival: true,
+                    cwd: None,
+                    file: None,
+                },
+            ];
+            for op in FileOp::ALL {
+                let file = FileEvent {
+                    op,
+                    ret: 3,
+                    path: b"/etc/app.conf".to_vec(),
+                    path2: Some(b"/etc/app.conf.new".to_vec()),
+                    target: Some(b"../x".to_vec()),
+                    resolved: true,
+                    flags: 0o1101 | 0x200 | 0x400 | 0x100 | 1,
+                    mode: Some(0o644),
+                    uid: Some(1000),
+                    gid: Some(1000),
+                    fd: Some(3),
+                    file: Some(ExeFile {
+                        mode: 0o100644,
+                        ..ExeFile::default()
+                    }),
+                    layer: Some(FileLayer::CopiedUp),
+                    ..FileEvent::default()
+                };
+                events.push(Synthetic1 {
+                    evt_type: EventType::File(op),
+                    ctx: ctx(op.as_str(), false),
+                    arrival: false,
+                    cwd: None,
+                    file: Some(file),
+                });
+            }
+            Synthetic {
+                fields: FieldMap::default(),
+                table,
+                arrival: Arrival {
+                    via: Via::Exec,
+                    path: b"/tmp/sh".to_vec(),
+                    verdict: Verdict {
+                        origin: ExeOrigin::Added,
+                        image_copy_of: Some(Arc::from(&b"/bin/sh"[..])),
+                    },
+                },
+                events,
+            }
+        }
+
+        /// The events of these kinds where the agent has a value for `field[arg]`.
+        fn with_value(&self, kinds: EventKinds, field: FieldId, arg: &FieldArg) -> usize {
+            let mut scratch = Scratch::default();
+            let mut n = 0;
+            for e in &self.events {
+                let kind = match e.evt_type.kind() {
+                    EventKind::Exec => EventKinds::EXEC,
+                    EventKind::Map => EventKinds::MAP,
+                    EventKind::File => EventKinds::FILE,
+                };
+                if kinds.0 & kind.0 == 0 {
+                    continue;
+                }
+                let src = EventSource {
+                    fields: &self.fields,
+                    evt_type: e.evt_type,
+                    num: 1,
+                    ctx: &e.ctx,
+                    arrival: e.arrival.then_some(&self.arrival),
+                    action: Action::Killed,
+                    cwd: e.cwd.as_deref(),
+                    file: e.file.as_ref(),
+                    table: &self.table,
+                    hostname: "node-1",
+                };
+                scratch.clear();
+                n += usize::from(src.get(field, arg, &mut scratch).is_some());
+            }
+            n
+        }
+    }
+
+    /// The table's invariant: every field of `FIELDS` is provided by the agent (it has a value
+    /// for some event of every kind the table says carries it) or is marked not provided, which
+    /// the agent then really does not fill and which a rule cannot load with. A field added to
+    /// the table without a meaning in [`FieldMap`] and [`EventSource::get`] fails here.
+    #[test]
+    fn every_field_in_the_table_is_provided_or_rejected_at_load() {
+        let s = Synthetic::new();
+        let kinds = [EventKinds::EXEC, EventKinds::MAP, EventKinds::FILE];
+        for (i, def) in FIELDS.iter().enumerate() {
+            let id = FieldId(u16::try_from(i).unwrap_or(u16::MAX));
+            let mapped = s.fields.0.get(i).is_some_and(|f| *f != F::None);
+            if !def.provided {
+                assert!(
+                    !mapped,
+                    "field '{}' is marked not provided but the agent fills it: drop .not_provided()",
+                    def.name
+                );
+                assert_rejected_at_load(def);
+                continue;
+            }
+            assert!(
+                mapped,
+                "field '{}' is in driftwatch_rules::FIELDS but the agent does not provide it: give \
+                 it a meaning in FieldMap and EventSource::get, or mark it .not_provided()",
+                def.name
+            );
+            let args: &[FieldArg] = match def.arg {
+                ArgKind::None => &[FieldArg::None],
+                ArgKind::Index => &[FieldArg::Index(1)],
+                ArgKind::IndexOrAll => &[FieldArg::None, FieldArg::Index(1)],
+            };
+            for kind in kinds.into_iter().filter(|k| def.events.0 & k.0 != 0) {
+                for arg in args {
+                    assert!(
+                        s.with_value(kind, id, arg) > 0,
+                        "field '{}' ({arg:?}) has no value for any {} event, though the table \
+                         says it is carried there",
+                        def.name,
+                        kind.describe()
+                    );
+                }
+            }
+        }
+    }
+
+    /// A rule using a field that is not provided does not load: an error naming the field, or
+    /// with `--skip-unknown` a skipped rule.
+    fn assert_rejected_at_load(def: &FieldDef) {
+        let field = match def.arg {
+            ArgKind::Index => format!("{}[1]", def.name),
+            ArgKind::None | ArgKind::IndexOrAll => def.name.to_string(),
+        };
+        let text = format!(
+            "- rule: uses {field}\n  desc: d\n  condition: evt.type = execve and {field} exists\n  \
+             output: o\n  priority: NOTICE\n"
+        );
+        let load = load_str("r.yaml", &text);
+        assert!(!load.has_errors(), "{:?}", load.diagnostics);
+        let c = compile(&load, &CompileOptions::default());
+        assert!(
+            c.has_errors() && c.stats.loaded == 0,
+            "a rule using '{}' (not provided) loaded",
+            def.name
+        );
+        let message = format!("field '{}' is not provided by driftwatch", def.name);
+        assert!(
+            c.diagnostics.iter().any(|d| d.message.contains(&message)),
+            "{:?}",
+            c.diagnostics
+        );
+        let skip = CompileOptions {
+            skip_unknown: true,
+            ..CompileOptions::default()
+        };
+        let c = compile(&load, &skip);
+        assert!(!c.has_errors(), "{:?}", c.diagnostics);
+        assert_eq!((c.stats.loaded, c.stats.skipped_unknown), (0, 1));
     }
 }

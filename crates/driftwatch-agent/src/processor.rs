@@ -425,7 +425,7 @@ impl Processor {
     /// A file-changing syscall in a container: the rules decide (file and package drift).
     async fn on_file(&mut self, f: FileEvent) {
         let judge = self.kernel.gate.is_some() && may_copy_up(&f);
-        let evt_type = EventType::file(f.op.as_str()).filter(|t| self.eval.rules.has_rules_for(*t));
+        let evt_type = Some(EventType::File(f.op)).filter(|t| self.eval.rules.has_rules_for(*t));
         if !judge && evt_type.is_none() {
             return;
         }

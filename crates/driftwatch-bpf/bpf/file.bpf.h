@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * driftwatch file sensor, included by exec.bpf.c so that it shares its maps (dw_events,
- * dw_config, dw_policy, dw_stats) and helpers (fill_task, fill_file, resolve_path, fd_file).
+ * driftwatch file sensor, included by exec.bpf.c so that it shares its maps (maps.bpf.h:
+ * dw_events, dw_config, dw_policy, dw_stats) and helpers (task.bpf.h: fill_task, map_task,
+ * fd_file; inode.bpf.h: fill_file; path.bpf.h: resolve_path).
  *
  * Programs: dw_file_enter_open and dw_file_enter_openat on sys_enter_open/openat (the flags
  * straight from the context), dw_file_enter on sys_enter_<call> of every other file-changing
@@ -16,6 +17,16 @@
  */
 #ifndef DRIFTWATCH_FILE_BPF_H
 #define DRIFTWATCH_FILE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "abi.h"
+#include "maps.bpf.h"
+#include "inode.bpf.h"
+#include "task.bpf.h"
+#include "path.bpf.h"
+#include "verdict.bpf.h"
 
 #define DW_AT_FDCWD (-100)
 #define DW_O_WRONLY 01

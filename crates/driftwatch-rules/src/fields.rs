@@ -4,6 +4,7 @@
 //! facts Falco does not have get driftwatch names (`proc.exe_origin`, `drift.*`). The docs
 //! page `docs/fields.md` is generated from this table (`driftwatch rules fields --markdown`).
 
+use driftwatch_event::FileOp;
 use std::fmt::Write as _;
 
 /// Index of a field in [`FIELDS`].
@@ -121,100 +122,52 @@ pub enum EventKind {
 }
 
 /// The `evt.type` values driftwatch produces. Rules are indexed by these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// The file syscalls are [`FileOp`], their one definition: a syscall added there is an event
+/// type here, named by [`FileOp::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     Execve,
     Execveat,
     Mmap,
     Mprotect,
-    Open,
-    Openat,
-    Openat2,
-    Creat,
-    Unlink,
-    Unlinkat,
-    Rename,
-    Renameat,
-    Renameat2,
-    Link,
-    Linkat,
-    Symlink,
-    Symlinkat,
-    Chmod,
-    Fchmod,
-    Fchmodat,
-    Chown,
-    Fchown,
-    Lchown,
-    Fchownat,
-    Mkdir,
-    Mkdirat,
-    Rmdir,
+    /// A file-changing syscall.
+    File(FileOp),
 }
 
 impl EventType {
-    /// Every event type, in index order.
-    pub const ALL: [EventType; 27] = [
+    /// The process-code event types, in index order (the file syscalls follow).
+    const PROC: [EventType; 4] = [
         EventType::Execve,
         EventType::Execveat,
         EventType::Mmap,
         EventType::Mprotect,
-        EventType::Open,
-        EventType::Openat,
-        EventType::Openat2,
-        EventType::Creat,
-        EventType::Unlink,
-        EventType::Unlinkat,
-        EventType::Rename,
-        EventType::Renameat,
-        EventType::Renameat2,
-        EventType::Link,
-        EventType::Linkat,
-        EventType::Symlink,
-        EventType::Symlinkat,
-        EventType::Chmod,
-        EventType::Fchmod,
-        EventType::Fchmodat,
-        EventType::Chown,
-        EventType::Fchown,
-        EventType::Lchown,
-        EventType::Fchownat,
-        EventType::Mkdir,
-        EventType::Mkdirat,
-        EventType::Rmdir,
     ];
+
+    /// Every event type, in index order: the process-code types, then every [`FileOp::ALL`].
+    pub const ALL: [EventType; EventType::PROC.len() + FileOp::ALL.len()] = {
+        let mut all = [EventType::Execve; EventType::PROC.len() + FileOp::ALL.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < EventType::PROC.len() {
+                EventType::PROC[i]
+            } else {
+                EventType::File(FileOp::ALL[i - EventType::PROC.len()])
+            };
+            i += 1;
+        }
+        all
+    };
 
     /// The `evt.type` value.
     #[must_use]
-    pub const fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             EventType::Execve => "execve",
             EventType::Execveat => "execveat",
             EventType::Mmap => "mmap",
             EventType::Mprotect => "mprotect",
-            EventType::Open => "open",
-            EventType::Openat => "openat",
-            EventType::Openat2 => "openat2",
-            EventType::Creat => "creat",
-            EventType::Unlink => "unlink",
-            EventType::Unlinkat => "unlinkat",
-            EventType::Rename => "rename",
-            EventType::Renameat => "renameat",
-            EventType::Renameat2 => "renameat2",
-            EventType::Link => "link",
-            EventType::Linkat => "linkat",
-            EventType::Symlink => "symlink",
-            EventType::Symlinkat => "symlinkat",
-            EventType::Chmod => "chmod",
-            EventType::Fchmod => "fchmod",
-            EventType::Fchmodat => "fchmodat",
-            EventType::Chown => "chown",
-            EventType::Fchown => "fchown",
-            EventType::Lchown => "lchown",
-            EventType::Fchownat => "fchownat",
-            EventType::Mkdir => "mkdir",
-            EventType::Mkdirat => "mkdirat",
-            EventType::Rmdir => "rmdir",
+            EventType::File(op) => op.as_str(),
         }
     }
 
@@ -232,20 +185,40 @@ impl EventType {
         match self {
             EventType::Execve | EventType::Execveat => EventKind::Exec,
             EventType::Mmap | EventType::Mprotect => EventKind::Map,
-            _ => EventKind::File,
+            EventType::File(_) => EventKind::File,
         }
-    }
-
-    /// The file event type of a syscall name (Falco's `evt.type`), if driftwatch reports it.
-    #[must_use]
-    pub fn file(name: &str) -> Option<EventType> {
-        EventType::parse(name.as_bytes()).filter(|t| t.kind() == EventKind::File)
     }
 
     /// Position in [`EventType::ALL`].
     #[must_use]
     pub const fn index(self) -> usize {
-        self as usize
+        match self {
+            EventType::Execve => 0,
+            EventType::Execveat => 1,
+            EventType::Mmap => 2,
+            EventType::Mprotect => 3,
+            // `FileOp::ALL[i]` has the value `i + 1`
+            EventType::File(op) => EventType::PROC.len() + (op as usize - 1),
+        }
+    }
+}
+
+impl From<FileOp> for EventType {
+    fn from(op: FileOp) -> EventType {
+        EventType::File(op)
+    }
+}
+
+/// Ordered by [`EventType::index`].
+impl Ord for EventType {
+    fn cmp(&self, other: &EventType) -> std::cmp::Ordering {
+        self.index().cmp(&other.index())
+    }
+}
+
+impl PartialOrd for EventType {
+    fn partial_cmp(&self, other: &EventType) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -259,6 +232,22 @@ pub struct FieldDef {
     /// True when the name and meaning are Falco's; false for driftwatch's own fields.
     pub falco: bool,
     pub desc: &'static str,
+    /// False for a field the table declares but the agent does not fill (yet): [`lookup`] does
+    /// not find it, so a rule using it is a load-time error like one using an unknown field (or
+    /// is skipped with `--skip-unknown`), and the docs leave it out. A field marked provided is
+    /// one the agent fills; a test in `driftwatch-agent` walks the table to keep both true.
+    pub provided: bool,
+}
+
+impl FieldDef {
+    /// The same field, marked as not provided by the agent (see [`FieldDef::provided`]).
+    #[must_use]
+    pub const fn not_provided(self) -> FieldDef {
+        FieldDef {
+            provided: false,
+            ..self
+        }
+    }
 }
 
 const fn f(
@@ -276,6 +265,7 @@ const fn f(
         events,
         falco,
         desc,
+        provided: true,
     }
 }
 
@@ -283,7 +273,8 @@ use ArgKind as A;
 use EventKinds as E;
 use FieldType as T;
 
-/// Every field, grouped by class. The order is the docs order; [`FieldId`]s index it.
+/// Every field, grouped by class. The order is the docs order; [`FieldId`]s index it. A field
+/// the agent does not fill is marked `.not_provided()` (see [`FieldDef::provided`]).
 pub static FIELDS: &[FieldDef] = &[
     f("evt.type", T::String, A::None, E::ALL, true, "The event type: execve, execveat, mmap, mprotect, or a file syscall (open, openat, openat2, creat, unlink, unlinkat, rename, renameat, renameat2, link, linkat, symlink, symlinkat, chmod, fchmod, fchmodat, chown, fchown, lchown, fchownat, mkdir, mkdirat, rmdir)."),
     f("evt.dir", T::String, A::None, E::ALL, true, "Event direction; always `<` (driftwatch reports completed calls)."),
@@ -357,14 +348,21 @@ pub static FIELDS: &[FieldDef] = &[
     f("response.action", T::String, A::None, E::ALL, false, "What enforcement did: none, killed or killed-after-start."),
 ];
 
-/// The field named `name`, if driftwatch provides it.
+/// The field named `name`, if driftwatch provides it (a field of the table marked not
+/// provided is not found: rules and outputs treat it as unknown).
 #[must_use]
 pub fn lookup(name: &str) -> Option<FieldId> {
-    FIELDS
+    lookup_in(FIELDS, name)
+}
+
+/// [`lookup`] in `table`.
+fn lookup_in(table: &[FieldDef], name: &str) -> Option<FieldId> {
+    let (i, _) = table
         .iter()
-        .position(|d| d.name == name)
-        .and_then(|i| u16::try_from(i).ok())
-        .map(FieldId)
+        .enumerate()
+        .find(|(_, d)| d.name == name)
+        .filter(|(_, d)| d.provided)?;
+    u16::try_from(i).ok().map(FieldId)
 }
 
 fn arg_text(d: &FieldDef) -> &'static str {
@@ -378,8 +376,14 @@ fn arg_text(d: &FieldDef) -> &'static str {
 /// The table as aligned text columns (`driftwatch rules fields`).
 #[must_use]
 pub fn fields_text() -> String {
-    let name_w = FIELDS
+    text_of(FIELDS)
+}
+
+/// [`fields_text`] of `table`: the provided fields.
+fn text_of(table: &[FieldDef]) -> String {
+    let name_w = table
         .iter()
+        .filter(|d| d.provided)
         .map(|d| d.name.len() + arg_text(d).len())
         .max()
         .unwrap_or(0);
@@ -389,7 +393,7 @@ pub fn fields_text() -> String {
         "{:name_w$}  {:7}  {:19}  DESCRIPTION",
         "FIELD", "TYPE", "EVENTS"
     );
-    for d in FIELDS {
+    for d in table.iter().filter(|d| d.provided) {
         let name = format!("{}{}", d.name, arg_text(d));
         let origin = if d.falco { "" } else { " (driftwatch)" };
         let _ = writeln!(
@@ -406,6 +410,11 @@ pub fn fields_text() -> String {
 /// The table as the Markdown page `docs/fields.md` (`driftwatch rules fields --markdown`).
 #[must_use]
 pub fn fields_markdown() -> String {
+    markdown_of(FIELDS)
+}
+
+/// [`fields_markdown`] of `table`: the provided fields.
+fn markdown_of(table: &[FieldDef]) -> String {
     let mut out = String::from(
         "# Rule fields\n\n\
          <!-- Generated by `driftwatch rules fields --markdown`; do not edit. -->\n\n\
@@ -419,7 +428,7 @@ pub fn fields_markdown() -> String {
          | Field | Type | Argument | Events | Origin | Description |\n\
          |---|---|---|---|---|---|\n",
     );
-    for d in FIELDS {
+    for d in table.iter().filter(|d| d.provided) {
         let arg = match d.arg {
             ArgKind::None => "",
             ArgKind::Index => "index",
@@ -448,13 +457,32 @@ mod tests {
     fn names_are_unique_and_found() {
         for (i, d) in FIELDS.iter().enumerate() {
             assert_eq!(
-                lookup(d.name),
-                Some(FieldId(u16::try_from(i).unwrap_or(0))),
-                "{}",
+                FIELDS.iter().position(|e| e.name == d.name),
+                Some(i),
+                "{} is in the table twice",
                 d.name
             );
+            let found = d
+                .provided
+                .then(|| FieldId(u16::try_from(i).unwrap_or(u16::MAX)));
+            assert_eq!(lookup(d.name), found, "{}", d.name);
         }
         assert_eq!(lookup("fd.rport"), None);
+    }
+
+    #[test]
+    fn a_field_not_provided_is_not_found_nor_documented() {
+        let table = [
+            f("a.b", T::String, A::None, E::ALL, true, "provided"),
+            f("c.d", T::String, A::None, E::ALL, true, "declared only").not_provided(),
+        ];
+        assert_eq!(lookup_in(&table, "a.b"), Some(FieldId(0)));
+        assert_eq!(lookup_in(&table, "c.d"), None);
+        assert_eq!(lookup_in(&table, "e.f"), None);
+        assert!(markdown_of(&table).contains("| `a.b` |"));
+        assert!(!markdown_of(&table).contains("c.d"));
+        assert!(text_of(&table).contains("a.b "));
+        assert!(!text_of(&table).contains("c.d"));
     }
 
     #[test]
@@ -472,5 +500,11 @@ mod tests {
             assert_eq!(EventType::parse(t.as_str().as_bytes()), Some(t));
             assert_eq!(EventType::ALL[t.index()], t);
         }
+        for op in FileOp::ALL {
+            let t = EventType::File(op);
+            assert_eq!(EventType::parse(op.as_str().as_bytes()), Some(t));
+            assert_eq!(t.kind(), EventKind::File);
+        }
+        assert_eq!(EventType::ALL.len(), 4 + FileOp::ALL.len());
     }
 }

@@ -1,337 +1,39 @@
-//! Compiling loaded rules into evaluation trees.
+//! Lowering: one rule's condition AST (`driftwatch_rule_lang::Expr`) to an evaluable [`Node`].
 //!
-//! For each enabled rule of a known source: parse its effective condition (exceptions already
-//! folded in by the loader), expand macros and named lists, resolve every field against the
-//! field table, check operators against field types and values against the field's type, and
-//! prepare every matcher (globs, anchored regexes, sets, prefix sets) up front. Problems are
-//! all reported at once as `file:line:col` diagnostics.
-//!
-//! Visibility follows Falco's compiler (`rule_loader_compiler.cpp`): a macro or list may use
-//! only macros and lists whose `index` is lower than its own `visibility`; a rule, compiled
-//! after every definition, sees all of them. Named lists inside lists expand recursively
-//! (each list already expanded when it is used), with a cycle check.
+//! Macros are expanded in place (visibility, cycle and depth checks), named lists expanded
+//! into the right-hand side, every field resolved against the field table (a field driftwatch
+//! does not provide is collected as unknown, for the driver to reject or skip the rule), operators
+//! checked against the field's type, values converted to it, and every matcher (glob, anchored
+//! regex, set, prefix set) prepared once. Errors are collected, not returned at the first one.
 //!
 //! Architecture invariant: no IO.
 
+use super::MAX_MACRO_DEPTH;
 use crate::definition::{LoadResult, MacroDef, RuleDef};
 use crate::diagnostic::Diagnostic;
 use crate::eval::{
-    CheckNode, CompiledRule, FieldOp, MatchMode, Node, OperandNode, OrdOp, RuleSet, Scalar, Set,
-    TArgNode, Test, TransformNode, EVT_TYPE,
+    CheckNode, FieldOp, Node, OperandNode, OrdOp, Scalar, Set, TArgNode, Test, TransformNode,
 };
-use crate::fields::{lookup, ArgKind, EventType, FieldType};
+use crate::fields::{lookup, ArgKind, FieldType};
 use crate::matcher::{decode_hex, Glob, PrefixSet};
-use crate::output::{OutputFormat, OutputIssue};
 use crate::source_loc::SourceLoc;
 use crate::value::FieldArg;
 use driftwatch_rule_lang::{
-    parse, Check, Expr, Literal, Modifier, Operand, Operator, Quote, Rhs, TransformArg,
-    TransformKind,
+    Check, Expr, Modifier, Operand, Operator, Quote, Rhs, TransformArg, TransformKind,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-/// Deepest macro nesting accepted.
-pub const MAX_MACRO_DEPTH: usize = 64;
-
-/// How to compile.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompileOptions {
-    /// Skip (with a warning) rules that use fields driftwatch does not provide, instead of
-    /// failing (`--skip-unknown`; a rule's own `skip-if-unknown-filter: true` does the same).
-    pub skip_unknown: bool,
-    pub mode: MatchMode,
+/// What every rule's lowering shares: the definitions, the lists already expanded, the macros
+/// already parsed (`None` for one that failed to parse, reported once by the driver).
+pub(super) struct Env<'l> {
+    pub(super) load: &'l LoadResult,
+    pub(super) lists: HashMap<String, Vec<Vec<u8>>>,
+    pub(super) macros: HashMap<&'l str, Option<Expr>>,
 }
 
-/// Counts of a compilation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompileStats {
-    /// Rules compiled and ready to run.
-    pub loaded: usize,
-    /// Rules skipped because they use fields driftwatch does not provide.
-    pub skipped_unknown: usize,
-    /// Rules not loaded because of errors.
-    pub failed: usize,
-    /// Disabled rules and rules of other sources (not compiled).
-    pub not_compiled: usize,
-    /// Error diagnostics.
-    pub errors: usize,
-    /// Each unsupported field used in a condition, and the number of rules using it.
-    pub unsupported_fields: BTreeMap<String, usize>,
-    /// Each unsupported field used only in outputs of rules that loaded anyway (with
-    /// `skip_unknown`, such a field prints `<NA>`), and the number of rules using it.
-    pub unsupported_output_fields: BTreeMap<String, usize>,
-    /// Rules loaded although their output names unsupported fields.
-    pub loaded_with_missing_output_fields: usize,
-}
-
-/// The result of [`compile`].
-#[derive(Debug)]
-pub struct Compiled {
-    pub rules: RuleSet,
-    /// Compile diagnostics (the loader's are in its own result).
-    pub diagnostics: Vec<Diagnostic>,
-    pub stats: CompileStats,
-}
-
-impl Compiled {
-    #[must_use]
-    pub fn has_errors(&self) -> bool {
-        self.stats.errors > 0
-    }
-}
-
-/// Compiles every enabled rule of a known source.
-#[must_use]
-pub fn compile(load: &LoadResult, opts: &CompileOptions) -> Compiled {
-    let mut diags = Vec::new();
-    let lists = expand_lists(load, &mut diags);
-    let mut macros = HashMap::new();
-    for (name, m) in &load.macros {
-        let parsed = parse(&m.condition.value);
-        for d in &parsed.diagnostics {
-            diags.push(Diagnostic::error(
-                m.condition.loc_of_offset(d.span.start),
-                format!("macro '{name}': {}", d.message),
-            ));
-        }
-        let expr = if parsed.diagnostics.is_empty() {
-            parsed.expr
-        } else {
-            None
-        };
-        macros.insert(name.as_str(), expr);
-    }
-    let env = Env {
-        load,
-        lists,
-        macros,
-    };
-    let mut stats = CompileStats::default();
-    let mut compiled = Vec::new();
-    for rule in &load.rules {
-        if !rule.enabled || !rule.known_source {
-            stats.not_compiled += 1;
-            continue;
-        }
-        let mut l = Lower {
-            env: &env,
-            rule,
-            stack: Vec::new(),
-            unknown: Vec::new(),
-            errors: Vec::new(),
-        };
-        let parsed = parse(&rule.effective_condition);
-        for d in &parsed.diagnostics {
-            l.errors.push(Diagnostic::error(
-                rule.loc_of_effective_offset(d.span.start),
-                format!("rule '{}': {}", rule.name, d.message),
-            ));
-        }
-        let node = match (&parsed.expr, parsed.diagnostics.is_empty()) {
-            (Some(e), true) => l.expr(e, Origin::Rule),
-            (None, true) => {
-                l.errors.push(Diagnostic::error(
-                    rule.condition.loc.clone(),
-                    format!("rule '{}': empty condition", rule.name),
-                ));
-                None
-            }
-            _ => None,
-        };
-        let (output, issues) = OutputFormat::parse(&rule.output.value);
-        let mut output_unknown: Vec<(String, SourceLoc)> = Vec::new();
-        for issue in issues {
-            match issue {
-                OutputIssue::UnknownField { offset, name } => {
-                    if !l.unknown.iter().any(|(f, _, _)| *f == name) {
-                        output_unknown.push((name, rule.output.loc_of_offset(offset)));
-                    }
-                }
-                OutputIssue::Invalid { offset, message } => l.errors.push(Diagnostic::error(
-                    rule.output.loc_of_offset(offset),
-                    format!("rule '{}': {message}", rule.name),
-                )),
-            }
-        }
-        let skip = opts.skip_unknown || rule.skip_if_unknown_filter;
-        for (field, _, _) in &l.unknown {
-            *stats.unsupported_fields.entry(field.clone()).or_default() += 1;
-        }
-        // Fields only in the output: with skipping on, the rule still loads and they print
-        // <NA>; a rule skipped for its condition does not report them separately.
-        if l.unknown.is_empty() && skip {
-            for (field, loc) in &output_unknown {
-                *stats
-                    .unsupported_output_fields
-                    .entry(field.clone())
-                    .or_default() += 1;
-                diags.push(Diagnostic::warning(
-                    loc.clone(),
-                    format!(
-                        "rule '{}': output field '{field}' is not provided by driftwatch; it prints <NA>",
-                        rule.name
-                    ),
-                ));
-            }
-            if !output_unknown.is_empty() {
-                stats.loaded_with_missing_output_fields += 1;
-            }
-        } else {
-            for (field, loc) in output_unknown {
-                *stats.unsupported_fields.entry(field.clone()).or_default() += 1;
-                l.unknown.push((field, loc, None));
-            }
-        }
-        let unknown_diags: Vec<Diagnostic> = l
-            .unknown
-            .iter()
-            .map(|(field, loc, mac)| {
-                let within = mac
-                    .as_ref()
-                    .map(|m| format!(" (in macro '{m}')"))
-                    .unwrap_or_default();
-                if skip {
-                    Diagnostic::warning(
-                        loc.clone(),
-                        format!(
-                            "rule '{}' skipped: field '{field}'{within} is not provided by driftwatch",
-                            rule.name
-                        ),
-                    )
-                } else {
-                    Diagnostic::error(
-                        loc.clone(),
-                        format!(
-                            "rule '{}': field '{field}'{within} is not provided by driftwatch \
-                             (--skip-unknown or skip-if-unknown-filter: true skips such rules)",
-                            rule.name
-                        ),
-                    )
-                }
-            })
-            .collect();
-        let had_unknown = !l.unknown.is_empty();
-        let errors = std::mem::take(&mut l.errors);
-        diags.extend(unknown_diags);
-        if !errors.is_empty() {
-            diags.extend(errors);
-            stats.failed += 1;
-            continue;
-        }
-        if had_unknown {
-            if skip {
-                stats.skipped_unknown += 1;
-            } else {
-                stats.failed += 1;
-            }
-            continue;
-        }
-        let Some(node) = node else {
-            stats.failed += 1;
-            continue;
-        };
-        let (pos, _) = event_types(&node);
-        if pos == ALL_TYPES && rule.warn_evttypes && !mentions_evt_type(&node) {
-            diags.push(Diagnostic::warning(
-                rule.condition.loc.clone(),
-                format!(
-                    "rule '{}' does not constrain evt.type: it is evaluated for every event \
-                     (execs, executable mappings and file changes)",
-                    rule.name
-                ),
-            ));
-        }
-        if pos == 0 {
-            diags.push(Diagnostic::warning(
-                rule.condition.loc.clone(),
-                format!(
-                    "rule '{}' matches only event types driftwatch does not produce; it never fires",
-                    rule.name
-                ),
-            ));
-        }
-        stats.loaded += 1;
-        compiled.push(CompiledRule {
-            name: rule.name.clone(),
-            priority: rule.priority,
-            tags: rule.tags.clone(),
-            source: rule.source.clone(),
-            loc: rule.loc.clone(),
-            event_types: pos,
-            output,
-            condition: node,
-        });
-    }
-    stats.errors = diags.iter().filter(|d| d.is_error()).count();
-    Compiled {
-        rules: RuleSet::new(compiled, opts.mode),
-        diagnostics: diags,
-        stats,
-    }
-}
-
-/// Every list's items with named lists expanded recursively (visibility respected).
-fn expand_lists(load: &LoadResult, diags: &mut Vec<Diagnostic>) -> HashMap<String, Vec<Vec<u8>>> {
-    fn go(
-        load: &LoadResult,
-        name: &str,
-        memo: &mut HashMap<String, Vec<Vec<u8>>>,
-        stack: &mut Vec<String>,
-        diags: &mut Vec<Diagnostic>,
-    ) -> Vec<Vec<u8>> {
-        if let Some(v) = memo.get(name) {
-            return v.clone();
-        }
-        let Some(list) = load.lists.get(name) else {
-            return Vec::new();
-        };
-        stack.push(name.to_string());
-        let mut out = Vec::new();
-        for item in &list.items {
-            match load.lists.get(&item.value) {
-                Some(r) if r.index < list.visibility => {
-                    if stack.contains(&item.value) {
-                        diags.push(Diagnostic::error(
-                            item.loc.clone(),
-                            format!(
-                                "list '{name}' refers to itself through list '{}'",
-                                item.value
-                            ),
-                        ));
-                        continue;
-                    }
-                    if stack.len() > MAX_MACRO_DEPTH {
-                        diags.push(Diagnostic::error(
-                            item.loc.clone(),
-                            format!("lists nest deeper than {MAX_MACRO_DEPTH} levels"),
-                        ));
-                        continue;
-                    }
-                    out.extend(go(load, &item.value, memo, stack, diags));
-                }
-                _ => out.push(item.value.as_bytes().to_vec()),
-            }
-        }
-        stack.pop();
-        memo.insert(name.to_string(), out.clone());
-        out
-    }
-    let mut memo = HashMap::new();
-    for name in load.lists.keys() {
-        let mut stack = Vec::new();
-        go(load, name, &mut memo, &mut stack, diags);
-    }
-    memo
-}
-
-struct Env<'l> {
-    load: &'l LoadResult,
-    lists: HashMap<String, Vec<Vec<u8>>>,
-    macros: HashMap<&'l str, Option<Expr>>,
-}
-
+/// Where the expression being lowered was written: the rule's own condition, or a macro.
 #[derive(Clone, Copy)]
-enum Origin<'l> {
+pub(super) enum Origin<'l> {
     Rule,
     Macro(&'l MacroDef),
 }
@@ -345,13 +47,15 @@ impl Origin<'_> {
     }
 }
 
-struct Lower<'l> {
+/// The lowering of one rule's condition.
+pub(super) struct Lower<'l> {
     env: &'l Env<'l>,
     rule: &'l RuleDef,
+    /// The macros being expanded, outermost first.
     stack: Vec<&'l str>,
     /// (field, where, macro it is in)
-    unknown: Vec<(String, SourceLoc, Option<String>)>,
-    errors: Vec<Diagnostic>,
+    pub(super) unknown: Vec<(String, SourceLoc, Option<String>)>,
+    pub(super) errors: Vec<Diagnostic>,
 }
 
 /// A resolved left operand: its node, value type, and whether it may hold several values.
@@ -361,6 +65,16 @@ struct Typed {
 }
 
 impl<'l> Lower<'l> {
+    pub(super) fn new(env: &'l Env<'l>, rule: &'l RuleDef) -> Self {
+        Lower {
+            env,
+            rule,
+            stack: Vec::new(),
+            unknown: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
     fn loc(&self, origin: Origin<'_>, offset: usize) -> SourceLoc {
         match origin {
             Origin::Rule => self.rule.loc_of_effective_offset(offset),
@@ -386,7 +100,7 @@ impl<'l> Lower<'l> {
         }
     }
 
-    fn expr(&mut self, e: &'l Expr, origin: Origin<'l>) -> Option<Node> {
+    pub(super) fn expr(&mut self, e: &'l Expr, origin: Origin<'l>) -> Option<Node> {
         match e {
             Expr::And(j) | Expr::Or(j) => {
                 let mut kids = Vec::with_capacity(j.children.len());
@@ -866,66 +580,3 @@ impl<'l> Lower<'l> {
         })
     }
 }
-
-/// True when a check on `evt.type` appears anywhere in the condition.
-fn mentions_evt_type(n: &Node) -> bool {
-    match n {
-        Node::And(k) | Node::Or(k) => k.iter().any(mentions_evt_type),
-        Node::Not(c) => mentions_evt_type(c),
-        Node::Check(c) => matches!(&c.left, OperandNode::Field { id, .. } if *id == EVT_TYPE),
-    }
-}
-
-/// Bits of every event type.
-pub(crate) const ALL_TYPES: u32 = (1 << EventType::ALL.len()) - 1;
-
-fn type_mask(v: &[u8]) -> u32 {
-    EventType::parse(v).map_or(0, |t| 1 << t.index())
-}
-
-/// For a node: (types for which it can be true, types for which it can be false).
-pub(crate) fn event_types(n: &Node) -> (u32, u32) {
-    match n {
-        Node::And(k) => k
-            .iter()
-            .map(event_types)
-            .fold((ALL_TYPES, 0), |(p, q), (a, b)| (p & a, q | b)),
-        Node::Or(k) => k
-            .iter()
-            .map(event_types)
-            .fold((0, ALL_TYPES), |(p, q), (a, b)| (p | a, q & b)),
-        Node::Not(c) => {
-            let (p, q) = event_types(c);
-            (q, p)
-        }
-        Node::Check(c) => {
-            let OperandNode::Field { id, .. } = &c.left else {
-                return (ALL_TYPES, ALL_TYPES);
-            };
-            if *id != EVT_TYPE {
-                return (ALL_TYPES, ALL_TYPES);
-            }
-            let set_mask = |s: &Set| match s {
-                Set::Small(items) => items.iter().fold(0, |m, i| match i {
-                    Scalar::Str(v) => m | type_mask(v),
-                    _ => m,
-                }),
-                Set::Strs(h) => h.iter().fold(0, |m, v| m | type_mask(v)),
-                Set::Nums(_) => 0,
-            };
-            let m = match &c.test {
-                Test::Eq(Scalar::Str(v)) => type_mask(v),
-                Test::Ne(Scalar::Str(v)) => return (ALL_TYPES & !type_mask(v), type_mask(v)),
-                Test::In(s) | Test::Intersects(s) => set_mask(s),
-                _ => return (ALL_TYPES, ALL_TYPES),
-            };
-            (m, ALL_TYPES & !m)
-        }
-    }
-}
-
-#[allow(
-    dead_code,
-    reason = "keeps Literal in the public re-exports used by docs"
-)]
-fn _literal(_: &Literal) {}
