@@ -362,6 +362,11 @@ pub struct Probe {
 
 /// What `chain` (one merged directory, topmost layer first) holds under `name`.
 ///
+/// A renamed directory is the caller's to follow ([`redirect`], [`redirect_chain`]): `probe`
+/// does not read `overlay.redirect`. `driftwatch diff` follows the upper layer's renames; a
+/// lower layer's (which image layers unpacked from OCI tarballs never carry) only
+/// [`crate::lookup()`] follows.
+///
 /// With `want_dirs`, a directory hit comes with that directory opened in every contributing
 /// layer. Errors other than "not there" in a layer are treated as "not there" in that layer and
 /// logged: a vanishing entry is normal in a live container.
