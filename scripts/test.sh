@@ -12,5 +12,9 @@ fi
 cargo fmt --all -- --check
 clang-format-14 --dry-run -Werror crates/driftwatch-bpf/bpf/*.bpf.c crates/driftwatch-bpf/bpf/*.bpf.h crates/driftwatch-bpf/bpf/include/abi.h
 cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+shellcheck -x scripts/*.sh bench/exec-overhead bench/file-overhead bench/diff/run.sh
+# The fuzz targets are built and each runs briefly (hostile input must never crash the parsers).
+./scripts/fuzz.sh 20
 # Tests share one containerd; the e2e binaries serialise what must not overlap themselves.
 cargo test --workspace --locked -- --test-threads=2

@@ -35,7 +35,10 @@ impl fmt::Debug for EventStream {
 impl EventStream {
     // The one `unsafe` of the crate: tokio's fd registration is `unsafe` since 1.54 because it
     // cannot see fd ownership through `AsRawFd`.
-    #[allow(unsafe_code)]
+    #[allow(
+        unsafe_code,
+        reason = "AsyncFd registration of the ring's fd; see the SAFETY note"
+    )]
     pub(crate) fn new(ring: RingBuf<MapData>) -> Result<Self, BpfError> {
         // SAFETY: `RingBuf<MapData>` owns the map's `OwnedFd` (and its mmap) and never replaces
         // it, so the fd is open and refers to the same ring buffer until the `AsyncFd` (which

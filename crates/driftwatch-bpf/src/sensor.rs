@@ -621,7 +621,10 @@ fn kernel_fmode_backing() -> u32 {
 /// the programs are loaded; glibc keeps them in the heap unless asked to give them back. (The
 /// agent's memory budget is 40 MB; this is about a fifth of it.)
 #[cfg(target_env = "gnu")]
-#[allow(unsafe_code)]
+#[allow(
+    unsafe_code,
+    reason = "malloc_trim is an FFI call; see the SAFETY note"
+)]
 fn release_freed_heap() {
     // SAFETY: malloc_trim has no preconditions; it only returns free heap pages to the kernel.
     unsafe {

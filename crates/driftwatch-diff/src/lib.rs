@@ -16,7 +16,6 @@
 pub mod classify;
 mod engine;
 mod error;
-mod layers;
 pub mod model;
 pub mod packages;
 pub mod pathfmt;

@@ -1,6 +1,6 @@
 //! Unit tests on generated layer trees: every whiteout / opaque / type-change case, copy-ups,
 //! hostile names, packages, and the renderings.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on a broken fixture")]
 
 use crate::engine::{diff, ContainerMeta, DiffInput, DiffOptions, ReportSink};
 use crate::model::*;

@@ -1,9 +1,9 @@
 //! Read-only views of a container's filesystem straight from its layers: the image (lower
 //! layers only) or the container (upper + lower, as overlayfs merges them). Used to read
-//! package databases and `/etc/passwd`; never follows a symlink (see [`crate::layers`]).
+//! package databases and `/etc/passwd`; never follows a symlink (see [`driftwatch_image::overlay`]).
 
-use crate::layers::{self, LayerDir};
 use driftwatch_event::OverlayLayers;
+use driftwatch_image::overlay::{self, LayerDir};
 use driftwatch_image::XattrNamespace;
 use rustix::fs::FileType;
 use std::ffi::CString;
@@ -32,7 +32,7 @@ impl View {
         let mut roots = Vec::new();
         if kind == ViewKind::Container {
             if let Some(up) = &layers.upperdir {
-                match layers::open_root(up, 0, true) {
+                match overlay::open_root(up, 0, true) {
                     Ok(r) => roots.push(r),
                     Err(e) => {
                         tracing::warn!(dir = %up.display(), error = %e, "cannot open upper layer")
@@ -41,7 +41,7 @@ impl View {
             }
         }
         for (i, p) in layers.lowerdirs.iter().enumerate() {
-            match layers::open_root(p, i + 1, false) {
+            match overlay::open_root(p, i + 1, false) {
                 Ok(r) => roots.push(r),
                 Err(e) => tracing::warn!(dir = %p.display(), error = %e, "cannot open lower layer"),
             }
@@ -70,9 +70,9 @@ impl View {
     fn dir_chain(&self, comps: &[CString]) -> Vec<LayerDir> {
         let mut chain = self.dup_roots();
         for c in comps {
-            let p = layers::probe(&chain, c, true, self.xattrs);
+            let p = overlay::probe(&chain, c, true, self.xattrs);
             match p.hit {
-                Some(h) if layers::is_dir(&h.st) => chain = p.dirs,
+                Some(h) if overlay::is_dir(&h.st) => chain = p.dirs,
                 _ => return Vec::new(),
             }
         }
@@ -85,11 +85,11 @@ impl View {
         let comps = Self::components(path)?;
         let (name, parent) = comps.split_last()?;
         let chain = self.dir_chain(parent);
-        let hit = layers::probe(&chain, name, false, self.xattrs).hit?;
+        let hit = overlay::probe(&chain, name, false, self.xattrs).hit?;
         if FileType::from_raw_mode(hit.st.st_mode) != FileType::RegularFile {
             return None;
         }
-        let fd = layers::open_file(chain.get(hit.pos)?.fd.as_fd(), name).ok()?;
+        let fd = overlay::open_file(chain.get(hit.pos)?.fd.as_fd(), name).ok()?;
         let mut out = Vec::new();
         std::fs::File::from(fd)
             .take(max)
@@ -106,7 +106,7 @@ impl View {
         let chain = self.dir_chain(&comps);
         let mut seen = std::collections::BTreeMap::new();
         for ld in &chain {
-            let Ok(names) = layers::read_names(ld.fd.as_fd()) else {
+            let Ok(names) = overlay::read_names(ld.fd.as_fd()) else {
                 continue;
             };
             for n in names {
@@ -117,7 +117,15 @@ impl View {
                 else {
                     continue;
                 };
-                let ft = if layers::is_whiteout(ld.fd.as_fd(), &n, &st, ld.upper, self.xattrs) {
+                let ft = if overlay::is_whiteout(
+                    ld.fd.as_fd(),
+                    n.to_bytes(),
+                    &st,
+                    ld.upper,
+                    self.xattrs,
+                )
+                .unwrap_or(false)
+                {
                     None
                 } else {
                     Some(FileType::from_raw_mode(st.st_mode))
@@ -139,7 +147,7 @@ impl View {
             return !self.roots.is_empty();
         };
         let chain = self.dir_chain(parent);
-        layers::probe(&chain, name, false, self.xattrs)
+        overlay::probe(&chain, name, false, self.xattrs)
             .hit
             .is_some()
     }

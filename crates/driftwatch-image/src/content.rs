@@ -7,12 +7,15 @@
 //! are read, never more than [`MAX_COMPARE_BYTES`].
 
 use crate::error::ImageError;
+use crate::lookup::EntryKind;
+use crate::overlay::{self, XattrNamespace};
+use driftwatch_event::OverlayLayers;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -80,6 +83,40 @@ pub fn read_link_in_layer(layer: &Path, path: &[u8]) -> Result<Vec<u8>, ImageErr
     let target = rustix::fs::readlinkat(&parent_fd, OsStr::from_bytes(name), Vec::new())
         .map_err(|e| ImageError::read(&host, e.into()))?;
     Ok(target.into_bytes())
+}
+
+/// Is `upper`, the upper-layer file at container path `path`, still its image file (a `chmod`,
+/// a `touch` or an open for writing copies a file up without changing its bytes)?
+///
+/// The image file is what [`lookup()`](crate::lookup()) finds in the lower layers (through a
+/// renamed directory too); it must be a regular file. An upper file with `overlay.metacopy` was
+/// copied up for its metadata only, so its data is that file's; otherwise the bytes are compared
+/// ([`same_content`]: never more than [`MAX_COMPARE_BYTES`]). This is the one definition of
+/// "copied up unchanged", used by the origin verdicts and by the exec gate.
+pub fn copied_up_unchanged(
+    layers: &OverlayLayers,
+    path: &[u8],
+    upper: &mut File,
+) -> Result<bool, ImageError> {
+    let Some(hit) = crate::lookup(layers, path)?.lower else {
+        return Ok(false);
+    };
+    if hit.kind != EntryKind::File {
+        return Ok(false);
+    }
+    let Some(dir) = layers.lowerdirs.get(hit.layer_index) else {
+        return Ok(false);
+    };
+    if overlay::is_metacopy(upper.as_fd(), XattrNamespace::default()) {
+        return Ok(true);
+    }
+    // The file's path in its layer: not `path` when a renamed directory led there.
+    let in_layer = hit.path.strip_prefix(dir).map_or_else(
+        |_| path.to_vec(),
+        |rel| [b"/".as_slice(), rel.as_os_str().as_bytes()].concat(),
+    );
+    let mut lower = open_in_layer(dir, &in_layer)?;
+    same_content(upper, &mut lower).map_err(|e| ImageError::read(&hit.path, e))
 }
 
 /// True when both files hold the same bytes (sizes first, then a streaming compare).

@@ -8,44 +8,36 @@
 //! in a name handed to the kernel, and a mount inside a layer directory is refused (overlayfs
 //! itself would look beneath it).
 //!
-//! Overlay rules applied at every component (`fs/overlayfs/namei.c`, `ovl_lookup_single`):
+//! The overlay rules applied at every component are [`crate::overlay`]'s (whiteouts and
+//! xwhiteouts, opaque directories, a non-directory hiding a directory and the reverse, renamed
+//! directories): xwhiteouts are honoured in any lower layer (the kernel only honours them in
+//! layers where it has seen an `overlay.opaque=x` directory), which can only turn `Modified`
+//! into `Added`. A renamed directory (`overlay.redirect`, overlayfs' `redirect_dir`) takes its
+//! lower content from the path it names, in the upper layer or in a lower one; an absolute
+//! redirect brings every layer below back into the walk from its root, as overlayfs does, and
+//! [`LowerHit::path`] is then the file's real path in its layer.
 //!
-//! * a whiteout hides the name in every layer below it. A whiteout is a character device 0:0
-//!   in any layer, or — in a lower layer only — a zero-size regular file with the
-//!   `overlay.whiteout` xattr (an "xwhiteout"; the kernel only honours those in layers it has
-//!   seen an `overlay.opaque=x` directory in; this module honours them in any lower layer,
-//!   which can only turn `Modified` into `Added`);
-//! * a directory with `overlay.opaque` = `y` hides everything below it in lower layers
-//!   (the value `x` is *not* opaque: it marks a directory holding xwhiteouts);
-//! * a non-directory hides everything of the same name below it, and a directory found above
-//!   ignores (and stops at) a non-directory below it.
-//!
-//! Xattrs are looked up in the `trusted.overlay.` namespace, the `user.overlay.` namespace
-//! (overlay mounted with `userxattr`), or both ([`XattrNamespace`]). Honouring both, the default,
-//! can only hide more lower-layer entries, i.e. fail towards "drift".
-//!
-//! Not modelled: `redirect_dir` (a renamed directory looks like a new one: its files are
-//! `Added`), metacopy (an upper metacopy file is reported like any upper file; its data lives
-//! in the lower layer), data-only lower layers (`lowerdir=a::b`), and casefolding.
+//! Not modelled: data-only lower layers (`lowerdir=a::b`), casefolding, and an absolute
+//! redirect below an opaque directory (overlayfs follows it; here its lower files look added,
+//! which fails towards "drift").
 //!
 //! `.`, `..` and trailing slashes behave as in the kernel's path walk (`x/..` and `x/` need
 //! `x` to be a directory), `..` stopping at the root.
 
 use crate::error::ImageError;
+use crate::overlay::{self, XattrNamespace};
 use driftwatch_event::OverlayLayers;
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
-use std::ffi::{CStr, OsStr};
+use std::ffi::OsStr;
 use std::fmt;
-use std::io::{self, Write as _};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// `PATH_MAX`, including the terminating NUL: the longest accepted path is one byte shorter.
 pub const PATH_MAX: usize = 4096;
-/// `NAME_MAX`: the longest accepted path component.
-pub const NAME_MAX: usize = 255;
+pub use crate::overlay::NAME_MAX;
 
 /// One layer of an overlay stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,32 +149,6 @@ impl LayerLookup {
         self.upper.or(self.lower.as_ref().map(|l| l.kind))
     }
 }
-
-/// Which xattr namespace holds overlayfs' private xattrs in the layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum XattrNamespace {
-    /// `trusted.overlay.*` (the default overlay mount).
-    Trusted,
-    /// `user.overlay.*` (an overlay mounted with `userxattr`, e.g. rootless).
-    User,
-    /// Either: a whiteout or opaque mark in either namespace hides lower entries.
-    #[default]
-    Both,
-}
-
-impl XattrNamespace {
-    fn names(self, pair: &'static [&'static CStr; 2]) -> &'static [&'static CStr] {
-        match self {
-            XattrNamespace::Trusted => &pair[..1],
-            XattrNamespace::User => &pair[1..],
-            XattrNamespace::Both => &pair[..],
-        }
-    }
-}
-
-static OPAQUE: [&CStr; 2] = [c"trusted.overlay.opaque", c"user.overlay.opaque"];
-static WHITEOUT: [&CStr; 2] = [c"trusted.overlay.whiteout", c"user.overlay.whiteout"];
-static ORIGIN: [&CStr; 2] = [c"trusted.overlay.origin", c"user.overlay.origin"];
 
 /// Options of [`lookup_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -320,7 +286,7 @@ fn open_roots(layers: &OverlayLayers) -> Result<Vec<Root>, ImageError> {
         roots.push(Root {
             layer,
             fd,
-            dev: stat_dev(&st),
+            dev: overlay::st_dev(&st),
         });
     }
     Ok(roots)
@@ -334,42 +300,47 @@ fn layer_err(layer: LayerRef, op: &'static str, e: Errno) -> ImageError {
     }
 }
 
-// `Stat` field types differ between architectures; these keep the casts in one place.
-#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-fn stat_dev(st: &Stat) -> u64 {
-    st.st_dev as u64
-}
-#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-fn stat_rdev(st: &Stat) -> u64 {
-    st.st_rdev as u64
-}
-#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-fn stat_ino(st: &Stat) -> u64 {
-    st.st_ino as u64
-}
-#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-fn stat_size(st: &Stat) -> u64 {
-    u64::try_from(st.st_size as i64).unwrap_or(0)
-}
-#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-fn stat_mtime(st: &Stat) -> (i64, u32) {
-    (st.st_mtime as i64, st.st_mtime_nsec as u32)
-}
-
 /// A directory of one layer that is part of the merged directory being walked.
 struct Live {
     /// Index into `roots`.
     slot: usize,
     /// `None` while at the layer root (use `roots[slot].fd`).
     fd: Option<OwnedFd>,
+    /// This layer's own path to the directory when a renamed directory (`redirect_dir`) led
+    /// the walk elsewhere than the looked-up path; `None`: the looked-up path's prefix.
+    at: Option<Vec<Vec<u8>>>,
 }
 
 /// What one layer holds under one name.
-enum Probe {
+enum Found {
     Missing,
     Whiteout,
     Dir(OwnedFd),
     NonDir,
+}
+
+/// Where the layers below a renamed directory look for its lower content.
+enum Redirect {
+    /// A name in their own parent directory.
+    Relative(Vec<u8>),
+    /// A path from their roots.
+    Absolute(Vec<Vec<u8>>),
+}
+
+/// A redirected lookup in one layer: the directory holding the entry and the entry's name.
+struct Place<'r> {
+    /// `None`: the layer's current directory.
+    dir: Option<OwnedFd>,
+    name: &'r [u8],
+    /// The entry's path in this layer.
+    at: Vec<Vec<u8>>,
+}
+
+fn extend(at: &[Vec<u8>], name: &[u8]) -> Vec<Vec<u8>> {
+    let mut v = Vec::with_capacity(at.len() + 1);
+    v.extend(at.iter().cloned());
+    v.push(name.to_vec());
+    v
 }
 
 struct Walk<'a, 'p> {
@@ -389,7 +360,11 @@ impl Walk<'_, '_> {
 
     fn run(&self) -> Result<LayerLookup, ImageError> {
         let mut live: Vec<Live> = (0..self.roots.len())
-            .map(|slot| Live { slot, fd: None })
+            .map(|slot| Live {
+                slot,
+                fd: None,
+                at: None,
+            })
             .collect();
         // Per root slot: the rule that cut that layer off while it was still part of the walk.
         let mut cut: Vec<Option<Hidden>> = vec![None; self.roots.len()];
@@ -401,21 +376,49 @@ impl Walk<'_, '_> {
         for (i, name) in dirs.iter().enumerate() {
             let depth = i + 1;
             let mut next = Vec::with_capacity(live.len());
-            for (pos, entry) in live.iter().enumerate() {
-                let layer = self.roots[entry.slot].layer;
+            // Set by a renamed directory: where the layers below it look instead of `name`.
+            let mut redirect: Option<Redirect> = None;
+            let mut pos = 0;
+            while pos < live.len() {
+                let entry = &live[pos];
+                let root = &self.roots[entry.slot];
+                let layer = root.layer;
                 let below = pos + 1 < live.len();
-                let stop = match self.probe_dir(entry, name)? {
-                    Probe::Missing => continue,
-                    Probe::Dir(fd) => {
+                let (found, at) = match &redirect {
+                    None => (
+                        self.probe_dir(root, self.fd(entry), name)?,
+                        entry.at.as_deref().map(|a| extend(a, name)),
+                    ),
+                    Some(r) => match self.redirected(entry, r, &self.comps[..i])? {
+                        Err(found) => (found, None),
+                        Ok(place) => {
+                            let dirfd = place.dir.as_ref().map_or(self.fd(entry), AsFd::as_fd);
+                            (self.probe_dir(root, dirfd, place.name)?, Some(place.at))
+                        }
+                    },
+                };
+                let slot = entry.slot;
+                let stop = match found {
+                    Found::Missing => {
+                        pos += 1;
+                        continue;
+                    }
+                    Found::Dir(fd) => {
                         let opaque = below && self.is_opaque(layer, &fd)?;
+                        if !opaque && slot + 1 < self.roots.len() {
+                            if let Some(r) = self.redirect_of(&fd) {
+                                redirect = Some(r);
+                            }
+                        }
                         next.push(Live {
-                            slot: entry.slot,
+                            slot,
                             fd: Some(fd),
+                            at,
                         });
                         opaque.then_some(HideRule::Opaque)
                     }
-                    Probe::Whiteout => Some(HideRule::Whiteout),
-                    Probe::NonDir => Some(HideRule::Replaced),
+                    Found::Whiteout => Some(HideRule::Whiteout),
+                    Found::NonDir => Some(HideRule::Replaced),
                 };
                 if let Some(rule) = stop {
                     let hidden = Hidden { rule, layer, depth };
@@ -424,6 +427,10 @@ impl Walk<'_, '_> {
                     }
                     break;
                 }
+                if matches!(redirect, Some(Redirect::Absolute(_))) {
+                    self.restart_below_from_roots(&mut live, pos);
+                }
+                pos += 1;
             }
             if next.is_empty() {
                 // Nothing, or a non-directory, where a directory is needed.
@@ -436,21 +443,44 @@ impl Walk<'_, '_> {
         }
 
         let depth = self.comps.len();
+        let parent = &self.comps[..depth - 1];
         let mut out = LayerLookup::default();
         // The upper entry is a directory / a non-directory.
         let mut upper_dir = false;
         let mut upper_nondir = false;
-        for (pos, entry) in live.iter().enumerate() {
+        let mut redirect: Option<Redirect> = None;
+        let mut pos = 0;
+        while pos < live.len() {
+            let entry = &live[pos];
+            pos += 1;
             let root = &self.roots[entry.slot];
             let layer = root.layer;
-            let below = pos + 1 < live.len();
-            let dirfd = self.fd(entry);
-            let st = match rfs::statat(dirfd, *last, AtFlags::SYMLINK_NOFOLLOW) {
+            let below = pos < live.len();
+            let (place_dir, name, at) = match &redirect {
+                None => (None, *last, entry.at.as_deref().map(|a| extend(a, last))),
+                Some(r) => match self.redirected(entry, r, parent)? {
+                    Err(Found::Missing | Found::Dir(_)) => continue,
+                    Err(found) => {
+                        let rule = match found {
+                            Found::Whiteout => HideRule::Whiteout,
+                            _ => HideRule::Replaced,
+                        };
+                        let hidden = Hidden { rule, layer, depth };
+                        for e in &live[pos..] {
+                            cut[e.slot] = Some(hidden);
+                        }
+                        break;
+                    }
+                    Ok(place) => (place.dir, place.name, Some(place.at)),
+                },
+            };
+            let dirfd = place_dir.as_ref().map_or(self.fd(entry), AsFd::as_fd);
+            let st = match rfs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 Err(Errno::NOENT) => continue,
                 Err(e) => return Err(layer_err(layer, "stat", e)),
             };
-            if stat_dev(&st) != root.dev {
+            if overlay::st_dev(&st) != root.dev {
                 return Err(layer_err(
                     layer,
                     "lookup (mount point inside layer)",
@@ -459,7 +489,7 @@ impl Walk<'_, '_> {
             }
             let kind = EntryKind::of(&st);
             let mut stop = None;
-            if self.is_whiteout(layer, dirfd, last, &st)? {
+            if self.is_whiteout(layer, dirfd, name, &st)? {
                 stop = Some(Hidden {
                     rule: HideRule::Whiteout,
                     layer,
@@ -478,14 +508,14 @@ impl Walk<'_, '_> {
                         depth,
                     });
                 } else {
-                    let (mtime_sec, mtime_nsec) = stat_mtime(&st);
+                    let (mtime_sec, mtime_nsec) = overlay::st_mtime(&st);
                     out.lower = Some(LowerHit {
                         layer_index,
                         kind,
-                        size: stat_size(&st),
-                        path: self.host_path(layer_index),
-                        dev: stat_dev(&st),
-                        ino: stat_ino(&st),
+                        size: overlay::st_size(&st),
+                        path: self.host_path(layer_index, at.as_deref()),
+                        dev: overlay::st_dev(&st),
+                        ino: overlay::st_ino(&st),
                         mtime_sec,
                         mtime_nsec,
                     });
@@ -495,25 +525,32 @@ impl Walk<'_, '_> {
                 out.upper = Some(kind);
                 if kind == EntryKind::Dir {
                     upper_dir = true;
-                    if below && self.is_opaque_at(layer, dirfd, last)? {
-                        stop = Some(Hidden {
-                            rule: HideRule::Opaque,
-                            layer,
-                            depth,
-                        });
+                    if entry.slot + 1 < self.roots.len() {
+                        let (opaque, renamed) = self.dir_marks_at(layer, dirfd, name)?;
+                        if opaque && below {
+                            stop = Some(Hidden {
+                                rule: HideRule::Opaque,
+                                layer,
+                                depth,
+                            });
+                        }
+                        redirect = renamed;
                     }
                 } else {
                     // overlayfs stops here; keep looking for the entry this one shadows.
                     upper_nondir = true;
                     out.upper_origin =
-                        kind == EntryKind::File && self.has_origin(layer, dirfd, last)?;
+                        kind == EntryKind::File && self.has_origin(layer, dirfd, name)?;
                 }
             }
             if let Some(hidden) = stop {
-                for e in &live[pos + 1..] {
+                for e in &live[pos..] {
                     cut[e.slot] = Some(hidden);
                 }
                 break;
+            }
+            if matches!(redirect, Some(Redirect::Absolute(_))) {
+                self.restart_below_from_roots(&mut live, pos - 1);
             }
         }
         out.hidden_by = self.hidden_below(&cut)?;
@@ -528,14 +565,14 @@ impl Walk<'_, '_> {
                 LayerRef::Upper => out.upper = Some(EntryKind::Dir),
                 LayerRef::Lower(layer_index) => {
                     let st = rfs::fstat(&root.fd).map_err(|e| layer_err(root.layer, "stat", e))?;
-                    let (mtime_sec, mtime_nsec) = stat_mtime(&st);
+                    let (mtime_sec, mtime_nsec) = overlay::st_mtime(&st);
                     out.lower = Some(LowerHit {
                         layer_index,
                         kind: EntryKind::Dir,
-                        size: stat_size(&st),
+                        size: overlay::st_size(&st),
                         path: self.lowerdirs[layer_index].clone(),
-                        dev: stat_dev(&st),
-                        ino: stat_ino(&st),
+                        dev: overlay::st_dev(&st),
+                        ino: overlay::st_ino(&st),
                         mtime_sec,
                         mtime_nsec,
                     });
@@ -546,47 +583,116 @@ impl Walk<'_, '_> {
         Ok(out)
     }
 
-    fn host_path(&self, layer_index: usize) -> PathBuf {
+    /// Host path of the entry in a lower layer: its path in that layer (`at`, when a renamed
+    /// directory led there) or the looked-up path.
+    fn host_path(&self, layer_index: usize, at: Option<&[Vec<u8>]>) -> PathBuf {
         let mut p = self.lowerdirs[layer_index].clone();
-        for c in self.comps {
-            p.push(OsStr::from_bytes(c));
+        match at {
+            Some(at) => at.iter().for_each(|c| p.push(OsStr::from_bytes(c))),
+            None => self.comps.iter().for_each(|c| p.push(OsStr::from_bytes(c))),
         }
         p
     }
 
-    /// Open `name` in the layer directory as a directory, or say what else it is.
-    fn probe_dir(&self, entry: &Live, name: &[u8]) -> Result<Probe, ImageError> {
-        let root = &self.roots[entry.slot];
-        let dirfd = self.fd(entry);
-        let oflags = OFlags::RDONLY
-            | OFlags::DIRECTORY
-            | OFlags::NOFOLLOW
-            | OFlags::CLOEXEC
-            | OFlags::NOCTTY;
-        let resolve = ResolveFlags::BENEATH
-            | ResolveFlags::NO_SYMLINKS
-            | ResolveFlags::NO_MAGICLINKS
-            | ResolveFlags::NO_XDEV;
-        let mut attempts = 0;
-        let opened = loop {
-            match rfs::openat2(dirfd, name, oflags, Mode::empty(), resolve) {
-                Err(Errno::AGAIN) if attempts < 3 => attempts += 1,
-                Err(Errno::NOSYS) => break open_dir_fallback(dirfd, name, root.dev),
-                r => break r,
+    /// Where a layer below a renamed directory holds that directory's lower content: the
+    /// directory to look in and the name, or what ended the search on the way (an absolute
+    /// redirect walks from the layer root; a whiteout or non-directory on the way hides it).
+    /// `parent`: the looked-up path of the renamed directory's parent.
+    fn redirected<'r>(
+        &self,
+        entry: &Live,
+        r: &'r Redirect,
+        parent: &[&[u8]],
+    ) -> Result<Result<Place<'r>, Found>, ImageError> {
+        match r {
+            Redirect::Relative(name) => {
+                let at = match &entry.at {
+                    Some(a) => extend(a, name),
+                    None => {
+                        let mut v: Vec<Vec<u8>> = parent.iter().map(|c| c.to_vec()).collect();
+                        v.push(name.clone());
+                        v
+                    }
+                };
+                Ok(Ok(Place {
+                    dir: None,
+                    name,
+                    at,
+                }))
             }
-        };
-        match opened {
-            Ok(fd) => Ok(Probe::Dir(fd)),
-            Err(Errno::NOENT) => Ok(Probe::Missing),
+            Redirect::Absolute(comps) => {
+                let root = &self.roots[entry.slot];
+                let Some((name, dirs)) = comps.split_last() else {
+                    return Ok(Err(Found::Missing));
+                };
+                let mut dir: Option<OwnedFd> = None;
+                for c in dirs {
+                    let dirfd = dir.as_ref().map_or(root.fd.as_fd(), AsFd::as_fd);
+                    match self.probe_dir(root, dirfd, c)? {
+                        Found::Dir(fd) => dir = Some(fd),
+                        other => return Ok(Err(other)),
+                    }
+                }
+                // At the root: open it again, as the entry's own fd is its current directory.
+                let dir = match dir {
+                    Some(d) => d,
+                    None => rustix::io::dup(&root.fd)
+                        .map_err(|e| layer_err(root.layer, "duplicating a descriptor", e))?,
+                };
+                Ok(Ok(Place {
+                    dir: Some(dir),
+                    name,
+                    at: comps.clone(),
+                }))
+            }
+        }
+    }
+
+    /// After an absolute redirect at `live[pos]`: every layer below it takes part again, from
+    /// its root, whether or not it held the renamed directory's parent (overlayfs restarts
+    /// from the root's layer stack).
+    fn restart_below_from_roots(&self, live: &mut Vec<Live>, pos: usize) {
+        let slot = live[pos].slot;
+        live.truncate(pos + 1);
+        live.extend((slot + 1..self.roots.len()).map(|slot| Live {
+            slot,
+            fd: None,
+            at: Some(Vec::new()),
+        }));
+    }
+
+    /// The redirect of a directory of a layer with layers below it.
+    fn redirect_of(&self, dir: &OwnedFd) -> Option<Redirect> {
+        let value = overlay::redirect(dir.as_fd(), self.opts.xattrs)?;
+        // A value overlayfs would refuse is ignored: the directory's content is then its own
+        // (its lower files look added, which fails towards "drift").
+        let mut target = overlay::redirect_target(&value, &[])?;
+        if value.starts_with(b"/") {
+            Some(Redirect::Absolute(target))
+        } else {
+            target.pop().map(Redirect::Relative)
+        }
+    }
+
+    /// Open `name` in the layer directory `dirfd` as a directory, or say what else it is.
+    fn probe_dir(
+        &self,
+        root: &Root,
+        dirfd: BorrowedFd<'_>,
+        name: &[u8],
+    ) -> Result<Found, ImageError> {
+        match overlay::open_dir(dirfd, name, root.dev) {
+            Ok(fd) => Ok(Found::Dir(fd)),
+            Err(Errno::NOENT) => Ok(Found::Missing),
             // Not a directory, or a symlink (never followed): find out which.
             Err(Errno::NOTDIR | Errno::LOOP) => {
                 let st = match rfs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => st,
-                    Err(Errno::NOENT) => return Ok(Probe::Missing),
+                    Err(Errno::NOENT) => return Ok(Found::Missing),
                     Err(e) => return Err(layer_err(root.layer, "stat", e)),
                 };
                 if self.is_whiteout(root.layer, dirfd, name, &st)? {
-                    Ok(Probe::Whiteout)
+                    Ok(Found::Whiteout)
                 } else if EntryKind::of(&st) == EntryKind::Dir {
                     Err(layer_err(
                         root.layer,
@@ -594,7 +700,7 @@ impl Walk<'_, '_> {
                         Errno::AGAIN,
                     ))
                 } else {
-                    Ok(Probe::NonDir)
+                    Ok(Found::NonDir)
                 }
             }
             Err(e @ Errno::XDEV) => Err(layer_err(
@@ -613,14 +719,9 @@ impl Walk<'_, '_> {
         name: &[u8],
         st: &Stat,
     ) -> Result<bool, ImageError> {
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::CharacterDevice => Ok(stat_rdev(st) == 0),
-            FileType::RegularFile if layer != LayerRef::Upper && stat_size(st) == 0 => {
-                let names = self.opts.xattrs.names(&WHITEOUT);
-                xattr_present_at(layer, dirfd, name, names)
-            }
-            _ => Ok(false),
-        }
+        let upper = layer == LayerRef::Upper;
+        overlay::is_whiteout(dirfd, name, st, upper, self.opts.xattrs)
+            .map_err(|e| layer_err(layer, "reading an overlay xattr", e))
     }
 
     fn has_origin(
@@ -629,37 +730,37 @@ impl Walk<'_, '_> {
         dirfd: BorrowedFd<'_>,
         name: &[u8],
     ) -> Result<bool, ImageError> {
-        xattr_present_at(layer, dirfd, name, self.opts.xattrs.names(&ORIGIN))
+        overlay::has_origin(dirfd, name, self.opts.xattrs)
+            .map_err(|e| layer_err(layer, "reading an overlay xattr", e))
     }
 
     fn is_opaque(&self, layer: LayerRef, dir: &OwnedFd) -> Result<bool, ImageError> {
-        for xname in self.opts.xattrs.names(&OPAQUE) {
-            // overlayfs reads exactly one byte: a longer value (ERANGE) is not opaque.
-            let mut val = [0u8; 1];
-            match rfs::fgetxattr(dir, *xname, &mut val[..]) {
-                Ok(1) if val[0] == b'y' => return Ok(true),
-                Ok(_) | Err(Errno::NODATA | Errno::NOTSUP | Errno::RANGE) => {}
-                Err(e) => return Err(layer_err(layer, "reading overlay.opaque", e)),
-            }
-        }
-        Ok(false)
+        overlay::is_opaque(dir.as_fd(), self.opts.xattrs)
+            .map_err(|e| layer_err(layer, "reading overlay.opaque", e))
     }
 
-    fn is_opaque_at(
+    /// Whether the directory `name` of `dirfd` is opaque, and where it was renamed from.
+    fn dir_marks_at(
         &self,
         layer: LayerRef,
         dirfd: BorrowedFd<'_>,
         name: &[u8],
-    ) -> Result<bool, ImageError> {
+    ) -> Result<(bool, Option<Redirect>), ImageError> {
         let oflags = OFlags::RDONLY
             | OFlags::DIRECTORY
             | OFlags::NOFOLLOW
             | OFlags::CLOEXEC
             | OFlags::NOCTTY;
         match rfs::openat(dirfd, name, oflags, Mode::empty()) {
-            Ok(fd) => self.is_opaque(layer, &fd),
+            Ok(fd) => {
+                if self.is_opaque(layer, &fd)? {
+                    Ok((true, None))
+                } else {
+                    Ok((false, self.redirect_of(&fd)))
+                }
+            }
             // Replaced by a non-directory since the stat: no opaque directory any more.
-            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(false),
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok((false, None)),
             Err(e) => Err(layer_err(layer, "opening a directory", e)),
         }
     }
@@ -677,75 +778,25 @@ impl Walk<'_, '_> {
         Ok(None)
     }
 
-    /// Does this one layer, on its own, hold a (non-whiteout) entry at the path?
+    /// Does this one layer, on its own, hold a (non-whiteout) entry at the looked-up path?
     fn raw_exists(&self, slot: usize) -> Result<bool, ImageError> {
         let root = &self.roots[slot];
         let Some((last, dirs)) = self.comps.split_last() else {
             return Ok(true);
         };
-        let mut entry = Live { slot, fd: None };
+        let mut dir: Option<OwnedFd> = None;
         for name in dirs {
-            match self.probe_dir(&entry, name)? {
-                Probe::Dir(fd) => entry.fd = Some(fd),
-                Probe::Missing | Probe::Whiteout | Probe::NonDir => return Ok(false),
+            let dirfd = dir.as_ref().map_or(root.fd.as_fd(), AsFd::as_fd);
+            match self.probe_dir(root, dirfd, name)? {
+                Found::Dir(fd) => dir = Some(fd),
+                Found::Missing | Found::Whiteout | Found::NonDir => return Ok(false),
             }
         }
-        let dirfd = self.fd(&entry);
+        let dirfd = dir.as_ref().map_or(root.fd.as_fd(), AsFd::as_fd);
         match rfs::statat(dirfd, *last, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(!self.is_whiteout(root.layer, dirfd, last, &st)?),
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(layer_err(root.layer, "stat", e)),
         }
     }
-}
-
-/// `openat2` is missing (kernel < 5.6, or filtered): `openat(O_NOFOLLOW)` on a single name is
-/// just as safe; mount crossing is detected by comparing device numbers.
-fn open_dir_fallback(dirfd: BorrowedFd<'_>, name: &[u8], dev: u64) -> rustix::io::Result<OwnedFd> {
-    let oflags =
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd = rfs::openat(dirfd, name, oflags, Mode::empty())?;
-    if stat_dev(&rfs::fstat(&fd)?) != dev {
-        return Err(Errno::XDEV);
-    }
-    Ok(fd)
-}
-
-/// Is any of `xnames` set on the entry `name` of directory `dirfd`, without following it?
-///
-/// There is no `getxattrat` in rustix and `fgetxattr` refuses `O_PATH` descriptors, so this
-/// goes through `/proc/self/fd/<dirfd>/<name>`: the magic link leads to the directory already
-/// opened, and `lgetxattr` does not follow `name`. No file is opened (a device node never is).
-fn xattr_present_at(
-    layer: LayerRef,
-    dirfd: BorrowedFd<'_>,
-    name: &[u8],
-    xnames: &[&CStr],
-) -> Result<bool, ImageError> {
-    // "/proc/self/fd/" + i32 + "/" + NAME_MAX + NUL
-    let mut buf = [0u8; 14 + 11 + 1 + NAME_MAX + 1];
-    let len = {
-        let mut w = &mut buf[..];
-        let room = w.len();
-        // Cannot fail: the buffer is sized for the longest fd number and name.
-        write!(w, "/proc/self/fd/{}/", dirfd.as_raw_fd())
-            .and_then(|()| w.write_all(name))
-            .map_err(|e: io::Error| ImageError::Layer {
-                layer,
-                op: "building a /proc path",
-                source: e,
-            })?;
-        room - w.len()
-    };
-    let path = CStr::from_bytes_with_nul(&buf[..=len]).map_err(|_| ImageError::InvalidPath {
-        reason: "contains a NUL byte",
-    })?;
-    for xname in xnames {
-        match rfs::lgetxattr_query(path, *xname) {
-            Ok(_) => return Ok(true),
-            Err(Errno::NODATA | Errno::NOTSUP) => {}
-            Err(e) => return Err(layer_err(layer, "reading an overlay xattr", e)),
-        }
-    }
-    Ok(false)
 }

@@ -17,7 +17,7 @@ pub enum Interpreter {
 }
 
 impl Interpreter {
-    /// Recognise an interpreter by the base name of its executable (or of argv[0] for busybox).
+    /// Recognise an interpreter by the base name of its executable (or of `argv[0]` for busybox).
     pub fn from_name(name: &[u8]) -> Option<Interpreter> {
         let n = std::str::from_utf8(name).ok()?;
         let versioned = |prefix: &str| {
@@ -86,7 +86,7 @@ pub fn basename(p: &[u8]) -> &[u8] {
     p.rsplit(|b| *b == b'/').next().unwrap_or(p)
 }
 
-/// The interpreter of an exec: by the executable's name, or by argv[0] for multi-call binaries
+/// The interpreter of an exec: by the executable's name, or by `argv[0]` for multi-call binaries
 /// such as busybox.
 pub fn interpreter_of(exepath: &[u8], argv0: Option<&[u8]>) -> Option<Interpreter> {
     let exe = basename(exepath);
@@ -96,7 +96,7 @@ pub fn interpreter_of(exepath: &[u8], argv0: Option<&[u8]>) -> Option<Interprete
     Interpreter::from_name(exe)
 }
 
-/// The program file given to interpreter `it` in `args` (argv, argv[0] included), if any.
+/// The program file given to interpreter `it` in `args` (argv, `argv[0]` included), if any.
 pub fn script_argument(it: Interpreter, args: &[Vec<u8>]) -> Option<&[u8]> {
     let mut i = 1;
     while i < args.len() {

@@ -12,8 +12,8 @@
 
 use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, OverlayLayers};
 use driftwatch_image::{
-    decide, lookup, open_in_layer, same_content, EntryKind, ExecFacts, ImageError, SizeIndex,
-    OVERLAYFS_SUPER_MAGIC,
+    copied_up_unchanged, decide, lookup, open_in_layer, EntryKind, ExecFacts, ImageError,
+    SizeIndex, OVERLAYFS_SUPER_MAGIC,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -248,12 +248,7 @@ impl Origins {
             return Verdict::of(origin);
         };
         if origin == ExeOrigin::Modified {
-            let unchanged = lookup(layers, path)
-                .ok()
-                .and_then(|l| l.lower)
-                .and_then(|hit| layers.lowerdirs.get(hit.layer_index).cloned())
-                .and_then(|dir| open_in_layer(&dir, path).ok())
-                .is_some_and(|mut lower| same_content(&mut upper, &mut lower).unwrap_or(false));
+            let unchanged = copied_up_unchanged(layers, path, &mut upper).unwrap_or(false);
             return Verdict::of(if unchanged {
                 ExeOrigin::CopiedUpUnchanged
             } else {

@@ -488,7 +488,7 @@ impl Summaries {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on a broken fixture")]
     use super::*;
     use driftwatch_event::Priority;
     use serde_json::json;

@@ -8,7 +8,9 @@
 //!   are allowed one by one, each with a `SAFETY:` comment);
 //! * every crate inherits the workspace's `rust-version`, and that MSRV is true: no dependency
 //!   declares a newer one (the standard library's items are checked by clippy's
-//!   `incompatible_msrv` lint, which reads the same `rust-version`).
+//!   `incompatible_msrv` lint, which reads the same `rust-version`);
+//! * ARCHITECTURE.md's crate list is this order; only `driftwatch-bpf` knows aya; the ABI crate
+//!   is `no_std` with no dependencies; the rules crate touches files only in `files.rs`.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -247,4 +249,88 @@ fn the_declared_msrv_is_inherited_everywhere_and_true() {
             "the workspace declares rust-version {msrv}, but the dependency {who} needs newer"
         );
     }
+}
+
+/// The code map in ARCHITECTURE.md lists exactly the crates of [`ORDER`], in that order: the
+/// document and this test cannot drift apart.
+#[test]
+fn the_code_map_in_architecture_md_is_this_order() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ARCHITECTURE.md");
+    let text = std::fs::read_to_string(&doc).expect("read ARCHITECTURE.md");
+    let start = text
+        .find("## Code map")
+        .expect("ARCHITECTURE.md has a code map");
+    let block = text[start..]
+        .split("```")
+        .nth(1)
+        .expect("the code map has a crate list in a code block");
+    let listed: Vec<&str> = block
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("driftwatch") && *n != "driftwatch-testkit")
+        .collect();
+    assert_eq!(
+        listed, ORDER,
+        "ARCHITECTURE.md's crate list and ORDER differ"
+    );
+}
+
+/// Only the sensor knows aya and the kernel's layouts; the ABI mirrors are `no_std` and depend
+/// on nothing at all.
+#[test]
+fn only_the_sensor_knows_aya_and_the_abi_depends_on_nothing() {
+    let ws = workspace();
+    for (krate, deps) in &ws.deps {
+        if krate != "driftwatch-bpf" {
+            assert!(
+                !deps.iter().any(|d| d.starts_with("aya")),
+                "{krate} depends on aya: only driftwatch-bpf may"
+            );
+        }
+    }
+    assert!(
+        ws.deps["driftwatch-abi"].is_empty(),
+        "driftwatch-abi must have no dependencies: {:?}",
+        ws.deps["driftwatch-abi"]
+    );
+    let lib = ws.dirs["driftwatch-abi"].join("src/lib.rs");
+    let text = std::fs::read_to_string(lib).expect("read driftwatch-abi's lib.rs");
+    assert!(
+        text.contains("#![no_std]"),
+        "driftwatch-abi must be #![no_std]"
+    );
+}
+
+/// The rules crate reads only the rule files it is given, and only in `files.rs`.
+#[test]
+fn the_rules_crate_touches_files_only_in_files_rs() {
+    let ws = workspace();
+    let src = ws.dirs["driftwatch-rules"].join("src");
+    let mut stack = vec![src];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read rules src") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") || p.ends_with("files.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).expect("read source");
+            // Test modules may build fixtures on disk; the library code may not.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            if ["std::fs", "std::net", "File::open", "std::process"]
+                .iter()
+                .any(|needle| code.contains(needle))
+            {
+                offenders.push(p.display().to_string());
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "IO outside driftwatch-rules' files.rs: {offenders:?}"
+    );
 }

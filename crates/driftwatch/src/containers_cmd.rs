@@ -183,7 +183,7 @@ pub fn table(summaries: &[ContainerSummary]) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on a broken fixture")]
     use super::*;
     use driftwatch_output::summary::{KindCounts, PathCount, State};
 
@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(t.lines().count(), 2, "{t}");
         assert!(!t.contains('\u{1b}') && !t.contains('\r') && !t.contains('\u{202e}'));
         assert!(t.contains("abc\\ndef"), "{t}");
-        assert!(t.contains("evil\\u{1b}[2Jname\\u{202e}"), "{t}");
+        assert!(t.contains("evil\\x1b[2Jname\\u{202e}"), "{t}");
         assert!(t.contains("/tmp/a\\tb\u{fffd}\\u{85} (2)"), "{t}");
         assert!(t.contains("2026-11-29T22:30:01Z"), "{t}");
         let header = t.lines().next().unwrap();

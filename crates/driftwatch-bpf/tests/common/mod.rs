@@ -1,6 +1,6 @@
 //! Helpers shared by the sensor integration tests (need root).
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::collections::HashSet;
 use std::ffi::OsStr;

@@ -1,6 +1,7 @@
 use super::{mount, rel, MountGuard, Tree};
 use crate::classify::{classify, decide, ExecFacts, Rule};
-use crate::lookup::{lookup, lookup_with, LookupOptions, XattrNamespace};
+use crate::lookup::{lookup, lookup_with, LookupOptions};
+use crate::overlay::XattrNamespace;
 use crate::{EntryKind, Hidden, HideRule, ImageError, LayerRef};
 use driftwatch_event::ExeOrigin;
 use std::ffi::OsStr;

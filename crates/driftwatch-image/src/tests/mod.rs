@@ -170,6 +170,12 @@ impl Tree {
         self.xattr(&rel(layer, path), c"trusted.overlay.opaque", b"y");
     }
 
+    /// A directory renamed by overlayfs' `redirect_dir`: its lower content is at `from`.
+    pub fn redirect(&self, layer: &Path, path: &[u8], from: &[u8]) {
+        self.dir(layer, path);
+        self.xattr(&rel(layer, path), c"trusted.overlay.redirect", from);
+    }
+
     pub fn symlink(&self, layer: &Path, path: &[u8], target: &[u8]) {
         let p = Self::parent(layer, path);
         std::os::unix::fs::symlink(OsStr::from_bytes(target), p).expect("symlink");

@@ -30,6 +30,37 @@ fn merged_kind(merged: &OwnedFd, path: &[u8]) -> Option<EntryKind> {
     }
 }
 
+fn mount_overlay(t: &Tree, extra: &str) -> Option<(std::path::PathBuf, MountGuard)> {
+    let merged = t.scratch.root.join("merged");
+    std::fs::create_dir(&merged).unwrap();
+    let lowers: Vec<String> = t
+        .layers
+        .lowerdirs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}{extra}",
+        lowers.join(":"),
+        t.upper().display(),
+        t.layers.workdir.as_ref().unwrap().display()
+    );
+    let args = [
+        OsString::from("-t"),
+        "overlay".into(),
+        "overlay".into(),
+        "-o".into(),
+        opts.into(),
+        merged.clone().into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    if let Err(e) = mount(&args) {
+        eprintln!("SKIP: cannot mount overlayfs: {e}");
+        return None;
+    }
+    Some((merged.clone(), MountGuard(merged)))
+}
+
 fn build(t: &Tree) {
     let (u, l0, l1, l2) = (t.upper(), t.lower(0), t.lower(1), t.lower(2));
     // Plain image files in various layers, and shadowing between lowers.
@@ -79,6 +110,23 @@ fn build(t: &Tree) {
     t.file(l2, b"/odd/\xff\xfe", b"l2");
     t.file(u, b"/odd/\xff\xfe", b"u");
     t.file(u, b"/odd/new\nline", b"u");
+    // Renamed directories (redirect_dir): absolute and relative, in the upper and in a lower
+    // layer, one pointing nowhere, one hidden by a whiteout on the way.
+    t.file(l2, b"/orig/tool", b"l2");
+    t.file(l2, b"/orig/sub/f", b"l2");
+    t.redirect(u, b"/renamed", b"/orig");
+    t.whiteout(u, b"/orig");
+    t.file(u, b"/renamed/new", b"u");
+    t.file(l1, b"/rel/src/f", b"l1");
+    t.redirect(u, b"/rel/dst", b"src");
+    t.whiteout(u, b"/rel/src");
+    t.file(l2, b"/deep/a/f", b"l2");
+    t.redirect(l0, b"/deep/b", b"/deep/a");
+    t.whiteout(l0, b"/deep/a");
+    t.redirect(u, b"/nowhere", b"/no/such/dir");
+    t.file(l2, b"/gone2/d/f", b"l2");
+    t.whiteout(l1, b"/gone2/d");
+    t.redirect(l0, b"/via", b"/gone2/d");
 }
 
 const PATHS: &[&[u8]] = &[
@@ -126,40 +174,27 @@ const PATHS: &[&[u8]] = &[
     b"/app/tool/../conf/sub",
     b"/../usr/./bin/../bin/cat",
     b"/usr/nothing/../bin/cat",
+    b"/renamed",
+    b"/renamed/tool",
+    b"/renamed/sub/f",
+    b"/renamed/new",
+    b"/orig/tool",
+    b"/rel/dst/f",
+    b"/rel/src/f",
+    b"/deep/b/f",
+    b"/deep/a/f",
+    b"/nowhere/x",
+    b"/via/f",
 ];
 
 #[test]
 fn lookup_agrees_with_a_real_overlay_mount() {
     let Some(t) = Tree::new(3) else { return };
     build(&t);
-    let merged = t.scratch.root.join("merged");
-    std::fs::create_dir(&merged).unwrap();
-    let lowers: Vec<String> = t
-        .layers
-        .lowerdirs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lowers.join(":"),
-        t.upper().display(),
-        t.layers.workdir.as_ref().unwrap().display()
-    );
-    let args = [
-        OsString::from("-t"),
-        "overlay".into(),
-        "overlay".into(),
-        "-o".into(),
-        opts.into(),
-        merged.clone().into(),
-    ];
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    if let Err(e) = mount(&args) {
-        eprintln!("SKIP: cannot mount overlayfs: {e}");
+    // redirect_dir=on: the renamed directories in the tree are followed.
+    let Some((merged, _guard)) = mount_overlay(&t, ",redirect_dir=on") else {
         return;
-    }
-    let _guard = MountGuard(merged.clone());
+    };
     let merged_fd = rfs::open(&merged, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
 
     for path in PATHS {
@@ -170,6 +205,19 @@ fn lookup_agrees_with_a_real_overlay_mount() {
             "{}: {ours:?}",
             String::from_utf8_lossy(path)
         );
+    }
+
+    // A renamed directory's image files are where the image has them.
+    for (path, layer, at) in [
+        (&b"/renamed/tool"[..], 2, "orig/tool"),
+        (b"/renamed/sub/f", 2, "orig/sub/f"),
+        (b"/rel/dst/f", 1, "rel/src/f"),
+        (b"/deep/b/f", 2, "deep/a/f"),
+    ] {
+        let hit = lookup(&t.layers, path).unwrap().lower;
+        let hit = hit.unwrap_or_else(|| panic!("{}: no image file", String::from_utf8_lossy(path)));
+        assert_eq!(hit.layer_index, layer);
+        assert_eq!(hit.path, t.lower(layer).join(at));
     }
 
     // And for arbitrary paths over the tree's names.
@@ -206,6 +254,16 @@ fn lookup_agrees_with_a_real_overlay_mount() {
         b"odd",
         b"\xff\xfe",
         b"new\nline",
+        b"orig",
+        b"renamed",
+        b"sub",
+        b"f",
+        b"rel",
+        b"src",
+        b"dst",
+        b"deep",
+        b"nowhere",
+        b"via",
         b".",
         b"..",
         b"",
@@ -233,4 +291,68 @@ fn lookup_agrees_with_a_real_overlay_mount() {
             Ok(())
         })
         .unwrap();
+}
+
+/// Directories renamed and files copied up by the kernel itself (through a real mount with
+/// `redirect_dir=on,metacopy=on`): the renamed files are still the image's, and "copied up
+/// unchanged" holds for a metadata-only copy-up and for a full copy-up of unchanged bytes,
+/// and not for a written file.
+#[test]
+fn kernel_renames_and_copy_ups_are_followed() {
+    let Some(t) = Tree::new(1) else { return };
+    let l0 = t.lower(0);
+    for name in [&b"meta"[..], b"full", b"written"] {
+        t.file(
+            l0,
+            &[b"/app/bin/".as_slice(), name].concat(),
+            b"image bytes\n",
+        );
+    }
+    let Some((merged, guard)) = mount_overlay(&t, ",redirect_dir=on,metacopy=on") else {
+        return;
+    };
+    std::fs::rename(merged.join("app/bin"), merged.join("app/tools")).expect("rename");
+    std::fs::create_dir(merged.join("moved")).expect("mkdir");
+    std::fs::rename(merged.join("app/tools"), merged.join("moved/tools")).expect("rename");
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = merged.join("moved/tools/meta");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    drop(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(merged.join("moved/tools/full")),
+    );
+    std::fs::write(merged.join("moved/tools/written"), b"other bytes\n").expect("write");
+    drop(guard);
+
+    let upper_tools = t.upper().join("moved/tools");
+    assert!(
+        rfs::lgetxattr(
+            &upper_tools,
+            c"trusted.overlay.redirect",
+            &mut [0u8; 64][..]
+        )
+        .is_ok(),
+        "the kernel did not mark the renamed directory"
+    );
+    for (name, unchanged) in [("meta", true), ("full", true), ("written", false)] {
+        let path = format!("/moved/tools/{name}");
+        let found = lookup(&t.layers, path.as_bytes()).unwrap();
+        assert_eq!(found.upper, Some(EntryKind::File), "{path}");
+        let hit = found
+            .lower
+            .unwrap_or_else(|| panic!("{path}: no image file"));
+        assert_eq!(hit.path, l0.join("app/bin").join(name), "{path}");
+        let mut upper = crate::open_in_layer(t.upper(), path.as_bytes()).expect("open upper");
+        let metacopy = crate::overlay::is_metacopy(
+            std::os::fd::AsFd::as_fd(&upper),
+            crate::XattrNamespace::Trusted,
+        );
+        assert_eq!(metacopy, name == "meta", "{path}: metacopy");
+        assert_eq!(
+            crate::copied_up_unchanged(&t.layers, path.as_bytes(), &mut upper).unwrap(),
+            unchanged,
+            "{path}"
+        );
+    }
 }

@@ -38,7 +38,7 @@ mod worker;
 
 use driftwatch_bpf::{GateMaps, UpperFile};
 use driftwatch_event::{ContainerInfo, OverlayLayers};
-use driftwatch_image::{lookup, open_in_layer, same_content, EntryKind, OVERLAYFS_SUPER_MAGIC};
+use driftwatch_image::{copied_up_unchanged, OVERLAYFS_SUPER_MAGIC};
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -388,30 +388,16 @@ fn upper_file(m: &std::fs::Metadata) -> UpperFile {
     UpperFile::from_stat(m.dev(), m.ino(), m.ctime(), m.ctime_nsec())
 }
 
-/// The upper file's bytes equal the lower file's at the same path, and the upper inode was not
-/// changed while they were compared.
+/// The upper file is still its image file ([`copied_up_unchanged`]), and the upper inode was
+/// not changed while they were compared.
 fn unchanged_image_bytes(
     layers: &OverlayLayers,
     path: &[u8],
     upper: &mut File,
     before: &UpperFile,
 ) -> bool {
-    let Some(hit) = lookup(layers, path).ok().and_then(|l| l.lower) else {
-        return false;
-    };
-    if hit.kind != EntryKind::File {
-        return false;
-    }
-    let Some(dir) = layers.lowerdirs.get(hit.layer_index) else {
-        return false;
-    };
-    let Ok(mut lower) = open_in_layer(dir, path) else {
-        return false;
-    };
-    if !same_content(upper, &mut lower).unwrap_or(false) {
-        return false;
-    }
-    upper.metadata().is_ok_and(|m| upper_file(&m) == *before)
+    copied_up_unchanged(layers, path, upper).unwrap_or(false)
+        && upper.metadata().is_ok_and(|m| upper_file(&m) == *before)
 }
 
 #[cfg(test)]
@@ -432,7 +418,7 @@ mod tests {
 
     fn judge(l: &OverlayLayers, path: &[u8]) -> bool {
         let upperdir = l.upperdir.as_deref().expect("upper");
-        let mut f = open_in_layer(upperdir, path).expect("open upper");
+        let mut f = driftwatch_image::open_in_layer(upperdir, path).expect("open upper");
         let m = f.metadata().expect("stat");
         unchanged_image_bytes(l, path, &mut f, &upper_file(&m))
     }

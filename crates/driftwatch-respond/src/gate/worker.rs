@@ -258,7 +258,7 @@ impl Worker {
 }
 
 /// A file that may interpret a program file given as an argument (a shell, python, …, or
-/// busybox, whose applet is named by argv[0]).
+/// busybox, whose applet is named by `argv[0]`).
 fn may_interpret(path: &[u8]) -> bool {
     let name = script::basename(path);
     name == b"busybox" || script::interpreter_of(path, None).is_some()
