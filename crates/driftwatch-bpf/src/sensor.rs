@@ -10,9 +10,9 @@ use aya::programs::trace_point::TracePointLink;
 use aya::programs::{BtfTracePoint, Program, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use driftwatch_abi::{
-    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_RINGBUF_LOST_EXEC,
-    DW_STAT_RINGBUF_LOST_EXIT, DW_STAT_RINGBUF_LOST_FILE, DW_STAT_RINGBUF_LOST_FORK,
-    DW_STAT_RINGBUF_LOST_MAP,
+    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_NET_ARGS_FULL,
+    DW_STAT_RINGBUF_LOST_EXEC, DW_STAT_RINGBUF_LOST_EXIT, DW_STAT_RINGBUF_LOST_FILE,
+    DW_STAT_RINGBUF_LOST_FORK, DW_STAT_RINGBUF_LOST_MAP, DW_STAT_RINGBUF_LOST_NET,
 };
 use tracing::{debug, info};
 
@@ -122,6 +122,11 @@ pub struct SensorStats {
     pub lost_file: u64,
     /// File syscalls whose arguments could not be kept until their exit (`dw_file_args` full).
     pub file_args_full: u64,
+    /// Network records dropped because the ring buffer was full.
+    pub lost_net: u64,
+    /// Network syscalls whose arguments could not be kept until their exit (`dw_net_args`
+    /// full).
+    pub net_args_full: u64,
 }
 
 /// The loaded and attached process sensor.
@@ -542,6 +547,8 @@ impl ExecSensor {
             lost_map: read(DW_STAT_RINGBUF_LOST_MAP)?,
             lost_file: read(DW_STAT_RINGBUF_LOST_FILE)?,
             file_args_full: read(DW_STAT_FILE_ARGS_FULL)?,
+            lost_net: read(DW_STAT_RINGBUF_LOST_NET)?,
+            net_args_full: read(DW_STAT_NET_ARGS_FULL)?,
             kills: read(DW_STAT_KILLS)?,
         })
     }
