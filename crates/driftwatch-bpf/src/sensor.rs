@@ -70,6 +70,23 @@ pub const FILE_SYSCALLS: [(&str, &str, &str); 23] = [
     ("mkdirat", "sys_enter_mkdirat", "sys_exit_mkdirat"),
     ("rmdir", "sys_enter_rmdir", "sys_exit_rmdir"),
 ];
+/// The network syscalls: `dw_net_enter` is attached to `syscalls:sys_enter_<call>` and
+/// `dw_net_exit` to `syscalls:sys_exit_<call>` of each.
+pub const NET_SYSCALLS: [(&str, &str, &str); 11] = [
+    ("socket", "sys_enter_socket", "sys_exit_socket"),
+    ("connect", "sys_enter_connect", "sys_exit_connect"),
+    ("accept", "sys_enter_accept", "sys_exit_accept"),
+    ("accept4", "sys_enter_accept4", "sys_exit_accept4"),
+    ("bind", "sys_enter_bind", "sys_exit_bind"),
+    ("listen", "sys_enter_listen", "sys_exit_listen"),
+    ("sendto", "sys_enter_sendto", "sys_exit_sendto"),
+    ("sendmsg", "sys_enter_sendmsg", "sys_exit_sendmsg"),
+    ("dup", "sys_enter_dup", "sys_exit_dup"),
+    ("dup2", "sys_enter_dup2", "sys_exit_dup2"),
+    ("dup3", "sys_enter_dup3", "sys_exit_dup3"),
+];
+const NET_ENTER: &str = "dw_net_enter";
+const NET_EXIT: &str = "dw_net_exit";
 const FILE_ENTER: &str = "dw_file_enter";
 const FILE_ENTER_OPEN: &str = "dw_file_enter_open";
 const FILE_ENTER_OPENAT: &str = "dw_file_enter_openat";
@@ -103,6 +120,9 @@ pub struct SensorOptions {
     /// Attach the file sensor (file-changing syscalls of container tasks). Without it no file
     /// record is produced and the file syscalls stay off the tracepoint path.
     pub files: bool,
+    /// Attach the network sensor (socket, connect, accept, bind, listen, sendto, sendmsg and
+    /// dup of container tasks). Without it no network record is produced.
+    pub net: bool,
 }
 
 /// Counters kept by the BPF programs, summed over CPUs.
@@ -150,6 +170,8 @@ pub struct ExecSensor {
     gate: Option<GateMaps>,
     /// The file programs are attached.
     files: bool,
+    /// The network programs are attached.
+    net: bool,
     _ebpf: Ebpf,
 }
 
@@ -421,8 +443,9 @@ impl ExecSensor {
             debug!(program = name, tracepoint, "attached");
             links.push(link);
         }
-        let mut syscall_links =
-            Vec::with_capacity(SYSCALL_PROGRAMS.len() + 2 * FILE_SYSCALLS.len());
+        let mut syscall_links = Vec::with_capacity(
+            SYSCALL_PROGRAMS.len() + 2 * (FILE_SYSCALLS.len() + NET_SYSCALLS.len()),
+        );
         for (name, category, tracepoint) in SYSCALL_PROGRAMS {
             let prog: &mut TracePoint = match ebpf.program_mut(name) {
                 Some(Program::TracePoint(p)) => p,
@@ -482,6 +505,39 @@ impl ExecSensor {
             }
             debug!(calls = FILE_SYSCALLS.len(), "file programs attached");
         }
+        if opts.net {
+            for name in [NET_ENTER, NET_EXIT] {
+                match ebpf.program_mut(name) {
+                    Some(Program::TracePoint(p)) => p
+                        .load()
+                        .map_err(|e| BpfError::from_program(name, "sys_*_net", "load", e))?,
+                    _ => {
+                        return Err(BpfError::MissingItem {
+                            what: "tracepoint program",
+                            name,
+                        })
+                    }
+                }
+            }
+            for (_call, enter_tp, exit_tp) in NET_SYSCALLS {
+                for (name, tracepoint) in [(NET_ENTER, enter_tp), (NET_EXIT, exit_tp)] {
+                    let Some(Program::TracePoint(prog)) = ebpf.program_mut(name) else {
+                        return Err(BpfError::MissingItem {
+                            what: "tracepoint program",
+                            name,
+                        });
+                    };
+                    let id = prog.attach("syscalls", tracepoint).map_err(|e| {
+                        BpfError::from_trace_point_attach(name, "syscalls", tracepoint, e)
+                    })?;
+                    let link = prog
+                        .take_link(id)
+                        .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+                    syscall_links.push(link);
+                }
+            }
+            debug!(calls = NET_SYSCALLS.len(), "network programs attached");
+        }
         drop(btf);
         release_freed_heap();
         // Mapped only now: the reader maps the ring's data twice (8 MiB of RSS), which should not
@@ -504,6 +560,7 @@ impl ExecSensor {
             config_bytes,
             gate: Some(gate),
             files: opts.files,
+            net: opts.net,
             _ebpf: ebpf,
         })
     }
@@ -609,6 +666,7 @@ impl ExecSensor {
                     } else {
                         0
                     }
+                    + if self.net { 2 * NET_SYSCALLS.len() } else { 0 }
     }
 }
 
