@@ -292,3 +292,24 @@ fn event_enums_carry_the_header_numbers() {
         assert_eq!(format!("{how:?}").to_ascii_uppercase(), *name);
     }
 }
+
+/// Every record kind the header defines is one the decoder knows: a kind the kernel can write is
+/// never an `UnknownKind` (which the agent counts as a decode error).
+#[test]
+fn decoder_knows_every_record_kind_of_the_header() {
+    let kinds = header_constants("DW_EV_");
+    assert!(kinds.len() >= 6, "{kinds:?}");
+    for (name, kind) in kinds {
+        let mut buf = vec![0u8; driftwatch_abi::EXEC_EVENT_SIZE];
+        buf[0..2].copy_from_slice(&kind.to_ne_bytes());
+        buf[2..4].copy_from_slice(&driftwatch_abi::DW_ABI_VERSION.to_ne_bytes());
+        let len = u32::try_from(buf.len()).expect("fits");
+        buf[4..8].copy_from_slice(&len.to_ne_bytes());
+        // The length may be wrong for the kind; the kind itself must be known.
+        let res = driftwatch_abi::decode(&buf);
+        assert!(
+            !matches!(res, Err(driftwatch_abi::DecodeError::UnknownKind(_))),
+            "DW_EV_{name} ({kind}): {res:?}"
+        );
+    }
+}

@@ -442,3 +442,151 @@ async fn host_network_activity_produces_no_record() {
     let stats = sensor.stats().expect("stats");
     assert_eq!((stats.lost_net, stats.net_args_full), (0, 0));
 }
+
+/// `dwconn N`: N loopback TCP socket+connect+accept+close pairs, then N UDP datagrams to 16
+/// rotating loopback peers from one socket; prints the CPU time (user+system, ns) of each part.
+const DWCONN_C: &str = r#"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static long long cpu_ns(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000000000LL +
+           (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1000LL;
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 1000;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(l, 64) != 0 ||
+        getsockname(l, (struct sockaddr *)&sa, &len) != 0)
+        return 1;
+    long long t0 = cpu_ns();
+    for (int i = 0; i < n; i++) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            return 2;
+        int a = accept(l, NULL, NULL);
+        if (a < 0)
+            return 3;
+        close(a);
+        close(c);
+    }
+    long long t1 = cpu_ns();
+    struct sockaddr_in peers[16];
+    int rx[16];
+    for (int p = 0; p < 16; p++) {
+        struct sockaddr_in b = {.sin_family = AF_INET};
+        socklen_t bl = sizeof(b);
+        inet_pton(AF_INET, "127.0.0.1", &b.sin_addr);
+        rx[p] = socket(AF_INET, SOCK_DGRAM, 0);
+        if (rx[p] < 0 || bind(rx[p], (struct sockaddr *)&b, sizeof(b)) != 0 ||
+            getsockname(rx[p], (struct sockaddr *)&b, &bl) != 0)
+            return 4;
+        peers[p] = b;
+    }
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    char buf[4];
+    long long t2 = cpu_ns();
+    for (int i = 0; i < n; i++) {
+        if (sendto(u, "x", 1, 0, (struct sockaddr *)&peers[i % 16], sizeof(peers[0])) != 1)
+            return 5;
+        if (recv(rx[i % 16], buf, sizeof(buf), 0) != 1)
+            return 6;
+    }
+    long long t3 = cpu_ns();
+    printf("%lld %lld\n", t1 - t0, t3 - t2);
+    return 0;
+}
+"#;
+
+/// The kernel-side cost of the network programs (no agent, no userspace reader work): CPU time
+/// of N loopback connect+accept+close pairs and N datagrams to rotating peers, in a container
+/// task, sensor loaded or not, interleaved rounds. Not run by default:
+/// `cargo test -p driftwatch-bpf --release --test net_ops -- --ignored --nocapture`
+/// (`DW_COST_CONNS`, default 5000; `DW_COST_ROUNDS`, default 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn bpf_cost_of_loopback_connects_in_a_container_task() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n, rounds) = (env("DW_COST_CONNS", 5000), env("DW_COST_ROUNDS", 5));
+    let bin = compile_static("driftwatch-bpf-net-ops", "dwconn", DWCONN_C);
+    let cg = TestCgroup::new();
+    let measure = || -> (f64, f64) {
+        let script = format!("echo $$ > '{}' && exec \"$@\"", cg.procs().display());
+        let out = Command::new("/bin/sh")
+            .args(["-c", &script, "sh", "unshare", "-m"])
+            .arg(&bin)
+            .arg(n.to_string())
+            .output()
+            .expect("run dwconn");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text
+            .split_whitespace()
+            .map(|v| v.parse::<f64>().expect("ns"));
+        (it.next().expect("tcp"), it.next().expect("udp"))
+    };
+    let (mut base, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        base.push(measure());
+        let (mut sensor, mut events) = load();
+        sensor
+            .set_policy(cg.id(), POLICY_F_TRACKED)
+            .expect("policy");
+        let drain = tokio::spawn(async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+                loop {
+                    let _ = events.for_each_record(1024, |_| {}).await;
+                }
+            })
+            .await;
+        });
+        with.push(measure());
+        drain.abort();
+        let stats = sensor.stats().expect("stats");
+        assert_eq!(stats.lost_net, 0);
+        drop(sensor);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut bt, mut bu): (Vec<f64>, Vec<f64>) = base.into_iter().unzip();
+    let (mut wt, mut wu): (Vec<f64>, Vec<f64>) = with.into_iter().unzip();
+    let (bt, bu, wt, wu) = (
+        median(&mut bt),
+        median(&mut bu),
+        median(&mut wt),
+        median(&mut wu),
+    );
+    let nf = n as f64;
+    println!(
+        "N={n}, {rounds} rounds, median CPU: TCP connect+accept+close pair: base {:.0} ns, with \
+         the sensor {:.0} ns, +{:.0} ns ({:.3}x); UDP datagram to one of 16 peers: base {:.0} ns, \
+         with {:.0} ns, +{:.0} ns ({:.3}x)",
+        bt / nf,
+        wt / nf,
+        (wt - bt) / nf,
+        wt / bt,
+        bu / nf,
+        wu / nf,
+        (wu - bu) / nf,
+        wu / bu
+    );
+}
