@@ -161,6 +161,48 @@ static __always_inline bool keep_sockaddr(struct dw_net_args *a, __u64 uaddr, __
     return true;
 }
 
+/*
+ * The dw_net_peers key of a datagram from the socket sk (inode ino) to the sockaddr kept in a:
+ * the address as the record carries it (an IPv4 destination of an IPv6 socket v4-mapped).
+ * False when the sockaddr does not fit the socket's family.
+ */
+static __always_inline bool peer_key(struct dw_net_peer *k, struct sock *sk, __u64 ino,
+                                     struct dw_net_args *a) {
+    __u16 family = 0, port = 0;
+
+    __builtin_memcpy(&family, a->sa, 2);
+    __builtin_memcpy(&port, a->sa + 2, 2);
+    __builtin_memset(k, 0, sizeof(*k));
+    k->sk = (__u64)sk;
+    k->ino = ino;
+    k->family = sk ? BPF_CORE_READ(sk, __sk_common.skc_family) : family;
+    k->port = bpf_ntohs(port);
+    if (family == DW_AF_INET && a->sa_len >= 8) {
+        if (k->family == DW_AF_INET6) {
+            k->addr[10] = 0xff;
+            k->addr[11] = 0xff;
+            __builtin_memcpy(k->addr + 12, a->sa + 4, 4);
+        } else {
+            __builtin_memcpy(k->addr, a->sa + 4, 4);
+        }
+        return true;
+    }
+    if (family == DW_AF_INET6 && k->family == DW_AF_INET6 && a->sa_len >= 24) {
+        __builtin_memcpy(k->addr, a->sa + 8, 16);
+        return true;
+    }
+    return false;
+}
+
+/* Whether the socket fd already sent a datagram to the peer kept in a (then nothing is kept). */
+static __always_inline bool peer_seen(struct task_struct *task, struct dw_net_args *a) {
+    struct dw_net_peer k;
+    __u64 ino = 0;
+    struct sock *sk = file_sock(fd_file(task, (int)a->args[0]), &ino);
+
+    return peer_key(&k, sk, ino, a) && bpf_map_lookup_elem(&dw_net_peers, &k) != NULL;
+}
+
 SEC("tracepoint/syscalls/sys_enter_net")
 int dw_net_enter(struct trace_event_raw_sys_enter *ctx) {
     __u16 op = net_op_of(ctx->id);
@@ -183,14 +225,15 @@ int dw_net_enter(struct trace_event_raw_sys_enter *ctx) {
             return 0;
         break;
     case DW_NET_OP_SENDTO: /* sendto(fd, buf, len, flags, dest_addr, addrlen) */
-        if (!keep_sockaddr(&a, a.args[4], a.args[5]))
+        if (!keep_sockaddr(&a, a.args[4], a.args[5]) || peer_seen(task, &a))
             return 0;
         break;
     case DW_NET_OP_SENDMSG: { /* sendmsg(fd, msg, flags): msg->msg_name, msg->msg_namelen */
         struct user_msghdr msg = {};
         if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a.args[1]) != 0)
             return 0;
-        if (!keep_sockaddr(&a, (__u64)msg.msg_name, (__u64)(__u32)msg.msg_namelen))
+        if (!keep_sockaddr(&a, (__u64)msg.msg_name, (__u64)(__u32)msg.msg_namelen) ||
+            peer_seen(task, &a))
             return 0;
         break;
     }
@@ -326,12 +369,12 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
         remote_from_arg(&e, &a);
     if (a.op == DW_NET_OP_SENDTO || a.op == DW_NET_OP_SENDMSG) {
         remote_from_arg(&e, &a);
-        /* The first datagram to this peer from this socket only. */
-        struct dw_net_peer peer = {
-            .sk = (__u64)sk, .ino = ino, .port = e.rport, .family = e.family};
-        __builtin_memcpy(peer.addr, e.raddr, sizeof(peer.addr));
+        /* The first datagram to this peer from this socket only (the entry program left out
+         * the peers already seen; this insert settles a race between two threads). */
+        struct dw_net_peer peer;
         __u8 one = 1;
-        if (bpf_map_update_elem(&dw_net_peers, &peer, &one, BPF_NOEXIST) != 0)
+        if (!peer_key(&peer, sk, ino, &a) ||
+            bpf_map_update_elem(&dw_net_peers, &peer, &one, BPF_NOEXIST) != 0)
             return 0;
     }
 
