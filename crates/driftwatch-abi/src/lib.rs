@@ -74,6 +74,9 @@ pub const NET_F_REMOTE_SOCK: u32 = 1 << 2;
 /// `dw_net_event.flags`: the remote address is the call's sockaddr argument (connect when the
 /// kernel has no peer, sendto/sendmsg's destination).
 pub const NET_F_REMOTE_ARG: u32 = 1 << 3;
+/// `dw_net_event.flags`: a connect that did not go through the connect syscall (io_uring), seen
+/// by `cgroup/connect4|6` before it ran: `ret` is 0 and means "not known", `fd` is -1.
+pub const NET_F_NO_SYSCALL: u32 = 1 << 4;
 /// `AF_INET`.
 pub const AF_INET: u16 = 2;
 /// `AF_INET6`.

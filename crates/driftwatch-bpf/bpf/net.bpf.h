@@ -390,4 +390,58 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
     return 0;
 }
 
+/*
+ * cgroup/connect4 and cgroup/connect6, attached at the root of the cgroup v2 hierarchy: every
+ * connect of every task passes here before it runs. A connect syscall of a container task has
+ * its dw_net_args entry (the tracepoints report it, with its result); a connect without one
+ * did not come through the syscall (io_uring's IORING_OP_CONNECT, inline or from an io-wq
+ * worker of the same process) and is reported here, without a result. Always allows.
+ */
+static __always_inline void net_connect_hook(struct bpf_sock_addr *ctx, __u16 family) {
+    struct dw_config *cfg = dw_get_config();
+    struct task_struct *task = map_task(cfg);
+
+    if (!task || !dw_policy_has(bpf_get_current_cgroup_id()))
+        return;
+    __u64 key = bpf_get_current_pid_tgid();
+    if (bpf_map_lookup_elem(&dw_net_args, &key))
+        return;
+    struct dw_net_event e = {};
+    e.op = DW_NET_OP_CONNECT;
+    e.fd = -1;
+    e.fd2 = -1;
+    /* family is a constant: connect4 may not read user_ip6, nor connect6 user_ip4 */
+    e.family = family;
+    e.sock_type = ctx->type;
+    e.protocol = ctx->protocol;
+    e.rport = bpf_ntohs((__u16)ctx->user_port);
+    if (family == DW_AF_INET) {
+        __u32 ip4 = ctx->user_ip4;
+        __builtin_memcpy(e.raddr, &ip4, 4);
+    } else {
+        __u32 ip6[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
+        __builtin_memcpy(e.raddr, ip6, 16);
+    }
+    e.flags = DW_NET_F_REMOTE_ARG | DW_NET_F_NO_SYSCALL | DW_NET_F_IN_POLICY;
+    e.hdr.kind = DW_EV_NET;
+    e.hdr.version = DW_ABI_VERSION;
+    e.hdr.len = sizeof(e);
+    e.hdr.ktime_ns = bpf_ktime_get_boot_ns();
+    fill_task(&e.task, task, bpf_get_current_cgroup_id());
+    if (bpf_ringbuf_output(&dw_events, &e, sizeof(e), dw_wakeup_flags()) != 0)
+        stat_inc(DW_STAT_RINGBUF_LOST_NET);
+}
+
+SEC("cgroup/connect4")
+int dw_net_connect4(struct bpf_sock_addr *ctx) {
+    net_connect_hook(ctx, DW_AF_INET);
+    return 1;
+}
+
+SEC("cgroup/connect6")
+int dw_net_connect6(struct bpf_sock_addr *ctx) {
+    net_connect_hook(ctx, DW_AF_INET6);
+    return 1;
+}
+
 #endif /* DRIFTWATCH_NET_BPF_H */

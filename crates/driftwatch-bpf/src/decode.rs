@@ -313,7 +313,7 @@ fn net_event(r: &NetRecord, clock: &Clock) -> Result<NetEvent, DecodeError> {
         NetOp::Socket | NetOp::Accept | NetOp::Accept4 | NetOp::Dup | NetOp::Dup2 | NetOp::Dup3 => {
             ok.then_some(r.ret)
         }
-        _ => Some(i64::from(r.fd)),
+        _ => (r.fd >= 0).then_some(i64::from(r.fd)),
     };
     let (sock_type, type_arg) = if op == NetOp::Socket {
         (
@@ -347,6 +347,7 @@ fn net_event(r: &NetRecord, clock: &Clock) -> Result<NetEvent, DecodeError> {
             None
         },
         remote_from_arg: r.has(abi::NET_F_REMOTE_ARG) && !r.has(abi::NET_F_REMOTE_SOCK),
+        no_syscall: r.has(abi::NET_F_NO_SYSCALL),
     })
 }
 

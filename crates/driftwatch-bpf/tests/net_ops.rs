@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 
 use common::{collect, compile_static, decoded, load_with, ns_ino, TestCgroup};
 use driftwatch_abi::{
-    NetRecord, Record, AF_INET, AF_INET6, NET_F_HAVE_SOCK, NET_F_IN_POLICY, NET_F_REMOTE_ARG,
-    NET_F_REMOTE_SOCK, POLICY_F_TRACKED,
+    NetRecord, Record, AF_INET, AF_INET6, NET_F_HAVE_SOCK, NET_F_IN_POLICY, NET_F_NO_SYSCALL,
+    NET_F_REMOTE_ARG, NET_F_REMOTE_SOCK, POLICY_F_TRACKED,
 };
 use driftwatch_bpf::{EventStream, ExecSensor};
 use driftwatch_event::{ip_from_raw, NetOp};
@@ -34,6 +34,9 @@ const DWNET_C: &str = r#"
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,6 +85,48 @@ static int bound(int family, int type, const char *ip, int do_listen) {
     if (do_listen && listen(s, 7) != 0)
         return -1;
     return s;
+}
+
+/* connect(2) through io_uring (IORING_OP_CONNECT), no connect syscall: the completion's result,
+ * or -1000 when io_uring is not available. */
+static int uring_connect(int s, struct sockaddr *sa, socklen_t len) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    int fd = syscall(__NR_io_uring_setup, 4, &p);
+    if (fd < 0)
+        return -1000;
+    size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    char *sq = mmap(0, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    IORING_OFF_SQ_RING);
+    char *cq = mmap(0, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    IORING_OFF_CQ_RING);
+    struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe),
+                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                                     IORING_OFF_SQES);
+    if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
+        return -1000;
+    unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
+    unsigned mask = *(unsigned *)(sq + p.sq_off.ring_mask);
+    unsigned *array = (unsigned *)(sq + p.sq_off.array);
+    unsigned t = *tail, idx = t & mask;
+    struct io_uring_sqe *e = &sqes[idx];
+    memset(e, 0, sizeof(*e));
+    e->opcode = IORING_OP_CONNECT;
+    e->fd = s;
+    e->addr = (unsigned long)sa;
+    e->off = len;
+    array[idx] = idx;
+    __atomic_store_n(tail, t + 1, __ATOMIC_RELEASE);
+    if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+        return -1001;
+    unsigned *head = (unsigned *)(cq + p.cq_off.head);
+    unsigned cmask = *(unsigned *)(cq + p.cq_off.ring_mask);
+    struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+    int res = cqes[*head & cmask].res;
+    __atomic_store_n(head, *head + 1, __ATOMIC_RELEASE);
+    close(fd);
+    return res;
 }
 
 static int connect_to(int s, int family, const char *ip, int port) {
@@ -133,6 +178,12 @@ int main(void) {
     int r = connect_to(nb, AF_INET, "127.0.0.1", port_of(w4));
     CHECK(r == 0 || errno == EINPROGRESS);
     printf("nb %d\n", nb);
+
+    /* A connect through io_uring: no connect syscall. */
+    int ur = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(ur >= 0);
+    len = sa_of(AF_INET, "127.0.0.1", port_of(w4), &ss);
+    printf("ur %d\nurres %d\n", ur, uring_connect(ur, (struct sockaddr *)&ss, len));
 
     /* Unconnected UDP: two peers, two datagrams each, by sendto; one peer twice by sendmsg. */
     int u1 = bound(AF_INET, SOCK_DGRAM, "127.0.0.1", 0);
@@ -362,6 +413,35 @@ async fn container_network_calls_are_reported_with_kernel_addresses() {
     let nb = one(&nets, NetOp::Connect, v["nb"]);
     assert!(nb.ret == -115 || nb.ret == 0, "{nb:#?}");
     assert_eq!(remote(&nb), addr("127.0.0.1", v["pw4"]));
+
+    // The io_uring connect: seen by cgroup/connect4 only, without a result; the syscall connects
+    // are not reported twice.
+    let no_syscall: Vec<_> = nets.iter().filter(|n| n.has(NET_F_NO_SYSCALL)).collect();
+    assert!(
+        sensor.uring_connects_seen(),
+        "cgroup/connect4|6 attached at the cgroup v2 root"
+    );
+    println!("io_uring connect: {}", v["urres"]);
+    if v["urres"] != -1000 {
+        assert_eq!(no_syscall.len(), 1, "{no_syscall:#?}");
+        let ur = no_syscall[0];
+        assert_eq!((ur.op, ur.fd, ur.ret), (NetOp::Connect.raw(), -1, 0));
+        assert_eq!((ur.family, ur.sock_type, ur.protocol), (AF_INET, 1, 6));
+        assert_eq!(remote(ur), addr("127.0.0.1", v["pw4"]));
+        assert!(
+            v["urres"] == 0 || v["urres"] == -115,
+            "io_uring connect: {}",
+            v["urres"]
+        );
+    } else {
+        assert!(no_syscall.is_empty(), "{no_syscall:#?}");
+    }
+    assert!(
+        !nets
+            .iter()
+            .any(|n| n.op == NetOp::Connect.raw() && i64::from(n.fd) == v["ur"]),
+        "the io_uring connect made no connect syscall"
+    );
 
     // Unconnected UDP: one record per (socket, peer), the destination as given.
     let sent: Vec<_> = nets

@@ -125,6 +125,9 @@ pub struct NetEvent {
     pub remote: Option<SocketAddr>,
     /// Whether `remote` is the caller's argument rather than the kernel socket's peer.
     pub remote_from_arg: bool,
+    /// A connect that did not go through the connect syscall (io_uring), seen before it ran:
+    /// `ret` (0) and `fd` are not known.
+    pub no_syscall: bool,
 }
 
 impl NetEvent {

@@ -129,6 +129,9 @@ enum dw_net_op {
 #define DW_NET_F_HAVE_SOCK (1u << 1)   /* family/type/protocol/local address from the kernel sock */
 #define DW_NET_F_REMOTE_SOCK (1u << 2) /* the remote address is the kernel sock's peer */
 #define DW_NET_F_REMOTE_ARG (1u << 3)  /* the remote address is the call's sockaddr argument */
+/* A connect that did not go through the connect syscall (io_uring), seen by cgroup/connect4|6
+ * before it ran: ret is 0 and means "not known", fd is -1. */
+#define DW_NET_F_NO_SYSCALL (1u << 4)
 
 /* dw_policy map value flags (key: u64 cgroup id) */
 #define DW_POLICY_F_TRACKED (1u << 0) /* a container cgroup the agent knows */
