@@ -673,6 +673,20 @@ impl ExecSensor {
         Ok(found)
     }
 
+    /// Per program: (name, runs, total run time in ns) as the kernel counts them — only while
+    /// run-time statistics are enabled (`BPF_ENABLE_STATS`, `kernel.bpf_stats_enabled`); zeros
+    /// otherwise. For measuring what each program costs per call.
+    pub fn program_run_stats(&self) -> Vec<(String, u64, u64)> {
+        self._ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                let ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
+                Some((name.to_string(), info.run_count(), ns))
+            })
+            .collect()
+    }
+
     /// Whether the cgroup connect programs (connects through io_uring) are attached.
     pub fn uring_connects_seen(&self) -> bool {
         !self.cgroup_links.is_empty()
