@@ -60,9 +60,11 @@ struct dw_net_args {
     __u16 sa_len; /* bytes of sa read (0: none) */
 };
 
+/* Per-CPU LRU lists (no common list and its lock): an update costs a local list pop. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 8192);
+    __uint(map_flags, BPF_F_NO_COMMON_LRU);
     __type(key, __u64); /* pid_tgid */
     __type(value, struct dw_net_args);
 } dw_net_args SEC(".maps");
@@ -203,15 +205,27 @@ static __always_inline bool peer_seen(struct task_struct *task, struct dw_net_ar
     return peer_key(&k, sk, ino, a) && bpf_map_lookup_elem(&dw_net_peers, &k) != NULL;
 }
 
+/*
+ * map_task() and the dw_policy test with direct loads through the BTF task pointer (no helper
+ * call per field): every network call of every task on the host passes here.
+ */
+static __always_inline struct task_struct *net_container_task(struct dw_config *cfg) {
+    struct task_struct *t = bpf_get_current_task_btf();
+
+    if (is_agent(cfg, t->tgid) || in_host_mntns(cfg, t->nsproxy->mnt_ns->ns.inum) ||
+        !dw_policy_has(bpf_get_current_cgroup_id()))
+        return NULL;
+    return t;
+}
+
 SEC("tracepoint/syscalls/sys_enter_net")
 int dw_net_enter(struct trace_event_raw_sys_enter *ctx) {
     __u16 op = net_op_of(ctx->id);
 
     if (!op)
         return 0;
-    struct dw_config *cfg = dw_get_config();
-    struct task_struct *task = map_task(cfg);
-    if (!task || !dw_policy_has(bpf_get_current_cgroup_id()))
+    struct task_struct *task = net_container_task(dw_get_config());
+    if (!task)
         return 0;
     /* Calls have 1 to 6 arguments: copied, as the file sensor does (a direct read of args[5]
      * would make the kernel refuse to attach the program to the shorter tracepoints). */
@@ -398,10 +412,9 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
  * worker of the same process) and is reported here, without a result. Always allows.
  */
 static __always_inline void net_connect_hook(struct bpf_sock_addr *ctx, __u16 family) {
-    struct dw_config *cfg = dw_get_config();
-    struct task_struct *task = map_task(cfg);
+    struct task_struct *task = net_container_task(dw_get_config());
 
-    if (!task || !dw_policy_has(bpf_get_current_cgroup_id()))
+    if (!task)
         return;
     __u64 key = bpf_get_current_pid_tgid();
     if (bpf_map_lookup_elem(&dw_net_args, &key))
