@@ -607,10 +607,19 @@ async fn bpf_cost_of_loopback_connects_in_a_container_task() {
     let (n, rounds) = (env("DW_COST_CONNS", 5000), env("DW_COST_ROUNDS", 5));
     let bin = compile_static("driftwatch-bpf-net-ops", "dwconn", DWCONN_C);
     let cg = TestCgroup::new();
-    let measure = || -> (f64, f64) {
-        let script = format!("echo $$ > '{}' && exec \"$@\"", cg.procs().display());
-        let out = Command::new("/bin/sh")
-            .args(["-c", &script, "sh", "unshare", "-m"])
+    // In the policed cgroup and a new mount namespace (a container task), or on the host.
+    let measure_as = |container: bool| -> (f64, f64) {
+        let script = if container {
+            format!("echo $$ > '{}' && exec \"$@\"", cg.procs().display())
+        } else {
+            "exec \"$@\"".to_string()
+        };
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &script, "sh"]);
+        if container {
+            cmd.args(["unshare", "-m"]);
+        }
+        let out = cmd
             .arg(&bin)
             .arg(n.to_string())
             .output()
@@ -622,6 +631,7 @@ async fn bpf_cost_of_loopback_connects_in_a_container_task() {
             .map(|v| v.parse::<f64>().expect("ns"));
         (it.next().expect("tcp"), it.next().expect("udp"))
     };
+    let measure = || measure_as(true);
     let (mut base, mut with) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         base.push(measure());
@@ -641,16 +651,29 @@ async fn bpf_cost_of_loopback_connects_in_a_container_task() {
         // while the fd is open), then the mean cost of a call of each program that ran.
         let run_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         with.push(measure());
+        let print = |what: &str, before: &[(String, u64, u64)], after: &[(String, u64, u64)]| {
+            for ((name, r0, t0), (_, r1, t1)) in before.iter().zip(after) {
+                if r1 > r0 && name.starts_with("dw_net") {
+                    let (runs, ns) = (r1 - r0, t1 - t0);
+                    println!(
+                        "  {what}: {name}: {runs} runs, {:.0} ns per run",
+                        ns as f64 / runs as f64
+                    );
+                }
+            }
+        };
+        let zero: Vec<(String, u64, u64)> = sensor
+            .program_run_stats()
+            .into_iter()
+            .map(|(n, _, _)| (n, 0, 0))
+            .collect();
+        let after_container = sensor.program_run_stats();
+        print("container", &zero, &after_container);
+        // The same calls from the host: what the filters cost a task outside any container.
+        let _ = measure_as(false);
+        print("host", &after_container, &sensor.program_run_stats());
         drop(run_stats);
         drain.abort();
-        for (name, runs, ns) in sensor.program_run_stats() {
-            if runs > 0 {
-                println!(
-                    "  {name}: {runs} runs, {:.0} ns per run",
-                    ns as f64 / runs as f64
-                );
-            }
-        }
         let stats = sensor.stats().expect("stats");
         assert_eq!(stats.lost_net, 0);
         drop(sensor);
