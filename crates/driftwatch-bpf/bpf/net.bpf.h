@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * driftwatch network sensor, included by exec.bpf.c so that it shares its maps (maps.bpf.h:
- * dw_events, dw_config, dw_policy, dw_stats) and helpers (task.bpf.h: fill_task, map_task,
- * fd_file).
+ * dw_events, dw_config, dw_policy, dw_stats) and helpers (task.bpf.h: is_agent,
+ * in_host_mntns). The task, its fds and its filter are read through bpf_get_current_task_btf()
+ * here (direct loads, not a helper call per field): every network call of every task passes.
  *
  * Programs: dw_net_enter on syscalls:sys_enter_<call> and dw_net_exit on sys_exit_<call> of
  * socket, connect, accept, accept4, bind, listen, sendto, sendmsg, dup, dup2 and dup3 (the
@@ -117,6 +118,48 @@ static __always_inline __u16 net_op_of(long nr) {
     }
 }
 
+/*
+ * Current's fd, as fd_file() (task.bpf.h) but with direct loads through the BTF task pointer
+ * down to the fd array (one bpf_probe_read_kernel for the slot instead of five).
+ */
+static __always_inline struct file *current_fd_file(int fd) {
+    struct task_struct *t = bpf_get_current_task_btf();
+    struct fdtable *fdt = t->files->fdt;
+    struct file *file = NULL;
+
+    if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
+        return NULL;
+    struct file **fds = fdt->fd;
+    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+    return file;
+}
+
+/*
+ * struct dw_task of current, as fill_task() (task.bpf.h) but with direct loads through the BTF
+ * task pointer and bpf_get_current_comm() (two helper calls instead of sixteen).
+ */
+static __always_inline void fill_current_task(struct dw_task *d, __u64 cgroup_id) {
+    struct task_struct *t = bpf_get_current_task_btf();
+    const struct cred *cred = t->real_cred;
+    struct pid *pid = t->thread_pid;
+    struct upid up = {};
+
+    d->pid = t->pid;
+    d->tgid = t->tgid;
+    d->ppid = t->real_parent->tgid;
+    d->uid = cred->uid.val;
+    d->gid = cred->gid.val;
+    d->euid = cred->euid.val;
+    d->egid = cred->egid.val;
+    d->mntns_ino = t->nsproxy->mnt_ns->ns.inum;
+    d->cgroup_id = cgroup_id;
+    /* numbers[] is a flexible array of struct upid; level is the task's own namespace. */
+    bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[pid->level & 31]);
+    d->pidns_ino = BPF_CORE_READ(up.ns, ns.inum);
+    d->_pad0 = 0;
+    bpf_get_current_comm(&d->comm, sizeof(d->comm));
+}
+
 /* The struct sock of a socket file, or NULL when the file is not a socket. */
 static __always_inline struct sock *file_sock(struct file *file, __u64 *ino) {
     if (!file)
@@ -137,9 +180,9 @@ static __always_inline bool is_inet(__u16 family) {
     return family == DW_AF_INET || family == DW_AF_INET6;
 }
 
-/* Whether fd is an AF_INET/AF_INET6 socket of task. */
-static __always_inline bool fd_is_inet_sock(struct task_struct *task, int fd) {
-    struct sock *sk = file_sock(fd_file(task, fd), NULL);
+/* Whether fd is an AF_INET/AF_INET6 socket of current. */
+static __always_inline bool fd_is_inet_sock(int fd) {
+    struct sock *sk = file_sock(current_fd_file(fd), NULL);
     return sk && is_inet(BPF_CORE_READ(sk, __sk_common.skc_family));
 }
 
@@ -197,10 +240,10 @@ static __always_inline bool peer_key(struct dw_net_peer *k, struct sock *sk, __u
 }
 
 /* Whether the socket fd already sent a datagram to the peer kept in a (then nothing is kept). */
-static __always_inline bool peer_seen(struct task_struct *task, struct dw_net_args *a) {
+static __always_inline bool peer_seen(struct dw_net_args *a) {
     struct dw_net_peer k;
     __u64 ino = 0;
-    struct sock *sk = file_sock(fd_file(task, (int)a->args[0]), &ino);
+    struct sock *sk = file_sock(current_fd_file((int)a->args[0]), &ino);
 
     return peer_key(&k, sk, ino, a) && bpf_map_lookup_elem(&dw_net_peers, &k) != NULL;
 }
@@ -239,15 +282,14 @@ int dw_net_enter(struct trace_event_raw_sys_enter *ctx) {
             return 0;
         break;
     case DW_NET_OP_SENDTO: /* sendto(fd, buf, len, flags, dest_addr, addrlen) */
-        if (!keep_sockaddr(&a, a.args[4], a.args[5]) || peer_seen(task, &a))
+        if (!keep_sockaddr(&a, a.args[4], a.args[5]) || peer_seen(&a))
             return 0;
         break;
     case DW_NET_OP_SENDMSG: { /* sendmsg(fd, msg, flags): msg->msg_name, msg->msg_namelen */
         struct user_msghdr msg = {};
         if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a.args[1]) != 0)
             return 0;
-        if (!keep_sockaddr(&a, (__u64)msg.msg_name, (__u64)(__u32)msg.msg_namelen) ||
-            peer_seen(task, &a))
+        if (!keep_sockaddr(&a, (__u64)msg.msg_name, (__u64)(__u32)msg.msg_namelen) || peer_seen(&a))
             return 0;
         break;
     }
@@ -257,7 +299,7 @@ int dw_net_enter(struct trace_event_raw_sys_enter *ctx) {
     case DW_NET_OP_DUP:     /* dup(oldfd) */
     case DW_NET_OP_DUP2:    /* dup2(oldfd, newfd) */
     case DW_NET_OP_DUP3:    /* dup3(oldfd, newfd, flags) */
-        if (!fd_is_inet_sock(task, (int)a.args[0]))
+        if (!fd_is_inet_sock((int)a.args[0]))
             return 0;
         break;
     default: /* socket: every family */
@@ -326,7 +368,6 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
     struct dw_net_args a = *found;
     bpf_map_delete_elem(&dw_net_args, &key);
 
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     __u64 cgroup_id = bpf_get_current_cgroup_id();
     long ret = ctx->ret;
     struct dw_net_event e = {};
@@ -355,7 +396,7 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
         e.fd2 = a.args[0];
         if (a.op == DW_NET_OP_ACCEPT4)
             e.arg = a.args[3];
-        sk = file_sock(fd_file(task, (int)ret), NULL);
+        sk = file_sock(current_fd_file((int)ret), NULL);
         break;
     case DW_NET_OP_DUP:
     case DW_NET_OP_DUP2:
@@ -366,13 +407,13 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
         e.fd2 = a.args[0];
         if (a.op == DW_NET_OP_DUP3)
             e.arg = a.args[2];
-        sk = file_sock(fd_file(task, (int)ret), NULL);
+        sk = file_sock(current_fd_file((int)ret), NULL);
         break;
     default: /* connect, bind, listen, sendto, sendmsg: the socket is the first argument */
         e.fd = a.args[0];
         if (a.op == DW_NET_OP_LISTEN)
             e.arg = a.args[1];
-        sk = file_sock(fd_file(task, e.fd), &ino);
+        sk = file_sock(current_fd_file(e.fd), &ino);
         break;
     }
     if (sk)
@@ -396,7 +437,7 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
     e.hdr.version = DW_ABI_VERSION;
     e.hdr.len = sizeof(e);
     e.hdr.ktime_ns = bpf_ktime_get_boot_ns();
-    fill_task(&e.task, task, cgroup_id);
+    fill_current_task(&e.task, cgroup_id);
     if (dw_policy_has(cgroup_id))
         e.flags |= DW_NET_F_IN_POLICY;
     if (bpf_ringbuf_output(&dw_events, &e, sizeof(e), dw_wakeup_flags()) != 0)
@@ -440,7 +481,7 @@ static __always_inline void net_connect_hook(struct bpf_sock_addr *ctx, __u16 fa
     e.hdr.version = DW_ABI_VERSION;
     e.hdr.len = sizeof(e);
     e.hdr.ktime_ns = bpf_ktime_get_boot_ns();
-    fill_task(&e.task, task, bpf_get_current_cgroup_id());
+    fill_current_task(&e.task, bpf_get_current_cgroup_id());
     if (bpf_ringbuf_output(&dw_events, &e, sizeof(e), dw_wakeup_flags()) != 0)
         stat_inc(DW_STAT_RINGBUF_LOST_NET);
 }

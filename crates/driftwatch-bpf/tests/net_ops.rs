@@ -338,6 +338,18 @@ async fn container_network_calls_are_reported_with_kernel_addresses() {
         nets.iter().all(|n| n.has(NET_F_IN_POLICY)),
         "container tasks only"
     );
+    // The task, as every other record has it.
+    let t = nets.first().expect("records").task;
+    assert_eq!((t.pid, t.tgid, t.uid, t.euid), (pid, pid, 0, 0));
+    assert_eq!(t.comm_bytes(), b"dwnet");
+    assert_eq!(u64::from(t.pidns_ino), ns_ino("pid"));
+    assert_ne!(
+        u64::from(t.mntns_ino),
+        ns_ino("mnt"),
+        "a new mount namespace"
+    );
+    assert_eq!(t.cgroup_id, cg.id());
+    assert!(t.ppid > 1);
 
     // socket: one record per socket, with its arguments.
     let sockets: Vec<_> = nets
@@ -487,6 +499,7 @@ async fn container_network_calls_are_reported_with_kernel_addresses() {
     fds.sort();
     assert_eq!(fds, [0, 1]);
     for n in &dup2s {
+        assert_eq!((n.task.pid, n.task.ppid), (child, pid));
         assert_eq!(i64::from(n.fd2), v["c4"]);
         assert_eq!(remote(n), addr("127.0.0.1", p4));
         assert_eq!(local(n), addr("127.0.0.1", v["cp4"]));
