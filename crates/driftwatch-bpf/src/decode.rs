@@ -438,6 +438,19 @@ mod tests {
         assert_eq!(n.backlog, Some(128));
         assert_eq!(n.local, Some("[::]:8080".parse().unwrap()));
         assert_eq!(n.remote, None);
+        let buf = net_raw(NetOp::Connect, |e| {
+            e.fd = -1;
+            e.family = abi::AF_INET6;
+            e.flags = abi::NET_F_REMOTE_ARG | abi::NET_F_NO_SYSCALL;
+            e.raddr[15] = 1;
+            e.rport = 80;
+        });
+        let Event::Net(n) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a net event");
+        };
+        assert!(n.no_syscall && n.remote_from_arg);
+        assert_eq!((n.fd, n.local), (None, None));
+        assert_eq!(n.remote, Some("[::1]:80".parse().unwrap()));
         assert_eq!(
             decode(&net_raw(NetOp::Listen, |e| e.op = 99), &Clock::new()),
             Err(DecodeError::UnknownNetOp(99))
