@@ -7,14 +7,14 @@ use core::fmt;
 use core::mem::offset_of;
 
 use crate::layout::{
-    EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
+    EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent, Task,
 };
 use crate::{
     c_str_bytes, DW_ABI_VERSION, DW_ARGV_MAX, DW_COMM_LEN, DW_CWD_MAX, DW_EV_EXEC, DW_EV_EXIT,
-    DW_EV_FILE, DW_EV_FORK, DW_EV_MAP, DW_FILENAME_MAX, DW_FILE_OP_MAX, DW_INTERP_MAX, DW_PATH_MAX,
-    DW_PATH_MAX_COMPONENTS, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE,
-    EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE,
-    MAP_EVENT_SIZE, MAP_HOW_INTERP, MAP_HOW_MMAP,
+    DW_EV_FILE, DW_EV_FORK, DW_EV_MAP, DW_EV_NET, DW_FILENAME_MAX, DW_FILE_OP_MAX, DW_INTERP_MAX,
+    DW_NET_OP_MAX, DW_PATH_MAX, DW_PATH_MAX_COMPONENTS, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE,
+    EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE,
+    MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE, MAP_HOW_INTERP, MAP_HOW_MMAP, NET_EVENT_SIZE,
 };
 
 /// Why a record was rejected.
@@ -49,6 +49,8 @@ pub enum DecodeError {
     UnknownMapHow(u16),
     /// `dw_file_event.op` is not a known `DW_FILE_OP_*`.
     UnknownFileOp(u16),
+    /// `dw_net_event.op` is not a known `DW_NET_OP_*`.
+    UnknownNetOp(u16),
 }
 
 impl fmt::Display for DecodeError {
@@ -80,6 +82,7 @@ impl fmt::Display for DecodeError {
             }
             Self::UnknownMapHow(h) => write!(f, "unknown map record `how` {h}"),
             Self::UnknownFileOp(op) => write!(f, "unknown file record op {op}"),
+            Self::UnknownNetOp(op) => write!(f, "unknown network record op {op}"),
             Self::FieldBeyondRecord { field, end, len } => {
                 write!(
                     f,
@@ -102,6 +105,8 @@ pub enum Record<'a> {
     Map(MapRecord<'a>),
     /// A file-changing syscall of a container task (`DW_EV_FILE`).
     File(FileOpRecord<'a>),
+    /// A network syscall of a container task (`DW_EV_NET`).
+    Net(NetRecord),
 }
 
 impl Record<'_> {
@@ -113,6 +118,7 @@ impl Record<'_> {
             Record::Exit(e) => e.ktime_ns,
             Record::Map(m) => m.ktime_ns,
             Record::File(f) => f.ktime_ns,
+            Record::Net(n) => n.ktime_ns,
         }
     }
 
@@ -124,6 +130,7 @@ impl Record<'_> {
             Record::Exit(e) => &e.task,
             Record::Map(m) => &m.task,
             Record::File(f) => &f.task,
+            Record::Net(n) => &n.task,
         }
     }
 }
@@ -398,6 +405,44 @@ impl fmt::Display for PathDisplay<'_> {
     }
 }
 
+/// Decoded `struct dw_net_event`: a network syscall of a container task, at its exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetRecord {
+    pub ktime_ns: u64,
+    pub task: TaskRecord,
+    /// `DW_NET_OP_*` (checked to be in `1..=DW_NET_OP_MAX`; `driftwatch_event::NetOp::from_raw`
+    /// names it).
+    pub op: u16,
+    /// The syscall's return value.
+    pub ret: i64,
+    /// The socket (connect, bind, listen, sendto, sendmsg), the new fd (socket, accept, dup).
+    pub fd: i32,
+    /// accept: the listening fd; dup: the old fd; -1 otherwise.
+    pub fd2: i32,
+    /// `AF_*`.
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    /// `NET_F_*`.
+    pub flags: u32,
+    /// socket: the type argument; listen: the backlog; accept4/dup3: the flags.
+    pub arg: u32,
+    /// Host byte order.
+    pub lport: u16,
+    /// Host byte order.
+    pub rport: u16,
+    /// IPv4 in the first 4 bytes (network order), IPv6 in all 16.
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+}
+
+impl NetRecord {
+    /// Whether `flag` (a `NET_F_*` constant) is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag == flag
+    }
+}
+
 /// Decoded `struct dw_fork_event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ForkRecord {
@@ -508,6 +553,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
         DW_EV_EXIT => (EXIT_EVENT_SIZE, EXIT_EVENT_SIZE),
         DW_EV_MAP => (MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE),
         DW_EV_FILE => (FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE),
+        DW_EV_NET => (NET_EVENT_SIZE, NET_EVENT_SIZE),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     let rec_len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -530,6 +576,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
         DW_EV_EXEC => decode_exec(v, ktime_ns).map(Record::Exec),
         DW_EV_MAP => decode_map(v, ktime_ns).map(Record::Map),
         DW_EV_FILE => decode_file(v, ktime_ns).map(Record::File),
+        DW_EV_NET => decode_net(v, ktime_ns).map(Record::Net),
         DW_EV_FORK => Ok(Record::Fork(ForkRecord {
             ktime_ns,
             child: task(v.at(offset_of!(ForkEvent, child))),
@@ -706,6 +753,31 @@ fn decode_file(v: View<'_>, ktime_ns: u64) -> Result<FileOpRecord<'_>, DecodeErr
         name2: v.slice(name2_at, name2_len),
         dir2_raw: v.slice(dir2_at, dir2_len),
         dir2_components,
+    })
+}
+
+fn decode_net(v: View<'_>, ktime_ns: u64) -> Result<NetRecord, DecodeError> {
+    let op = v.u16(offset_of!(NetEvent, op));
+    if !(1..=DW_NET_OP_MAX).contains(&op) {
+        return Err(DecodeError::UnknownNetOp(op));
+    }
+    let i32_at = |off: usize| i32::from_ne_bytes(v.bytes(off));
+    Ok(NetRecord {
+        ktime_ns,
+        task: task(v.at(offset_of!(NetEvent, task))),
+        op,
+        ret: i64::from_ne_bytes(v.bytes(offset_of!(NetEvent, ret))),
+        fd: i32_at(offset_of!(NetEvent, fd)),
+        fd2: i32_at(offset_of!(NetEvent, fd2)),
+        family: v.u16(offset_of!(NetEvent, family)),
+        sock_type: v.u16(offset_of!(NetEvent, sock_type)),
+        protocol: v.u16(offset_of!(NetEvent, protocol)),
+        flags: v.u32(offset_of!(NetEvent, flags)),
+        arg: v.u32(offset_of!(NetEvent, arg)),
+        lport: v.u16(offset_of!(NetEvent, lport)),
+        rport: v.u16(offset_of!(NetEvent, rport)),
+        laddr: v.bytes(offset_of!(NetEvent, laddr)),
+        raddr: v.bytes(offset_of!(NetEvent, raddr)),
     })
 }
 

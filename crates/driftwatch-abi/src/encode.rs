@@ -6,9 +6,12 @@
 use core::mem::offset_of;
 
 use crate::layout::{
-    EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
+    EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent, Task,
 };
-use crate::{EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_SIZE};
+use crate::{
+    EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_SIZE,
+    NET_EVENT_SIZE,
+};
 
 struct Out<'a> {
     buf: &'a mut [u8],
@@ -231,6 +234,42 @@ impl ExitEvent {
             &self.exit_code.to_ne_bytes(),
         );
         o.put(offset_of!(ExitEvent, _pad0), &self._pad0.to_ne_bytes());
+        buf
+    }
+}
+
+impl NetEvent {
+    /// The record's bytes.
+    pub fn to_bytes(&self) -> [u8; NET_EVENT_SIZE] {
+        let mut buf = [0u8; NET_EVENT_SIZE];
+        let mut o = Out {
+            buf: &mut buf,
+            base: 0,
+        };
+        put_header(&mut o.at(offset_of!(NetEvent, hdr)), &self.hdr);
+        put_task(&mut o.at(offset_of!(NetEvent, task)), &self.task);
+        o.put(offset_of!(NetEvent, ret), &self.ret.to_ne_bytes());
+        o.put(offset_of!(NetEvent, fd), &self.fd.to_ne_bytes());
+        o.put(offset_of!(NetEvent, fd2), &self.fd2.to_ne_bytes());
+        for (off, v) in [
+            (offset_of!(NetEvent, op), self.op),
+            (offset_of!(NetEvent, family), self.family),
+            (offset_of!(NetEvent, sock_type), self.sock_type),
+            (offset_of!(NetEvent, protocol), self.protocol),
+            (offset_of!(NetEvent, lport), self.lport),
+            (offset_of!(NetEvent, rport), self.rport),
+        ] {
+            o.put(off, &v.to_ne_bytes());
+        }
+        for (off, v) in [
+            (offset_of!(NetEvent, flags), self.flags),
+            (offset_of!(NetEvent, arg), self.arg),
+            (offset_of!(NetEvent, _pad0), self._pad0),
+        ] {
+            o.put(off, &v.to_ne_bytes());
+        }
+        o.put(offset_of!(NetEvent, laddr), &self.laddr);
+        o.put(offset_of!(NetEvent, raddr), &self.raddr);
         buf
     }
 }

@@ -270,6 +270,36 @@ impl FileEvent {
     }
 }
 
+/// `struct dw_net_event`: a network syscall of a container task, at its exit (fixed size).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetEvent {
+    pub hdr: EventHeader,
+    pub task: Task,
+    /// The syscall's return value.
+    pub ret: i64,
+    pub fd: i32,
+    pub fd2: i32,
+    /// `enum dw_net_op`.
+    pub op: u16,
+    /// `AF_*`.
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    /// `NET_F_*`.
+    pub flags: u32,
+    /// socket: the type argument; listen: the backlog; accept4/dup3: the flags.
+    pub arg: u32,
+    /// Host byte order.
+    pub lport: u16,
+    /// Host byte order.
+    pub rport: u16,
+    pub _pad0: u32,
+    /// IPv4 in the first 4 bytes (network order), IPv6 in all 16.
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+}
+
 /// `struct dw_fork_event`: a new thread-group leader.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -335,6 +365,8 @@ pub const MAP_EVENT_MIN_SIZE: usize = offset_of!(MapEvent, path);
 pub const FILE_EVENT_SIZE: usize = size_of::<FileEvent>();
 /// The fixed part of a file record (`offsetof(struct dw_file_event, path)`).
 pub const FILE_EVENT_MIN_SIZE: usize = offset_of!(FileEvent, path);
+/// Size of `struct dw_net_event` (network records are always whole).
+pub const NET_EVENT_SIZE: usize = size_of::<NetEvent>();
 /// Size of `struct dw_fork_event`.
 pub const FORK_EVENT_SIZE: usize = size_of::<ForkEvent>();
 /// Size of `struct dw_exit_event`.
@@ -357,6 +389,9 @@ const _: () = assert!(size_of::<MapEvent>() == 192 + DW_PATH_MAX);
 const _: () = assert!(offset_of!(FileEvent, ret) == 144);
 const _: () = assert!(offset_of!(FileEvent, path) == 208);
 const _: () = assert!(size_of::<FileEvent>() == 208 + 5 * DW_PATH_MAX);
+const _: () = assert!(offset_of!(NetEvent, ret) == 80);
+const _: () = assert!(offset_of!(NetEvent, laddr) == 120);
+const _: () = assert!(size_of::<NetEvent>() == 152);
 const _: () = assert!(size_of::<ForkEvent>() == 80);
 const _: () = assert!(size_of::<ExitEvent>() == 88);
 const _: () = assert!(size_of::<Config>() == 16);

@@ -19,16 +19,17 @@ pub mod layout;
 
 pub use decode::{
     decode, DecodeError, ExecRecord, ExitRecord, FileOpRecord, FileRecord, ForkRecord, MapRecord,
-    PathDisplay, Record, TaskRecord,
+    NetRecord, PathDisplay, Record, TaskRecord,
 };
 pub use layout::{
-    Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
-    EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE,
-    FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE,
+    Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent,
+    Task, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE,
+    FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE,
+    NET_EVENT_SIZE,
 };
 
 /// `DW_ABI_VERSION`: bumped whenever a layout in `abi.h` changes.
-pub const DW_ABI_VERSION: u16 = 4;
+pub const DW_ABI_VERSION: u16 = 5;
 
 /// `DW_COMM_LEN`.
 pub const DW_COMM_LEN: usize = 16;
@@ -56,6 +57,30 @@ pub const DW_EV_EXIT: u16 = 3;
 pub const DW_EV_MAP: u16 = 4;
 /// `DW_EV_FILE`.
 pub const DW_EV_FILE: u16 = 5;
+/// `DW_EV_NET`.
+pub const DW_EV_NET: u16 = 6;
+
+/// `DW_NET_OP_MAX`: network ops are `1..=DW_NET_OP_MAX` (`enum dw_net_op`; named by
+/// `driftwatch_event::NetOp`, whose discriminants the `abi_layout` test checks against the
+/// header).
+pub const DW_NET_OP_MAX: u16 = 11;
+/// `dw_net_event.flags`: the cgroup was found in `dw_policy`.
+pub const NET_F_IN_POLICY: u32 = 1 << 0;
+/// `dw_net_event.flags`: family, type, protocol and the local address come from the kernel's
+/// socket.
+pub const NET_F_HAVE_SOCK: u32 = 1 << 1;
+/// `dw_net_event.flags`: the remote address is the kernel socket's peer.
+pub const NET_F_REMOTE_SOCK: u32 = 1 << 2;
+/// `dw_net_event.flags`: the remote address is the call's sockaddr argument (connect when the
+/// kernel has no peer, sendto/sendmsg's destination).
+pub const NET_F_REMOTE_ARG: u32 = 1 << 3;
+/// `dw_net_event.flags`: a connect that did not go through the connect syscall (io_uring), seen
+/// by `cgroup/connect4|6` before it ran: `ret` is 0 and means "not known", `fd` is -1.
+pub const NET_F_NO_SYSCALL: u32 = 1 << 4;
+/// `AF_INET`.
+pub const AF_INET: u16 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: u16 = 10;
 
 /// The file's overlay inode has an upper dentry (created in the container, or copied up).
 pub const FILE_F_OVL_UPPER: u32 = 1 << 0;
@@ -155,8 +180,12 @@ pub const DW_STAT_RINGBUF_LOST_MAP: u32 = 4;
 pub const DW_STAT_RINGBUF_LOST_FILE: u32 = 5;
 /// `dw_stats` index: file syscalls whose arguments could not be kept until their exit.
 pub const DW_STAT_FILE_ARGS_FULL: u32 = 6;
+/// `dw_stats` index: network records lost.
+pub const DW_STAT_RINGBUF_LOST_NET: u32 = 7;
+/// `dw_stats` index: network syscalls whose arguments could not be kept until their exit.
+pub const DW_STAT_NET_ARGS_FULL: u32 = 8;
 /// Number of `dw_stats` entries.
-pub const DW_STAT_MAX: u32 = 8;
+pub const DW_STAT_MAX: u32 = 10;
 
 /// `OVERLAYFS_SUPER_MAGIC`, for reading `exe_s_magic`.
 pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;

@@ -75,6 +75,7 @@ impl Health {
                 mirror(&lost.exit, s.lost_exit);
                 mirror(&lost.map, s.lost_map);
                 mirror(&lost.file, s.lost_file);
+                mirror(&lost.net, s.lost_net);
                 mirror(&metrics.kernel_kills, s.kills);
             }
             Err(e) => tracing::warn!(error = %e, "cannot read sensor statistics"),

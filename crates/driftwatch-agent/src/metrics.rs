@@ -27,6 +27,7 @@ pub struct ByKind {
     pub exit: Counter,
     pub map: Counter,
     pub file: Counter,
+    pub net: Counter,
 }
 
 impl Default for ByKind {
@@ -39,6 +40,7 @@ impl Default for ByKind {
             exit: series("exit"),
             map: series("map"),
             file: series("file"),
+            net: series("net"),
             family,
         }
     }

@@ -115,6 +115,7 @@ pub async fn run(
         agent_tgid: std::process::id(),
         host_mntns_ino: u32::try_from(host_mntns).unwrap_or(0),
         files: true,
+        net: true,
     })?;
     let events = sensor.take_events()?;
     tracing::info!(enforce = c.agent.enforce, "BPF exec sensor attached");

@@ -200,6 +200,11 @@ impl Processor {
                 counted.file.inc();
                 self.on_file(f).await;
             }
+            // The network sensor's events are counted only: no rule, field or baseline uses
+            // them yet (issue 10, items 2-5).
+            Event::Net(_) => {
+                counted.net.inc();
+            }
         }
     }
 

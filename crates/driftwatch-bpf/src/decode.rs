@@ -2,12 +2,14 @@
 //! into wall-clock time. The sensor's [`crate::EventStream`] hands out what this produces, so no
 //! other crate sees a kernel record.
 
+use std::net::SocketAddr;
+
 use driftwatch_abi::{
-    DecodeError, ExecRecord, FileOpRecord, FileRecord, MapRecord, Record, TaskRecord,
+    DecodeError, ExecRecord, FileOpRecord, FileRecord, MapRecord, NetRecord, Record, TaskRecord,
 };
 use driftwatch_event::{
-    Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, FileEvent, FileLayer, FileOp, ForkEvent,
-    MapEvent, MapHow, TaskInfo,
+    ip_from_raw, Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, FileEvent, FileLayer, FileOp,
+    ForkEvent, MapEvent, MapHow, NetEvent, NetOp, TaskInfo,
 };
 use rustix::time::{clock_gettime, ClockId};
 
@@ -295,6 +297,60 @@ fn file_event(r: &FileOpRecord<'_>, clock: &Clock) -> Result<FileEvent, DecodeEr
     })
 }
 
+/// `SOCK_NONBLOCK | SOCK_CLOEXEC`: flags in socket's type argument, not the type.
+const SOCK_TYPE_MASK: u32 = 0xf;
+
+fn net_event(r: &NetRecord, clock: &Clock) -> Result<NetEvent, DecodeError> {
+    use driftwatch_abi as abi;
+    let op = NetOp::from_raw(r.op).ok_or(DecodeError::UnknownNetOp(r.op))?;
+    let ok = r.ret >= 0;
+    let addr =
+        |raw: &[u8; 16], port: u16| ip_from_raw(r.family, raw).map(|ip| SocketAddr::new(ip, port));
+    let have_sock = r.has(abi::NET_F_HAVE_SOCK);
+    let remote_known = r.has(abi::NET_F_REMOTE_SOCK) || r.has(abi::NET_F_REMOTE_ARG);
+    let fd = match op {
+        // The new fd is the result.
+        NetOp::Socket | NetOp::Accept | NetOp::Accept4 | NetOp::Dup | NetOp::Dup2 | NetOp::Dup3 => {
+            ok.then_some(r.ret)
+        }
+        _ => (r.fd >= 0).then_some(i64::from(r.fd)),
+    };
+    let (sock_type, type_arg) = if op == NetOp::Socket {
+        (
+            u16::try_from(r.arg & SOCK_TYPE_MASK).unwrap_or(0),
+            Some(r.arg),
+        )
+    } else {
+        (r.sock_type, None)
+    };
+    Ok(NetEvent {
+        time_ns: clock.wall_ns(r.ktime_ns),
+        task: task(&r.task),
+        op,
+        ret: r.ret,
+        fd,
+        fd2: (r.fd2 >= 0).then_some(i64::from(r.fd2)),
+        family: r.family,
+        sock_type,
+        protocol: r.protocol,
+        type_arg,
+        backlog: (op == NetOp::Listen).then_some(r.arg),
+        call_flags: matches!(op, NetOp::Accept4 | NetOp::Dup3).then_some(r.arg),
+        local: if have_sock {
+            addr(&r.laddr, r.lport)
+        } else {
+            None
+        },
+        remote: if remote_known {
+            addr(&r.raddr, r.rport)
+        } else {
+            None
+        },
+        remote_from_arg: r.has(abi::NET_F_REMOTE_ARG) && !r.has(abi::NET_F_REMOTE_SOCK),
+        no_syscall: r.has(abi::NET_F_NO_SYSCALL),
+    })
+}
+
 /// Decode one ring-buffer record into an event.
 pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
     Ok(match driftwatch_abi::decode(buf)? {
@@ -310,6 +366,7 @@ pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
         }),
         Record::Map(r) => Event::Map(map(&r, clock)?),
         Record::File(r) => Event::File(file_event(&r, clock)?),
+        Record::Net(r) => Event::Net(net_event(&r, clock)?),
     })
 }
 
@@ -317,6 +374,88 @@ pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
 mod tests {
     use super::*;
     use driftwatch_abi::{FileEvent as Raw, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE};
+
+    fn net_raw(op: NetOp, f: impl FnOnce(&mut driftwatch_abi::NetEvent)) -> Vec<u8> {
+        let mut ev = driftwatch_abi::NetEvent {
+            op: op.raw(),
+            fd2: -1,
+            ..Default::default()
+        };
+        ev.hdr.kind = driftwatch_abi::DW_EV_NET;
+        ev.hdr.version = driftwatch_abi::DW_ABI_VERSION;
+        ev.hdr.len = driftwatch_abi::NET_EVENT_SIZE as u32;
+        f(&mut ev);
+        ev.to_bytes().to_vec()
+    }
+
+    #[test]
+    fn net_records_become_net_events_with_socket_addresses() {
+        use driftwatch_abi as abi;
+        let buf = net_raw(NetOp::Connect, |e| {
+            e.ret = -111;
+            e.fd = 4;
+            e.family = abi::AF_INET;
+            e.sock_type = 1;
+            e.protocol = 6;
+            e.flags = abi::NET_F_HAVE_SOCK | abi::NET_F_REMOTE_ARG;
+            e.laddr[..4].copy_from_slice(&[0, 0, 0, 0]);
+            e.raddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+            e.rport = 9;
+        });
+        let Event::Net(n) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a net event");
+        };
+        assert_eq!(
+            (n.op, n.ret, n.fd, n.fd2),
+            (NetOp::Connect, -111, Some(4), None)
+        );
+        assert_eq!(n.remote, Some("127.0.0.1:9".parse().unwrap()));
+        assert!(n.remote_from_arg);
+        assert_eq!(n.local, Some("0.0.0.0:0".parse().unwrap()));
+        let buf = net_raw(NetOp::Socket, |e| {
+            e.ret = 5;
+            e.family = 17;
+            e.arg = 3 | 0o4000; // SOCK_RAW | SOCK_NONBLOCK
+            e.protocol = 0x300;
+        });
+        let Event::Net(n) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a net event");
+        };
+        assert_eq!(
+            (n.fd, n.sock_type, n.type_arg),
+            (Some(5), 3, Some(3 | 0o4000))
+        );
+        assert_eq!((n.local, n.remote), (None, None));
+        let buf = net_raw(NetOp::Listen, |e| {
+            e.family = abi::AF_INET6;
+            e.arg = 128;
+            e.lport = 8080;
+            e.flags = abi::NET_F_HAVE_SOCK;
+        });
+        let Event::Net(n) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a net event");
+        };
+        assert_eq!(n.backlog, Some(128));
+        assert_eq!(n.local, Some("[::]:8080".parse().unwrap()));
+        assert_eq!(n.remote, None);
+        let buf = net_raw(NetOp::Connect, |e| {
+            e.fd = -1;
+            e.family = abi::AF_INET6;
+            e.flags = abi::NET_F_REMOTE_ARG | abi::NET_F_NO_SYSCALL;
+            e.raddr[15] = 1;
+            e.rport = 80;
+        });
+        let Event::Net(n) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a net event");
+        };
+        assert!(n.no_syscall && n.remote_from_arg);
+        assert_eq!((n.fd, n.local), (None, None));
+        assert_eq!(n.remote, Some("[::1]:80".parse().unwrap()));
+        assert_eq!(
+            decode(&net_raw(NetOp::Listen, |e| e.op = 99), &Clock::new()),
+            Err(DecodeError::UnknownNetOp(99))
+        );
+    }
 
     #[test]
     fn normalize_is_lexical_and_never_above_root() {

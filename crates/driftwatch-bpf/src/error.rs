@@ -98,6 +98,13 @@ pub enum BpfError {
         #[source]
         source: io::Error,
     },
+    /// The cgroup v2 hierarchy is not mounted, or its root cannot be opened.
+    #[error("cgroup v2 root {path}: cannot open")]
+    CgroupRoot {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 fn is_eperm(e: &io::Error) -> bool {

@@ -13,6 +13,7 @@
 //!     agent_tgid: std::process::id(),
 //!     host_mntns_ino: 0,
 //!     files: true,
+//!     net: true,
 //! })?;
 //! let mut events = sensor.take_events()?;
 //! // `sensor` (policy + stats) can now move to another task than `events`.

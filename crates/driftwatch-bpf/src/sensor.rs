@@ -5,14 +5,15 @@ use std::fmt;
 use std::path::Path;
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::cgroup_sock_addr::CgroupSockAddrLink;
 use aya::programs::tp_btf::BtfTracePointLink;
 use aya::programs::trace_point::TracePointLink;
-use aya::programs::{BtfTracePoint, Program, TracePoint};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, Program, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use driftwatch_abi::{
-    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_RINGBUF_LOST_EXEC,
-    DW_STAT_RINGBUF_LOST_EXIT, DW_STAT_RINGBUF_LOST_FILE, DW_STAT_RINGBUF_LOST_FORK,
-    DW_STAT_RINGBUF_LOST_MAP,
+    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_NET_ARGS_FULL,
+    DW_STAT_RINGBUF_LOST_EXEC, DW_STAT_RINGBUF_LOST_EXIT, DW_STAT_RINGBUF_LOST_FILE,
+    DW_STAT_RINGBUF_LOST_FORK, DW_STAT_RINGBUF_LOST_MAP, DW_STAT_RINGBUF_LOST_NET,
 };
 use tracing::{debug, info};
 
@@ -70,6 +71,26 @@ pub const FILE_SYSCALLS: [(&str, &str, &str); 23] = [
     ("mkdirat", "sys_enter_mkdirat", "sys_exit_mkdirat"),
     ("rmdir", "sys_enter_rmdir", "sys_exit_rmdir"),
 ];
+/// The network syscalls: `dw_net_enter` is attached to `syscalls:sys_enter_<call>` and
+/// `dw_net_exit` to `syscalls:sys_exit_<call>` of each.
+pub const NET_SYSCALLS: [(&str, &str, &str); 11] = [
+    ("socket", "sys_enter_socket", "sys_exit_socket"),
+    ("connect", "sys_enter_connect", "sys_exit_connect"),
+    ("accept", "sys_enter_accept", "sys_exit_accept"),
+    ("accept4", "sys_enter_accept4", "sys_exit_accept4"),
+    ("bind", "sys_enter_bind", "sys_exit_bind"),
+    ("listen", "sys_enter_listen", "sys_exit_listen"),
+    ("sendto", "sys_enter_sendto", "sys_exit_sendto"),
+    ("sendmsg", "sys_enter_sendmsg", "sys_exit_sendmsg"),
+    ("dup", "sys_enter_dup", "sys_exit_dup"),
+    ("dup2", "sys_enter_dup2", "sys_exit_dup2"),
+    ("dup3", "sys_enter_dup3", "sys_exit_dup3"),
+];
+/// `cgroup/connect4` and `cgroup/connect6`, attached at the root of the cgroup v2 hierarchy:
+/// connects that bypass the syscall (io_uring).
+const NET_CGROUP_CONNECT: [&str; 2] = ["dw_net_connect4", "dw_net_connect6"];
+const NET_ENTER: &str = "dw_net_enter";
+const NET_EXIT: &str = "dw_net_exit";
 const FILE_ENTER: &str = "dw_file_enter";
 const FILE_ENTER_OPEN: &str = "dw_file_enter_open";
 const FILE_ENTER_OPENAT: &str = "dw_file_enter_openat";
@@ -103,6 +124,9 @@ pub struct SensorOptions {
     /// Attach the file sensor (file-changing syscalls of container tasks). Without it no file
     /// record is produced and the file syscalls stay off the tracepoint path.
     pub files: bool,
+    /// Attach the network sensor (socket, connect, accept, bind, listen, sendto, sendmsg and
+    /// dup of container tasks). Without it no network record is produced.
+    pub net: bool,
 }
 
 /// Counters kept by the BPF programs, summed over CPUs.
@@ -122,6 +146,11 @@ pub struct SensorStats {
     pub lost_file: u64,
     /// File syscalls whose arguments could not be kept until their exit (`dw_file_args` full).
     pub file_args_full: u64,
+    /// Network records dropped because the ring buffer was full.
+    pub lost_net: u64,
+    /// Network syscalls whose arguments could not be kept until their exit (`dw_net_args`
+    /// full).
+    pub net_args_full: u64,
 }
 
 /// The loaded and attached process sensor.
@@ -136,6 +165,7 @@ pub struct ExecSensor {
     // Field order is drop order: links first, then the programs and maps.
     links: Vec<BtfTracePointLink>,
     syscall_links: Vec<TracePointLink>,
+    cgroup_links: Vec<CgroupSockAddrLink>,
     events: Option<RingBuf<MapData>>,
     policy: HashMap<MapData, u64, u32>,
     stats: PerCpuArray<MapData, u64>,
@@ -145,6 +175,8 @@ pub struct ExecSensor {
     gate: Option<GateMaps>,
     /// The file programs are attached.
     files: bool,
+    /// The network programs are attached.
+    net: bool,
     _ebpf: Ebpf,
 }
 
@@ -416,8 +448,9 @@ impl ExecSensor {
             debug!(program = name, tracepoint, "attached");
             links.push(link);
         }
-        let mut syscall_links =
-            Vec::with_capacity(SYSCALL_PROGRAMS.len() + 2 * FILE_SYSCALLS.len());
+        let mut syscall_links = Vec::with_capacity(
+            SYSCALL_PROGRAMS.len() + 2 * (FILE_SYSCALLS.len() + NET_SYSCALLS.len()),
+        );
         for (name, category, tracepoint) in SYSCALL_PROGRAMS {
             let prog: &mut TracePoint = match ebpf.program_mut(name) {
                 Some(Program::TracePoint(p)) => p,
@@ -477,6 +510,50 @@ impl ExecSensor {
             }
             debug!(calls = FILE_SYSCALLS.len(), "file programs attached");
         }
+        if opts.net {
+            for name in [NET_ENTER, NET_EXIT] {
+                match ebpf.program_mut(name) {
+                    Some(Program::TracePoint(p)) => p
+                        .load()
+                        .map_err(|e| BpfError::from_program(name, "sys_*_net", "load", e))?,
+                    _ => {
+                        return Err(BpfError::MissingItem {
+                            what: "tracepoint program",
+                            name,
+                        })
+                    }
+                }
+            }
+            for (_call, enter_tp, exit_tp) in NET_SYSCALLS {
+                for (name, tracepoint) in [(NET_ENTER, enter_tp), (NET_EXIT, exit_tp)] {
+                    let Some(Program::TracePoint(prog)) = ebpf.program_mut(name) else {
+                        return Err(BpfError::MissingItem {
+                            what: "tracepoint program",
+                            name,
+                        });
+                    };
+                    let id = prog.attach("syscalls", tracepoint).map_err(|e| {
+                        BpfError::from_trace_point_attach(name, "syscalls", tracepoint, e)
+                    })?;
+                    let link = prog
+                        .take_link(id)
+                        .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+                    syscall_links.push(link);
+                }
+            }
+            debug!(calls = NET_SYSCALLS.len(), "network programs attached");
+        }
+        let mut cgroup_links = Vec::new();
+        if opts.net {
+            match attach_cgroup_connect(&mut ebpf) {
+                Ok(links) => cgroup_links = links,
+                // The syscall programs still see every connect but io_uring's.
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cgroup/connect4|6 not attached: connects made through io_uring are not seen"
+                ),
+            }
+        }
         drop(btf);
         release_freed_heap();
         // Mapped only now: the reader maps the ring's data twice (8 MiB of RSS), which should not
@@ -492,6 +569,7 @@ impl ExecSensor {
         Ok(Self {
             links,
             syscall_links,
+            cgroup_links,
             events: Some(events),
             policy,
             stats,
@@ -499,6 +577,7 @@ impl ExecSensor {
             config_bytes,
             gate: Some(gate),
             files: opts.files,
+            net: opts.net,
             _ebpf: ebpf,
         })
     }
@@ -542,6 +621,8 @@ impl ExecSensor {
             lost_map: read(DW_STAT_RINGBUF_LOST_MAP)?,
             lost_file: read(DW_STAT_RINGBUF_LOST_FILE)?,
             file_args_full: read(DW_STAT_FILE_ARGS_FULL)?,
+            lost_net: read(DW_STAT_RINGBUF_LOST_NET)?,
+            net_args_full: read(DW_STAT_NET_ARGS_FULL)?,
             kills: read(DW_STAT_KILLS)?,
         })
     }
@@ -592,6 +673,25 @@ impl ExecSensor {
         Ok(found)
     }
 
+    /// Per program: (name, runs, total run time in ns) as the kernel counts them — only while
+    /// run-time statistics are enabled (`BPF_ENABLE_STATS`, `kernel.bpf_stats_enabled`); zeros
+    /// otherwise. For measuring what each program costs per call.
+    pub fn program_run_stats(&self) -> Vec<(String, u64, u64)> {
+        self._ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                let ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
+                Some((name.to_string(), info.run_count(), ns))
+            })
+            .collect()
+    }
+
+    /// Whether the cgroup connect programs (connects through io_uring) are attached.
+    pub fn uring_connects_seen(&self) -> bool {
+        !self.cgroup_links.is_empty()
+    }
+
     /// Whether all five programs are attached (they stay so until the sensor is dropped).
     pub fn programs_attached(&self) -> bool {
         self.links.len() == PROGRAMS.len()
@@ -602,7 +702,88 @@ impl ExecSensor {
                     } else {
                         0
                     }
+                    + if self.net { 2 * NET_SYSCALLS.len() } else { 0 }
     }
+}
+
+/// The cgroup v2 hierarchy's mount point, from `/proc/self/mountinfo` (never assumed: a hybrid
+/// layout mounts it at `/sys/fs/cgroup/unified`, a pure v2 one at `/sys/fs/cgroup`).
+fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+        let (left, right) = l.split_once(" - ")?;
+        let fstype = right.split_whitespace().next()?;
+        let mut f = left.split_whitespace();
+        let root = f.nth(3)?;
+        let point = f.next()?;
+        (fstype == "cgroup2" && root == "/")
+            .then(|| std::path::PathBuf::from(unescape_mount(point)))
+    })
+}
+
+/// mountinfo's octal escapes (`\040` for a space).
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let escaped = b.get(i + 1..i + 4).and_then(|d| {
+            let v = d.iter().try_fold(0u16, |acc, c| {
+                (b'0'..=b'7')
+                    .contains(c)
+                    .then(|| acc * 8 + u16::from(c - b'0'))
+            })?;
+            u8::try_from(v).ok()
+        });
+        match escaped {
+            Some(v) if c == b'\\' => {
+                out.push(v);
+                i += 4;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Loads and attaches `cgroup/connect4|6` at the cgroup v2 root (bpf links: several programs
+/// coexist there, ours only ever allow).
+fn attach_cgroup_connect(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, BpfError> {
+    let root = cgroup2_mount().ok_or_else(|| BpfError::CgroupRoot {
+        path: "(no cgroup2 mount in /proc/self/mountinfo)".to_string(),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })?;
+    let dir = std::fs::File::open(&root).map_err(|source| BpfError::CgroupRoot {
+        path: root.display().to_string(),
+        source,
+    })?;
+    let mut links = Vec::with_capacity(NET_CGROUP_CONNECT.len());
+    for name in NET_CGROUP_CONNECT {
+        let prog: &mut CgroupSockAddr = match ebpf.program_mut(name) {
+            Some(Program::CgroupSockAddr(p)) => p,
+            _ => {
+                return Err(BpfError::MissingItem {
+                    what: "cgroup/connect program",
+                    name,
+                })
+            }
+        };
+        prog.load()
+            .map_err(|e| BpfError::from_program(name, "cgroup/connect", "load", e))?;
+        let id = prog
+            .attach(&dir, CgroupAttachMode::Single)
+            .map_err(|e| BpfError::from_program(name, "cgroup/connect", "attach", e))?;
+        links.push(
+            prog.take_link(id)
+                .map_err(|e| BpfError::from_program(name, "cgroup/connect", "attach", e))?,
+        );
+    }
+    debug!(root = %root.display(), "cgroup connect programs attached");
+    Ok(links)
 }
 
 /// The running kernel's `FMODE_BACKING` bit (`dw_config.fmode_backing`), from its release.
@@ -638,6 +819,13 @@ fn release_freed_heap() {}
 #[cfg(test)]
 mod exec_args_tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_escapes_and_the_cgroup2_mount() {
+        assert_eq!(unescape_mount("/a\\040b\\777c"), "/a b\\777c");
+        let root = cgroup2_mount().expect("cgroup2 mounted on this machine");
+        assert!(root.join("cgroup.procs").exists(), "{}", root.display());
+    }
 
     fn record(ktime: u64, argc: u32, truncated: u32, args: &[&[u8]]) -> [u8; EXEC_ARGS_SIZE] {
         let mut b = [0u8; EXEC_ARGS_SIZE];

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 
 use driftwatch_abi::{
-    Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, Task,
+    Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent,
+    Task,
 };
 use object::{Object, ObjectSection};
 
@@ -169,6 +170,14 @@ fn abi_structs_match_compiled_bpf_object() {
     );
     check(
         &all,
+        "dw_net_event",
+        size_of::<NetEvent>(),
+        fields!(NetEvent:
+        hdr, task, ret, fd, fd2, op, family, sock_type, protocol, flags, arg, lport, rport, _pad0,
+        laddr, raddr),
+    );
+    check(
+        &all,
         "dw_fork_event",
         size_of::<ForkEvent>(),
         fields!(ForkEvent: hdr, child),
@@ -243,7 +252,7 @@ fn header_constants(prefix: &str) -> Vec<(String, u16)> {
 /// their discriminants must be the header's values, name for name.
 #[test]
 fn event_enums_carry_the_header_numbers() {
-    use driftwatch_event::{FileOp, MapHow};
+    use driftwatch_event::{FileOp, MapHow, NetOp};
     let ops: Vec<(String, u16)> = header_constants("DW_FILE_OP_")
         .into_iter()
         .filter(|(n, _)| n != "MAX")
@@ -260,10 +269,47 @@ fn event_enums_carry_the_header_numbers() {
             .find(|(n, _)| n == "MAX"),
         Some(&("MAX".to_string(), driftwatch_abi::DW_FILE_OP_MAX))
     );
+    let net: Vec<(String, u16)> = header_constants("DW_NET_OP_")
+        .into_iter()
+        .filter(|(n, _)| n != "MAX")
+        .collect();
+    assert_eq!(net.len(), NetOp::ALL.len(), "{net:?}");
+    for (name, value) in &net {
+        let op = NetOp::from_raw(*value).unwrap_or_else(|| panic!("DW_NET_OP_{name}"));
+        assert_eq!(op.as_str().to_ascii_uppercase(), *name);
+        assert_eq!(op.raw(), *value);
+    }
+    assert_eq!(
+        header_constants("DW_NET_OP_")
+            .iter()
+            .find(|(n, _)| n == "MAX"),
+        Some(&("MAX".to_string(), driftwatch_abi::DW_NET_OP_MAX))
+    );
     let hows = header_constants("DW_MAP_HOW_");
     assert_eq!(hows.len(), MapHow::ALL.len(), "{hows:?}");
     for (name, value) in &hows {
         let how = MapHow::from_raw(*value).unwrap_or_else(|| panic!("DW_MAP_HOW_{name}"));
         assert_eq!(format!("{how:?}").to_ascii_uppercase(), *name);
+    }
+}
+
+/// Every record kind the header defines is one the decoder knows: a kind the kernel can write is
+/// never an `UnknownKind` (which the agent counts as a decode error).
+#[test]
+fn decoder_knows_every_record_kind_of_the_header() {
+    let kinds = header_constants("DW_EV_");
+    assert!(kinds.len() >= 6, "{kinds:?}");
+    for (name, kind) in kinds {
+        let mut buf = vec![0u8; driftwatch_abi::EXEC_EVENT_SIZE];
+        buf[0..2].copy_from_slice(&kind.to_ne_bytes());
+        buf[2..4].copy_from_slice(&driftwatch_abi::DW_ABI_VERSION.to_ne_bytes());
+        let len = u32::try_from(buf.len()).expect("fits");
+        buf[4..8].copy_from_slice(&len.to_ne_bytes());
+        // The length may be wrong for the kind; the kind itself must be known.
+        let res = driftwatch_abi::decode(&buf);
+        assert!(
+            !matches!(res, Err(driftwatch_abi::DecodeError::UnknownKind(_))),
+            "DW_EV_{name} ({kind}): {res:?}"
+        );
     }
 }

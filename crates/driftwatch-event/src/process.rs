@@ -167,6 +167,8 @@ pub enum Event {
     Map(MapEvent),
     /// A file-changing syscall of a container process.
     File(crate::file::FileEvent),
+    /// A network syscall of a container process.
+    Net(crate::net::NetEvent),
 }
 
 impl Event {
@@ -178,6 +180,7 @@ impl Event {
             Event::Exit(_) => "procexit",
             Event::Map(m) => m.how.evt_type(),
             Event::File(f) => f.op.as_str(),
+            Event::Net(n) => n.op.as_str(),
         }
     }
 
@@ -189,6 +192,7 @@ impl Event {
             Event::Exit(_) => "exit",
             Event::Map(_) => "map",
             Event::File(_) => "file",
+            Event::Net(_) => "net",
         }
     }
 }

@@ -825,3 +825,58 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn net_round_trip_bad_op_and_length_rejected() {
+    use crate::{NetEvent, DW_EV_NET, NET_EVENT_SIZE, NET_F_HAVE_SOCK, NET_F_REMOTE_SOCK};
+    let mut ev = NetEvent {
+        hdr: EventHeader {
+            kind: DW_EV_NET,
+            version: DW_ABI_VERSION,
+            len: NET_EVENT_SIZE as u32,
+            ktime_ns: 11,
+        },
+        task: sample_task(45),
+        ret: -115,
+        fd: 3,
+        fd2: -1,
+        op: 2, // DW_NET_OP_CONNECT
+        family: crate::AF_INET6,
+        sock_type: 1,
+        protocol: 6,
+        flags: NET_F_HAVE_SOCK | NET_F_REMOTE_SOCK,
+        arg: 0,
+        lport: 40000,
+        rport: 8080,
+        _pad0: 0,
+        laddr: [0; 16],
+        raddr: [0; 16],
+    };
+    ev.raddr[15] = 1;
+    ev.laddr[0] = 0xfe;
+    let bytes = ev.to_bytes();
+    let Record::Net(n) = decode(&bytes).unwrap() else {
+        panic!()
+    };
+    assert_eq!((n.ktime_ns, n.task.pid, n.op, n.ret), (11, 45, 2, -115));
+    assert_eq!(
+        (n.fd, n.fd2, n.family, n.sock_type, n.protocol),
+        (3, -1, 10, 1, 6)
+    );
+    assert_eq!((n.lport, n.rport), (40000, 8080));
+    assert_eq!((n.laddr[0], n.raddr[15]), (0xfe, 1));
+    assert!(n.has(NET_F_REMOTE_SOCK) && !n.has(crate::NET_F_REMOTE_ARG));
+    for bad in [0u16, crate::DW_NET_OP_MAX + 1, u16::MAX] {
+        ev.op = bad;
+        assert_eq!(decode(&ev.to_bytes()), Err(DecodeError::UnknownNetOp(bad)));
+    }
+    ev.op = 1;
+    ev.hdr.len = NET_EVENT_SIZE as u32 - 1;
+    assert!(matches!(
+        decode(&ev.to_bytes()),
+        Err(DecodeError::BadLength {
+            kind: DW_EV_NET,
+            ..
+        })
+    ));
+}

@@ -15,13 +15,14 @@
  * hdr.len = offsetof(filename) + the five lengths. A map record is packed the same way: the
  * fixed part of struct dw_map_event, then path_len bytes of path. A file record (version 4) is
  * the fixed part of struct dw_file_event, then path, name1, dir1, name2 and dir2 (their *_len
- * bytes each), back to back. The structs below are the kernel's scratch layouts (and the maximum
+ * bytes each), back to back. A network record (version 5) is struct dw_net_event, whole. The
+ * structs below are the kernel's scratch layouts (and the maximum
  * record sizes).
  */
 #ifndef DRIFTWATCH_ABI_H
 #define DRIFTWATCH_ABI_H
 
-#define DW_ABI_VERSION 4
+#define DW_ABI_VERSION 5
 
 #define DW_COMM_LEN 16
 #define DW_FILENAME_MAX 512
@@ -37,6 +38,7 @@ enum dw_event_kind {
     DW_EV_EXIT = 3,
     DW_EV_MAP = 4,
     DW_EV_FILE = 5,
+    DW_EV_NET = 6,
 };
 
 /*
@@ -106,6 +108,31 @@ enum dw_file_op {
 #define DW_FILE_F_IN_POLICY (1u << 10)        /* cgroup found in dw_policy (a known container) */
 #define DW_FILE_F_OVERLAY (1u << 11)          /* the file is on overlayfs */
 
+/* struct dw_net_event.op: the syscall (Falco's event names). */
+enum dw_net_op {
+    DW_NET_OP_SOCKET = 1,
+    DW_NET_OP_CONNECT = 2,
+    DW_NET_OP_ACCEPT = 3,
+    DW_NET_OP_ACCEPT4 = 4,
+    DW_NET_OP_BIND = 5,
+    DW_NET_OP_LISTEN = 6,
+    DW_NET_OP_SENDTO = 7,
+    DW_NET_OP_SENDMSG = 8,
+    DW_NET_OP_DUP = 9,
+    DW_NET_OP_DUP2 = 10,
+    DW_NET_OP_DUP3 = 11,
+    DW_NET_OP_MAX = 11,
+};
+
+/* struct dw_net_event.flags */
+#define DW_NET_F_IN_POLICY (1u << 0)   /* cgroup found in dw_policy (a known container) */
+#define DW_NET_F_HAVE_SOCK (1u << 1)   /* family/type/protocol/local address from the kernel sock */
+#define DW_NET_F_REMOTE_SOCK (1u << 2) /* the remote address is the kernel sock's peer */
+#define DW_NET_F_REMOTE_ARG (1u << 3)  /* the remote address is the call's sockaddr argument */
+/* A connect that did not go through the connect syscall (io_uring), seen by cgroup/connect4|6
+ * before it ran: ret is 0 and means "not known", fd is -1. */
+#define DW_NET_F_NO_SYSCALL (1u << 4)
+
 /* dw_policy map value flags (key: u64 cgroup id) */
 #define DW_POLICY_F_TRACKED (1u << 0) /* a container cgroup the agent knows */
 #define DW_POLICY_F_ENFORCE (1u << 1) /* kill drifted execs in this cgroup */
@@ -119,7 +146,9 @@ enum dw_stat {
     DW_STAT_RINGBUF_LOST_MAP = 4,
     DW_STAT_RINGBUF_LOST_FILE = 5,
     DW_STAT_FILE_ARGS_FULL = 6, /* a file syscall's arguments could not be kept until its exit */
-    DW_STAT_MAX = 8,
+    DW_STAT_RINGBUF_LOST_NET = 7,
+    DW_STAT_NET_ARGS_FULL = 8, /* a network syscall's arguments could not be kept until its exit */
+    DW_STAT_MAX = 10,
 };
 
 struct dw_event_header {
@@ -254,6 +283,44 @@ struct dw_file_event {
     __u8 dir1[DW_PATH_MAX];
     __u8 name2[DW_PATH_MAX];
     __u8 dir2[DW_PATH_MAX];
+};
+
+/*
+ * A network syscall of a container task (outside the host's mount namespace, in a dw_policy
+ * cgroup), at its exit; a fixed-size record. Addresses: IPv4 in the first 4 bytes of laddr/raddr
+ * (network byte order), IPv6 in all 16; ports in host byte order. What each op carries:
+ *  - socket: family/sock_type/protocol are the domain/type/protocol arguments (arg: the type
+ *    argument with its SOCK_NONBLOCK/SOCK_CLOEXEC bits), fd = ret;
+ *  - connect, bind, listen, sendto, sendmsg: fd is the socket argument; the local address and
+ *    family/type/protocol come from the kernel socket at exit (HAVE_SOCK), so bind(port 0) and
+ *    listen show the real port and 0.0.0.0/:: is seen; connect's remote is the socket's peer
+ *    (REMOTE_SOCK) or, when the kernel has none (a failed connect), the sockaddr argument
+ *    (REMOTE_ARG); sendto/sendmsg (unconnected datagram sockets with a destination only, the
+ *    first datagram to each peer per socket) carry the destination argument; listen's arg is
+ *    the backlog;
+ *  - accept, accept4: fd = ret (the new socket), fd2 the listening socket; local and remote from
+ *    the new socket; accept4's arg is its flags;
+ *  - dup, dup2, dup3 of a socket: fd = ret (the new fd), fd2 the old fd, addresses from the
+ *    socket; dup3's arg is its flags.
+ * Only AF_INET and AF_INET6 sockets are reported, except by socket (every family).
+ */
+struct dw_net_event {
+    struct dw_event_header hdr;
+    struct dw_task task;
+    __s64 ret;       /* the syscall's return value (fd, 0, bytes sent, or -errno) */
+    __s32 fd;        /* see above */
+    __s32 fd2;       /* accept: the listening fd; dup*: the old fd; -1 otherwise */
+    __u16 op;        /* enum dw_net_op */
+    __u16 family;    /* AF_* */
+    __u16 sock_type; /* SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, ... */
+    __u16 protocol;  /* IPPROTO_* (0 for socket's default) */
+    __u32 flags;     /* DW_NET_F_* */
+    __u32 arg;       /* socket: type argument; listen: backlog; accept4/dup3: flags; 0 otherwise */
+    __u16 lport;
+    __u16 rport;
+    __u32 _pad0;
+    __u8 laddr[16];
+    __u8 raddr[16];
 };
 
 struct dw_fork_event {

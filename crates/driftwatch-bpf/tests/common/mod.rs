@@ -50,6 +50,8 @@ pub fn load_with(enforce: bool, host_mntns_ino: u32) -> (ExecSensor, EventStream
         host_mntns_ino,
         // DW_TEST_NO_FILES=1 leaves the file programs out (to measure what they cost).
         files: std::env::var_os("DW_TEST_NO_FILES").is_none(),
+        // DW_TEST_NO_NET=1 leaves the network programs out.
+        net: std::env::var_os("DW_TEST_NO_NET").is_none(),
     };
     let mut sensor = ExecSensor::load(&opts).unwrap_or_else(|e| panic!("load sensor: {e:?}"));
     assert!(sensor.programs_attached());

@@ -1,0 +1,177 @@
+//! Network syscalls of container processes (issue 10: network drift).
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::process::TaskInfo;
+
+/// The syscall of a [`NetEvent`], named as Falco names the event (`evt.type`).
+///
+/// The one definition of the network syscalls: the discriminants are `enum dw_net_op` of
+/// `driftwatch-bpf/bpf/include/abi.h` (the `abi_layout` test compares them with the header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u16)]
+pub enum NetOp {
+    #[default]
+    Socket = 1,
+    Connect = 2,
+    Accept = 3,
+    Accept4 = 4,
+    Bind = 5,
+    Listen = 6,
+    Sendto = 7,
+    Sendmsg = 8,
+    Dup = 9,
+    Dup2 = 10,
+    Dup3 = 11,
+}
+
+impl NetOp {
+    /// Every op, in `DW_NET_OP_*` order (value = index + 1).
+    pub const ALL: [NetOp; 11] = [
+        NetOp::Socket,
+        NetOp::Connect,
+        NetOp::Accept,
+        NetOp::Accept4,
+        NetOp::Bind,
+        NetOp::Listen,
+        NetOp::Sendto,
+        NetOp::Sendmsg,
+        NetOp::Dup,
+        NetOp::Dup2,
+        NetOp::Dup3,
+    ];
+
+    /// From a `DW_NET_OP_*` value.
+    pub fn from_raw(op: u16) -> Option<NetOp> {
+        NetOp::ALL.get(usize::from(op).checked_sub(1)?).copied()
+    }
+
+    /// The `DW_NET_OP_*` value.
+    pub fn raw(self) -> u16 {
+        self as u16
+    }
+
+    /// Falco's `evt.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetOp::Socket => "socket",
+            NetOp::Connect => "connect",
+            NetOp::Accept => "accept",
+            NetOp::Accept4 => "accept4",
+            NetOp::Bind => "bind",
+            NetOp::Listen => "listen",
+            NetOp::Sendto => "sendto",
+            NetOp::Sendmsg => "sendmsg",
+            NetOp::Dup => "dup",
+            NetOp::Dup2 => "dup2",
+            NetOp::Dup3 => "dup3",
+        }
+    }
+
+    /// accept, accept4.
+    pub fn is_accept(self) -> bool {
+        matches!(self, NetOp::Accept | NetOp::Accept4)
+    }
+
+    /// dup, dup2, dup3.
+    pub fn is_dup(self) -> bool {
+        matches!(self, NetOp::Dup | NetOp::Dup2 | NetOp::Dup3)
+    }
+}
+
+/// `AF_INET`.
+pub const AF_INET: u16 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: u16 = 10;
+/// `AF_UNIX`.
+pub const AF_UNIX: u16 = 1;
+/// `AF_PACKET`.
+pub const AF_PACKET: u16 = 17;
+
+/// A network syscall of a container task, at its exit.
+///
+/// Addresses are what the kernel's socket holds after the call (a `bind` to port 0 shows the
+/// port the kernel chose, a listener on `0.0.0.0`/`::` shows the unspecified address), except a
+/// failed `connect`'s remote and a datagram's destination, which are the call's argument.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetEvent {
+    pub time_ns: u64,
+    pub task: TaskInfo,
+    pub op: NetOp,
+    /// The syscall's return value (`evt.rawres`): an fd, 0, bytes sent, or `-errno`
+    /// (a non-blocking connect's `-EINPROGRESS` included).
+    pub ret: i64,
+    /// The socket: connect/bind/listen/sendto/sendmsg's argument, the new fd of socket, accept
+    /// and dup (none when the call failed).
+    pub fd: Option<i64>,
+    /// accept's listening fd, dup's old fd.
+    pub fd2: Option<i64>,
+    /// `AF_*` (`evt.arg.domain` for socket).
+    pub family: u16,
+    /// `SOCK_*` without the `SOCK_NONBLOCK`/`SOCK_CLOEXEC` bits.
+    pub sock_type: u16,
+    /// `IPPROTO_*` (socket's argument, else the kernel socket's protocol).
+    pub protocol: u16,
+    /// socket's type argument as passed (flags included).
+    pub type_arg: Option<u32>,
+    /// listen's backlog.
+    pub backlog: Option<u32>,
+    /// accept4's and dup3's flags.
+    pub call_flags: Option<u32>,
+    /// The local end, when the kernel socket has one (the bound address and port).
+    pub local: Option<SocketAddr>,
+    /// The remote end: the peer of a connected or accepted socket, a connect's or datagram's
+    /// destination.
+    pub remote: Option<SocketAddr>,
+    /// Whether `remote` is the caller's argument rather than the kernel socket's peer.
+    pub remote_from_arg: bool,
+    /// A connect that did not go through the connect syscall (io_uring), seen before it ran:
+    /// `ret` (0) and `fd` are not known.
+    pub no_syscall: bool,
+}
+
+impl NetEvent {
+    /// `AF_INET` or `AF_INET6`.
+    pub fn is_inet(&self) -> bool {
+        matches!(self.family, AF_INET | AF_INET6)
+    }
+}
+
+/// An address as `dw_net_event` holds it (IPv4 in the first 4 bytes, network order).
+pub fn ip_from_raw(family: u16, raw: &[u8; 16]) -> Option<IpAddr> {
+    match family {
+        AF_INET => Some(IpAddr::from([raw[0], raw[1], raw[2], raw[3]])),
+        AF_INET6 => Some(IpAddr::from(*raw)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_round_trip_and_names() {
+        for (i, op) in NetOp::ALL.iter().enumerate() {
+            assert_eq!(usize::from(op.raw()), i + 1);
+            assert_eq!(NetOp::from_raw(op.raw()), Some(*op));
+        }
+        assert_eq!(NetOp::from_raw(0), None);
+        assert_eq!(NetOp::from_raw(12), None);
+        assert_eq!(NetOp::Accept4.as_str(), "accept4");
+        assert!(NetOp::Dup2.is_dup() && NetOp::Accept.is_accept());
+    }
+
+    #[test]
+    fn raw_addresses() {
+        let mut raw = [0u8; 16];
+        raw[..4].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(
+            ip_from_raw(AF_INET, &raw),
+            Some("127.0.0.1".parse().unwrap())
+        );
+        let v6: std::net::Ipv6Addr = "::1".parse().unwrap();
+        assert_eq!(ip_from_raw(AF_INET6, &v6.octets()), Some(IpAddr::V6(v6)));
+        assert_eq!(ip_from_raw(AF_UNIX, &raw), None);
+    }
+}
