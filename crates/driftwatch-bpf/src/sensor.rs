@@ -452,39 +452,13 @@ impl ExecSensor {
             SYSCALL_PROGRAMS.len() + 2 * (FILE_SYSCALLS.len() + NET_SYSCALLS.len()),
         );
         for (name, category, tracepoint) in SYSCALL_PROGRAMS {
-            let prog: &mut TracePoint = match ebpf.program_mut(name) {
-                Some(Program::TracePoint(p)) => p,
-                _ => {
-                    return Err(BpfError::MissingItem {
-                        what: "tracepoint program",
-                        name,
-                    })
-                }
-            };
-            prog.load()
-                .map_err(|e| BpfError::from_program(name, tracepoint, "load", e))?;
-            let id = prog
-                .attach(category, tracepoint)
-                .map_err(|e| BpfError::from_trace_point_attach(name, category, tracepoint, e))?;
-            let link = prog
-                .take_link(id)
-                .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
+            load_tracepoint(&mut ebpf, name, tracepoint)?;
+            syscall_links.push(attach_tracepoint(&mut ebpf, name, category, tracepoint)?);
             debug!(program = name, category, tracepoint, "attached");
-            syscall_links.push(link);
         }
         if opts.files {
             for name in [FILE_ENTER_OPEN, FILE_ENTER_OPENAT, FILE_ENTER, FILE_EXIT] {
-                match ebpf.program_mut(name) {
-                    Some(Program::TracePoint(p)) => p
-                        .load()
-                        .map_err(|e| BpfError::from_program(name, "sys_*_file", "load", e))?,
-                    _ => {
-                        return Err(BpfError::MissingItem {
-                            what: "tracepoint program",
-                            name,
-                        })
-                    }
-                }
+                load_tracepoint(&mut ebpf, name, "sys_*_file")?;
             }
             for (call, enter_tp, exit_tp) in FILE_SYSCALLS {
                 let enter = match call {
@@ -493,52 +467,18 @@ impl ExecSensor {
                     _ => FILE_ENTER,
                 };
                 for (name, tracepoint) in [(enter, enter_tp), (FILE_EXIT, exit_tp)] {
-                    let Some(Program::TracePoint(prog)) = ebpf.program_mut(name) else {
-                        return Err(BpfError::MissingItem {
-                            what: "tracepoint program",
-                            name,
-                        });
-                    };
-                    let id = prog.attach("syscalls", tracepoint).map_err(|e| {
-                        BpfError::from_trace_point_attach(name, "syscalls", tracepoint, e)
-                    })?;
-                    let link = prog
-                        .take_link(id)
-                        .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
-                    syscall_links.push(link);
+                    syscall_links.push(attach_tracepoint(&mut ebpf, name, "syscalls", tracepoint)?);
                 }
             }
             debug!(calls = FILE_SYSCALLS.len(), "file programs attached");
         }
         if opts.net {
             for name in [NET_ENTER, NET_EXIT] {
-                match ebpf.program_mut(name) {
-                    Some(Program::TracePoint(p)) => p
-                        .load()
-                        .map_err(|e| BpfError::from_program(name, "sys_*_net", "load", e))?,
-                    _ => {
-                        return Err(BpfError::MissingItem {
-                            what: "tracepoint program",
-                            name,
-                        })
-                    }
-                }
+                load_tracepoint(&mut ebpf, name, "sys_*_net")?;
             }
             for (_call, enter_tp, exit_tp) in NET_SYSCALLS {
                 for (name, tracepoint) in [(NET_ENTER, enter_tp), (NET_EXIT, exit_tp)] {
-                    let Some(Program::TracePoint(prog)) = ebpf.program_mut(name) else {
-                        return Err(BpfError::MissingItem {
-                            what: "tracepoint program",
-                            name,
-                        });
-                    };
-                    let id = prog.attach("syscalls", tracepoint).map_err(|e| {
-                        BpfError::from_trace_point_attach(name, "syscalls", tracepoint, e)
-                    })?;
-                    let link = prog
-                        .take_link(id)
-                        .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))?;
-                    syscall_links.push(link);
+                    syscall_links.push(attach_tracepoint(&mut ebpf, name, "syscalls", tracepoint)?);
                 }
             }
             debug!(calls = NET_SYSCALLS.len(), "network programs attached");
@@ -748,6 +688,47 @@ fn unescape_mount(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The tracepoint program `name` of the object.
+fn tracepoint_program<'e>(
+    ebpf: &'e mut Ebpf,
+    name: &'static str,
+) -> Result<&'e mut TracePoint, BpfError> {
+    match ebpf.program_mut(name) {
+        Some(Program::TracePoint(p)) => Ok(p),
+        _ => Err(BpfError::MissingItem {
+            what: "tracepoint program",
+            name,
+        }),
+    }
+}
+
+/// Load (verify) the tracepoint program `name`; `tracepoint` names it in an error.
+fn load_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    tracepoint: &'static str,
+) -> Result<(), BpfError> {
+    tracepoint_program(ebpf, name)?
+        .load()
+        .map_err(|e| BpfError::from_program(name, tracepoint, "load", e))
+}
+
+/// Attach the loaded tracepoint program `name` to `category:tracepoint`; the link is the
+/// caller's to keep (dropping it detaches).
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    category: &'static str,
+    tracepoint: &'static str,
+) -> Result<TracePointLink, BpfError> {
+    let prog = tracepoint_program(ebpf, name)?;
+    let id = prog
+        .attach(category, tracepoint)
+        .map_err(|e| BpfError::from_trace_point_attach(name, category, tracepoint, e))?;
+    prog.take_link(id)
+        .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))
 }
 
 /// Loads and attaches `cgroup/connect4|6` at the cgroup v2 root (bpf links: several programs
