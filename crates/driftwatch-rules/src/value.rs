@@ -123,7 +123,7 @@ pub enum MapSourceError {
         value: String,
     },
     #[error(
-        "unknown event type '{value}' (driftwatch produces execve, execveat, mmap and mprotect)"
+        "unknown event type '{value}' (driftwatch produces execve, execveat, mmap, mprotect, the file and the network syscalls: see evt.type in `driftwatch rules fields`)"
     )]
     BadEventType { value: String },
     #[error("the event has no evt.type")]
