@@ -6,11 +6,14 @@
 //! (then rules cannot load with it); the test `every_field_in_the_table_is_provided_or_rejected_at_load`
 //! walks the table.
 
+mod net;
+
 use crate::detect::Action;
 use crate::enrich::{AlertCtx, Arrival};
 use crate::proctable::ProcessTable;
-use driftwatch_event::{FileEvent, FileLayer, FileOp};
+use driftwatch_event::{FileEvent, FileLayer, FileOp, NetEvent};
 use driftwatch_rules::{EventType, FieldArg, FieldId, FieldSource, Scratch, Value, FIELDS};
+use net::Sock;
 
 /// The agent's meaning of each rule-engine field, indexed by [`FieldId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +81,34 @@ enum F {
     FdUpper,
     FdLower,
     FdLayer,
+    FdType,
+    FdSockfamily,
+    FdL4proto,
+    /// An address of a socket (`fd.cip`, `fd.cnet`, …).
+    Addr(End),
+    /// A port of a socket.
+    Port(End),
+    /// Both ends' addresses (`fd.ip`, `fd.net`).
+    EitherAddr,
+    /// Both ends' ports (`fd.port`).
+    EitherPort,
+    FdIsServer,
+    FdConnected,
+    FdNameChanged,
+    ArgDomain,
+    ArgType,
+    ArgBacklog,
     /// A field the agent cannot provide for its events (no value).
     None,
+}
+
+/// Which end of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Client,
+    Server,
+    Local,
+    Remote,
 }
 
 /// Falco's path argument names (they differ per syscall).
@@ -235,7 +264,7 @@ fn errno_name(ret: i64) -> &'static str {
         40 => "ELOOP",
         95 => "EOPNOTSUPP",
         122 => "EDQUOT",
-        _ => "E",
+        _ => net::errno_name(ret).unwrap_or("E"),
     }
 }
 
@@ -328,11 +357,40 @@ impl Default for FieldMap {
                     "fd.is_upper_layer" => F::FdUpper,
                     "fd.is_lower_layer" => F::FdLower,
                     "fd.layer" => F::FdLayer,
+                    "fd.type" => F::FdType,
+                    "fd.sockfamily" => F::FdSockfamily,
+                    "fd.l4proto" => F::FdL4proto,
+                    "fd.cip" | "fd.cnet" => F::Addr(End::Client),
+                    "fd.sip" | "fd.snet" => F::Addr(End::Server),
+                    "fd.lip" | "fd.lnet" => F::Addr(End::Local),
+                    "fd.rip" | "fd.rnet" => F::Addr(End::Remote),
+                    "fd.cport" => F::Port(End::Client),
+                    "fd.sport" => F::Port(End::Server),
+                    "fd.lport" => F::Port(End::Local),
+                    "fd.rport" => F::Port(End::Remote),
+                    "fd.ip" | "fd.net" => F::EitherAddr,
+                    "fd.port" => F::EitherPort,
+                    "fd.is_server" => F::FdIsServer,
+                    "fd.connected" => F::FdConnected,
+                    "fd.name_changed" => F::FdNameChanged,
+                    "evt.arg.domain" => F::ArgDomain,
+                    "evt.arg.type" => F::ArgType,
+                    "evt.arg.backlog" => F::ArgBacklog,
                     _ => F::None,
                 })
                 .collect(),
         )
     }
+}
+
+/// The syscall an event is, when it is one (file and network events).
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Call<'a> {
+    /// An exec or a mapping.
+    #[default]
+    None,
+    File(&'a FileEvent),
+    Net(&'a NetEvent),
 }
 
 /// One event as the rules see it.
@@ -345,8 +403,8 @@ pub struct EventSource<'a> {
     pub arrival: Option<&'a Arrival>,
     pub action: Action,
     pub cwd: Option<&'a [u8]>,
-    /// The file event, for file syscalls.
-    pub file: Option<&'a FileEvent>,
+    /// The file or network syscall.
+    pub call: Call<'a>,
     pub table: &'a ProcessTable,
     pub hostname: &'a str,
 }
@@ -487,85 +545,153 @@ impl FieldSource for EventSource<'_> {
                 .and_then(|a| a.verdict.image_copy_of.as_deref())
                 .map(Value::Str),
             F::Action => Some(Value::Str(self.action.as_str().as_bytes())),
-            _ => self.file_field(f, scratch),
+            _ => match self.call {
+                Call::File(ev) => file_field(ev, f, scratch),
+                Call::Net(ev) => net_field(ev, f, scratch),
+                Call::None => None,
+            },
         }
     }
 }
 
-impl EventSource<'_> {
-    /// The file-event fields (none for other events).
-    fn file_field<'a>(&'a self, f: F, scratch: &'a mut Scratch) -> Option<Value<'a>> {
-        let ev = self.file?;
-        match f {
-            F::RawRes => Some(Value::I64(ev.ret)),
-            F::Res => Some(Value::Str(if ev.ret >= 0 {
-                b"SUCCESS"
-            } else {
-                let name = errno_name(ev.ret);
-                if name.len() > 1 {
-                    name.as_bytes()
-                } else {
-                    let _ = std::io::Write::write_fmt(
-                        &mut scratch.bytes,
-                        format_args!("E{}", ev.ret.unsigned_abs()),
-                    );
-                    &scratch.bytes
-                }
-            })),
-            F::IsOpenWrite => ev.op.is_open().then(|| Value::Bool(ev.is_open_write())),
-            F::IsOpenRead => ev.op.is_open().then(|| Value::Bool(ev.is_open_read())),
-            F::ArgFlags => {
-                if ev.op.is_open() {
-                    open_flags(ev.flags, &mut scratch.bytes);
-                } else {
-                    match ev.op {
-                        FileOp::Unlinkat
-                        | FileOp::Renameat2
-                        | FileOp::Linkat
-                        | FileOp::Fchownat => at_flags(ev.op, ev.flags, &mut scratch.bytes),
-                        _ => return None,
-                    }
-                }
-                Some(Value::Str(&scratch.bytes))
-            }
-            F::ArgMode => {
-                mode_names(ev.mode?, &mut scratch.bytes);
-                Some(Value::Str(&scratch.bytes))
-            }
-            F::ArgPath(which) => path_arg(ev, which).map(Value::Str),
-            F::ArgTarget => ev.target.as_deref().map(Value::Str),
-            F::ArgUid | F::ArgGid | F::ArgFd => {
-                let n = match f {
-                    F::ArgUid => i64::from(ev.uid?),
-                    F::ArgGid => i64::from(ev.gid?),
-                    _ => ev.fd?,
-                };
-                // Falco's evt.arg.* are strings: the decimal, written into the scratch buffer.
-                let _ = std::io::Write::write_fmt(&mut scratch.bytes, format_args!("{n}"));
-                Some(Value::Str(&scratch.bytes))
-            }
-            F::FdNum => ev.fd.map(Value::I64),
-            F::FdName => Some(Value::Str(&ev.path)),
-            F::FdDirectory => Some(Value::Str(split_dir(&ev.path).0)),
-            F::FdFilename => Some(Value::Str(split_dir(&ev.path).1)),
-            F::FdTypechar => {
-                let mode = ev.file.as_ref()?.mode & 0o170000;
-                Some(Value::Str(match mode {
-                    0o100000 => b"f",
-                    0o040000 => b"d",
-                    0o120000 => b"l",
-                    0o010000 => b"p",
-                    0o140000 => b"u",
-                    _ => b"o",
-                }))
-            }
-            F::FdUpper => ev
-                .layer
-                .map(|l| Value::Bool(matches!(l, FileLayer::Upper | FileLayer::CopiedUp))),
-            F::FdLower => ev.layer.map(|l| Value::Bool(l == FileLayer::Lower)),
-            F::FdLayer => ev.layer.map(|l| Value::Str(l.as_str().as_bytes())),
-            _ => None,
+/// `evt.res` of a return value.
+fn res<'a>(ret: i64, scratch: &'a mut Scratch) -> Value<'a> {
+    Value::Str(if ret >= 0 {
+        b"SUCCESS"
+    } else {
+        let name = errno_name(ret);
+        if name.len() > 1 {
+            name.as_bytes()
+        } else {
+            let _ = std::io::Write::write_fmt(
+                &mut scratch.bytes,
+                format_args!("E{}", ret.unsigned_abs()),
+            );
+            &scratch.bytes
         }
+    })
+}
+
+/// A decimal number as a string value (Falco's `evt.arg.*` are strings).
+fn decimal(n: impl std::fmt::Display, scratch: &mut Scratch) -> Value<'_> {
+    let _ = std::io::Write::write_fmt(&mut scratch.bytes, format_args!("{n}"));
+    Value::Str(&scratch.bytes)
+}
+
+/// The network-event fields (see [`net`]).
+fn net_field<'a>(ev: &NetEvent, f: F, scratch: &'a mut Scratch) -> Option<Value<'a>> {
+    let sock = || Sock::of(ev);
+    let addr = |a: std::net::SocketAddr, scratch: &'a mut Scratch| {
+        let _ = std::io::Write::write_fmt(&mut scratch.bytes, format_args!("{}", a.ip()));
+        Value::Str(&scratch.bytes)
+    };
+    let end = |e: End| {
+        let s = sock();
+        match e {
+            End::Client => s.client(),
+            End::Server => s.server(),
+            End::Local => s.local(),
+            End::Remote => s.remote(),
+        }
+    };
+    match f {
+        F::RawRes => (!ev.no_syscall).then_some(Value::I64(ev.ret)),
+        F::Res => (!ev.no_syscall).then(|| res(ev.ret, scratch)),
+        F::FdNum => net::fd_num(ev).map(Value::I64),
+        F::FdName => sock()
+            .write_name(&mut scratch.bytes)
+            .then_some(Value::Str(&scratch.bytes)),
+        F::FdTypechar => net::fd_type(ev).map(|(_, c)| Value::Str(c.as_bytes())),
+        F::FdType => net::fd_type(ev).map(|(t, _)| Value::Str(t.as_bytes())),
+        F::FdSockfamily => net::sock_family(ev).map(|t| Value::Str(t.as_bytes())),
+        F::FdL4proto => net::l4proto(ev).map(|t| Value::Str(t.as_bytes())),
+        F::Addr(e) => end(e).map(|a| addr(a, scratch)),
+        F::Port(e) => end(e).map(|a| Value::U64(u64::from(a.port()))),
+        F::EitherAddr => {
+            for a in sock().either() {
+                let _ = std::io::Write::write_fmt(&mut scratch.bytes, format_args!("{}", a.ip()));
+                scratch.ends.push(scratch.bytes.len());
+            }
+            (!scratch.ends.is_empty()).then_some(Value::StrList(scratch))
+        }
+        F::EitherPort => {
+            scratch
+                .nums
+                .extend(sock().either().map(|a| u64::from(a.port())));
+            (!scratch.nums.is_empty()).then_some(Value::NumList(scratch))
+        }
+        F::FdIsServer => ev.is_inet().then(|| Value::Bool(sock().is_server())),
+        F::FdConnected => ev
+            .is_inet()
+            .then(|| Value::Bool(net::connected(ev, sock()))),
+        F::FdNameChanged => Some(Value::Bool(ev.is_inet() && net::name_changed(ev))),
+        F::ArgDomain => (ev.op == driftwatch_event::NetOp::Socket).then(|| {
+            net::write_domain(ev.family, &mut scratch.bytes);
+            Value::Str(&scratch.bytes)
+        }),
+        F::ArgType => ev.type_arg.map(|t| decimal(t, scratch)),
+        F::ArgBacklog => ev.backlog.map(|b| decimal(b, scratch)),
+        _ => None,
+    }
+}
+
+/// The file-event fields.
+fn file_field<'a>(ev: &'a FileEvent, f: F, scratch: &'a mut Scratch) -> Option<Value<'a>> {
+    match f {
+        F::RawRes => Some(Value::I64(ev.ret)),
+        F::Res => Some(res(ev.ret, scratch)),
+        F::IsOpenWrite => ev.op.is_open().then(|| Value::Bool(ev.is_open_write())),
+        F::IsOpenRead => ev.op.is_open().then(|| Value::Bool(ev.is_open_read())),
+        F::ArgFlags => {
+            if ev.op.is_open() {
+                open_flags(ev.flags, &mut scratch.bytes);
+            } else {
+                match ev.op {
+                    FileOp::Unlinkat | FileOp::Renameat2 | FileOp::Linkat | FileOp::Fchownat => {
+                        at_flags(ev.op, ev.flags, &mut scratch.bytes)
+                    }
+                    _ => return None,
+                }
+            }
+            Some(Value::Str(&scratch.bytes))
+        }
+        F::ArgMode => {
+            mode_names(ev.mode?, &mut scratch.bytes);
+            Some(Value::Str(&scratch.bytes))
+        }
+        F::ArgPath(which) => path_arg(ev, which).map(Value::Str),
+        F::ArgTarget => ev.target.as_deref().map(Value::Str),
+        F::ArgUid | F::ArgGid | F::ArgFd => {
+            let n = match f {
+                F::ArgUid => i64::from(ev.uid?),
+                F::ArgGid => i64::from(ev.gid?),
+                _ => ev.fd?,
+            };
+            // Falco's evt.arg.* are strings: the decimal, written into the scratch buffer.
+            let _ = std::io::Write::write_fmt(&mut scratch.bytes, format_args!("{n}"));
+            Some(Value::Str(&scratch.bytes))
+        }
+        F::FdNum => ev.fd.map(Value::I64),
+        F::FdName => Some(Value::Str(&ev.path)),
+        F::FdDirectory => Some(Value::Str(split_dir(&ev.path).0)),
+        F::FdFilename => Some(Value::Str(split_dir(&ev.path).1)),
+        F::FdTypechar => {
+            let mode = ev.file.as_ref()?.mode & 0o170000;
+            Some(Value::Str(match mode {
+                0o100000 => b"f",
+                0o040000 => b"d",
+                0o120000 => b"l",
+                0o010000 => b"p",
+                0o140000 => b"u",
+                _ => b"o",
+            }))
+        }
+        F::FdUpper => ev
+            .layer
+            .map(|l| Value::Bool(matches!(l, FileLayer::Upper | FileLayer::CopiedUp))),
+        F::FdLower => ev.layer.map(|l| Value::Bool(l == FileLayer::Lower)),
+        F::FdLayer => ev.layer.map(|l| Value::Str(l.as_str().as_bytes())),
+        _ => None,
     }
 }
 
@@ -574,7 +700,9 @@ mod tests {
     use super::*;
     use crate::enrich::Via;
     use crate::proctable::ProcEntry;
-    use driftwatch_event::{ContainerInfo, ExeFile, ExeOrigin, ExecFlags, TaskInfo};
+    use driftwatch_event::{
+        ContainerInfo, ExeFile, ExeOrigin, ExecFlags, NetOp, TaskInfo, AF_INET,
+    };
     use driftwatch_origin::Verdict;
     use driftwatch_rules::{
         compile, load_str, ArgKind, CompileOptions, EventKind, EventKinds, FieldDef,
@@ -654,6 +782,47 @@ mod tests {
         assert_eq!(path_arg(&ev, PathArg::Linkpath), Some(&b"/l"[..]));
     }
 
+    fn sa(text: &str) -> std::net::SocketAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// One network event of every op, each as the sensor reports it.
+    fn synthetic_net_events() -> Vec<NetEvent> {
+        let tcp4 = |op: NetOp, ret: i64, local: Option<&str>, remote: Option<&str>| NetEvent {
+            op,
+            ret,
+            fd: Some(3),
+            fd2: Some(4),
+            family: AF_INET,
+            sock_type: 1,
+            protocol: 6,
+            local: local.map(sa),
+            remote: remote.map(sa),
+            ..NetEvent::default()
+        };
+        let mut out = Vec::new();
+        for op in NetOp::ALL {
+            out.push(match op {
+                NetOp::Socket => NetEvent {
+                    type_arg: Some(3),
+                    family: 17,
+                    sock_type: 3,
+                    ..tcp4(op, 3, None, None)
+                },
+                NetOp::Listen => NetEvent {
+                    backlog: Some(128),
+                    ..tcp4(op, 0, Some("0.0.0.0:8080"), None)
+                },
+                NetOp::Bind => tcp4(op, 0, Some("0.0.0.0:8080"), None),
+                NetOp::Accept | NetOp::Accept4 => {
+                    tcp4(op, 5, Some("10.0.0.1:8080"), Some("10.0.0.2:40000"))
+                }
+                _ => tcp4(op, 0, Some("10.0.0.2:40000"), Some("10.0.0.1:8080")),
+            });
+        }
+        out
+    }
+
     /// The synthetic events of one kind that [`every_field_in_the_table_is_provided_or_rejected_at_load`]
     /// reads fields from, built as the processor builds them (an exec carries its executable's
     /// facts and working directory, a mapping its drift arrival, a file event its syscall).
@@ -672,6 +841,7 @@ mod tests {
         arrival: bool,
         cwd: Option<Vec<u8>>,
         file: Option<FileEvent>,
+        net: Option<NetEvent>,
     }
 
     fn process(tgid: u32, ppid: u32, comm: &str, exepath: &str) -> ProcEntry {
@@ -750,6 +920,7 @@ mod tests {
                     arrival: true,
                     cwd: Some(b"/work".to_vec()),
                     file: None,
+                    net: None,
                 },
                 Synthetic1 {
                     evt_type: EventType::Mmap,
@@ -757,6 +928,7 @@ mod tests {
                     arrival: true,
                     cwd: None,
                     file: None,
+                    net: None,
                 },
             ];
             for op in FileOp::ALL {
@@ -785,6 +957,17 @@ mod tests {
                     arrival: false,
                     cwd: None,
                     file: Some(file),
+                    net: None,
+                });
+            }
+            for ev in synthetic_net_events() {
+                events.push(Synthetic1 {
+                    evt_type: EventType::Net(ev.op),
+                    ctx: ctx(ev.op.as_str(), false),
+                    arrival: false,
+                    cwd: None,
+                    file: None,
+                    net: Some(ev),
                 });
             }
             Synthetic {
@@ -811,6 +994,7 @@ mod tests {
                     EventKind::Exec => EventKinds::EXEC,
                     EventKind::Map => EventKinds::MAP,
                     EventKind::File => EventKinds::FILE,
+                    EventKind::Net => EventKinds::NET,
                 };
                 if kinds.0 & kind.0 == 0 {
                     continue;
@@ -823,7 +1007,11 @@ mod tests {
                     arrival: e.arrival.then_some(&self.arrival),
                     action: Action::Killed,
                     cwd: e.cwd.as_deref(),
-                    file: e.file.as_ref(),
+                    call: match (&e.file, &e.net) {
+                        (Some(f), _) => Call::File(f),
+                        (None, Some(n)) => Call::Net(n),
+                        (None, None) => Call::None,
+                    },
                     table: &self.table,
                     hostname: "node-1",
                 };
@@ -841,7 +1029,17 @@ mod tests {
     #[test]
     fn every_field_in_the_table_is_provided_or_rejected_at_load() {
         let s = Synthetic::new();
-        let kinds = [EventKinds::EXEC, EventKinds::MAP, EventKinds::FILE];
+        let kinds = [
+            EventKinds::EXEC,
+            EventKinds::MAP,
+            EventKinds::FILE,
+            EventKinds::NET,
+        ];
+        assert_eq!(
+            kinds.iter().fold(0, |m, k| m | k.0),
+            EventKinds::ALL.0,
+            "a new event kind needs synthetic events here"
+        );
         for (i, def) in FIELDS.iter().enumerate() {
             let id = FieldId(u16::try_from(i).unwrap_or(u16::MAX));
             let mapped = s.fields.0.get(i).is_some_and(|f| *f != F::None);
@@ -911,5 +1109,490 @@ mod tests {
         let c = compile(&load, &skip);
         assert!(!c.has_errors(), "{:?}", c.diagnostics);
         assert_eq!((c.stats.loaded, c.stats.skipped_unknown), (0, 1));
+    }
+}
+
+#[cfg(test)]
+mod net_tests {
+    use super::*;
+    use crate::enrich::AlertCtx;
+    use driftwatch_event::{ContainerInfo, NetOp, TaskInfo, AF_INET, AF_INET6};
+    use driftwatch_rules::{compile, load_str, lookup_field as lookup, CompileOptions, EvalCtx};
+    use std::sync::Arc;
+
+    fn sa(text: &str) -> std::net::SocketAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn tcp(op: NetOp, ret: i64, local: Option<&str>, remote: Option<&str>) -> NetEvent {
+        let v6 = local.or(remote).is_some_and(|a| a.starts_with('['));
+        NetEvent {
+            op,
+            ret,
+            fd: Some(3),
+            fd2: Some(4),
+            family: if v6 { AF_INET6 } else { AF_INET },
+            sock_type: 1,
+            protocol: 6,
+            local: local.map(sa),
+            remote: remote.map(sa),
+            ..NetEvent::default()
+        }
+    }
+
+    fn ctx() -> AlertCtx {
+        AlertCtx {
+            time_ns: 1,
+            evt_type: "connect",
+            task: TaskInfo {
+                tgid: 30,
+                pid: 30,
+                comm: "nc".into(),
+                ..TaskInfo::default()
+            },
+            container: Some(Arc::new(ContainerInfo {
+                id: "0123456789abcdef".into(),
+                ..ContainerInfo::default()
+            })),
+            process: crate::proctable::ProcEntry::default(),
+            parent: None,
+            user_name: None,
+            exe: None,
+        }
+    }
+
+    /// Each field's value for `ev`, as an output prints it (`None` when it has none).
+    fn fields_of(ev: &NetEvent, names: &[&str]) -> Vec<Option<String>> {
+        let map = FieldMap::default();
+        let table = ProcessTable::new(4);
+        let ctx = ctx();
+        let src = EventSource {
+            fields: &map,
+            evt_type: EventType::Net(ev.op),
+            num: 1,
+            ctx: &ctx,
+            arrival: None,
+            action: Action::None,
+            cwd: None,
+            call: Call::Net(ev),
+            table: &table,
+            hostname: "node",
+        };
+        names
+            .iter()
+            .map(|name| {
+                let id = lookup(name).unwrap_or_else(|| panic!("{name} not provided"));
+                let mut scratch = Scratch::default();
+                src.get(id, &FieldArg::None, &mut scratch).map(|v| match v {
+                    Value::Str(b) => String::from_utf8_lossy(b).into_owned(),
+                    Value::U64(n) => n.to_string(),
+                    Value::I64(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::StrList(l) => l
+                        .strs()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Value::NumList(l) => l
+                        .nums
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                })
+            })
+            .collect()
+    }
+
+    fn one(ev: &NetEvent, name: &str) -> Option<String> {
+        fields_of(ev, &[name]).pop().flatten()
+    }
+
+    const CONN: &[&str] = &[
+        "fd.name",
+        "fd.cip",
+        "fd.cport",
+        "fd.sip",
+        "fd.sport",
+        "fd.lip",
+        "fd.lport",
+        "fd.rip",
+        "fd.rport",
+        "fd.is_server",
+        "fd.connected",
+        "fd.type",
+        "fd.typechar",
+    ];
+
+    fn all(v: &[&str]) -> Vec<Option<String>> {
+        v.iter().map(|s| Some((*s).to_string())).collect()
+    }
+
+    #[test]
+    fn connect_v4_and_v6_names_client_first() {
+        let ev = tcp(
+            NetOp::Connect,
+            0,
+            Some("10.0.0.2:40000"),
+            Some("10.0.0.1:80"),
+        );
+        assert_eq!(
+            fields_of(&ev, CONN),
+            all(&[
+                "10.0.0.2:40000->10.0.0.1:80",
+                "10.0.0.2",
+                "40000",
+                "10.0.0.1",
+                "80",
+                "10.0.0.2",
+                "40000",
+                "10.0.0.1",
+                "80",
+                "false",
+                "true",
+                "ipv4",
+                "4"
+            ])
+        );
+        assert_eq!(one(&ev, "fd.sockfamily").as_deref(), Some("ip"));
+        assert_eq!(one(&ev, "fd.l4proto").as_deref(), Some("tcp"));
+        assert_eq!(one(&ev, "fd.ip").as_deref(), Some("10.0.0.2,10.0.0.1"));
+        assert_eq!(one(&ev, "fd.port").as_deref(), Some("40000,80"));
+        assert_eq!(one(&ev, "fd.name_changed").as_deref(), Some("true"));
+        assert_eq!(one(&ev, "evt.res").as_deref(), Some("SUCCESS"));
+        let ev = tcp(
+            NetOp::Connect,
+            0,
+            Some("[fd00::2]:40000"),
+            Some("[fd00::1]:443"),
+        );
+        assert_eq!(
+            one(&ev, "fd.name").as_deref(),
+            Some("fd00::2:40000->fd00::1:443"),
+            "IPv6 without brackets, as Falco's ipv6tuple_to_string"
+        );
+        assert_eq!(one(&ev, "fd.type").as_deref(), Some("ipv6"));
+        assert_eq!(one(&ev, "fd.typechar").as_deref(), Some("6"));
+        assert_eq!(one(&ev, "fd.sip").as_deref(), Some("fd00::1"));
+        let ev = tcp(
+            NetOp::Connect,
+            0,
+            Some("[::ffff:127.0.0.1]:40000"),
+            Some("[::ffff:127.0.0.1]:80"),
+        );
+        assert_eq!(
+            (
+                one(&ev, "fd.name").as_deref(),
+                one(&ev, "fd.type").as_deref()
+            ),
+            (Some("127.0.0.1:40000->127.0.0.1:80"), Some("ipv4")),
+            "IPv4-mapped ends are an IPv4 socket"
+        );
+    }
+
+    #[test]
+    fn accept_puts_the_peer_as_client() {
+        let ev = tcp(
+            NetOp::Accept4,
+            5,
+            Some("10.0.0.1:8080"),
+            Some("10.0.0.2:40000"),
+        );
+        assert_eq!(
+            fields_of(&ev, CONN),
+            all(&[
+                "10.0.0.2:40000->10.0.0.1:8080",
+                "10.0.0.2",
+                "40000",
+                "10.0.0.1",
+                "8080",
+                "10.0.0.1",
+                "8080",
+                "10.0.0.2",
+                "40000",
+                "true",
+                "true",
+                "ipv4",
+                "4"
+            ])
+        );
+        assert_eq!(one(&ev, "fd.num").as_deref(), Some("3"));
+        assert_eq!(one(&ev, "evt.rawres").as_deref(), Some("5"));
+    }
+
+    #[test]
+    fn listeners_on_any_address() {
+        let ev = NetEvent {
+            backlog: Some(511),
+            ..tcp(NetOp::Listen, 0, Some("0.0.0.0:8080"), None)
+        };
+        assert_eq!(
+            fields_of(
+                &ev,
+                &[
+                    "fd.name",
+                    "fd.sip",
+                    "fd.sport",
+                    "fd.lport",
+                    "fd.is_server",
+                    "fd.connected",
+                    "evt.arg.backlog",
+                    "fd.name_changed",
+                    "fd.ip",
+                ]
+            ),
+            all(&[
+                "0.0.0.0:8080",
+                "0.0.0.0",
+                "8080",
+                "8080",
+                "true",
+                "false",
+                "511",
+                "false",
+                "0.0.0.0"
+            ])
+        );
+        assert_eq!(one(&ev, "fd.cip"), None);
+        assert_eq!(one(&ev, "fd.rport"), None);
+        let ev = tcp(NetOp::Bind, 0, Some("[::]:8080"), None);
+        assert_eq!(one(&ev, "fd.name").as_deref(), Some(":::8080"));
+        assert_eq!(one(&ev, "fd.sip").as_deref(), Some("::"));
+        assert_eq!(one(&ev, "fd.type").as_deref(), Some("ipv6"));
+    }
+
+    #[test]
+    fn failed_and_pending_connects() {
+        let refused = NetEvent {
+            remote_from_arg: true,
+            ..tcp(NetOp::Connect, -111, None, Some("10.0.0.1:81"))
+        };
+        assert_eq!(
+            fields_of(
+                &refused,
+                &["evt.res", "evt.rawres", "fd.name", "fd.connected"]
+            ),
+            all(&["ECONNREFUSED", "-111", "0.0.0.0:0->10.0.0.1:81", "false"])
+        );
+        let pending = tcp(
+            NetOp::Connect,
+            -115,
+            Some("10.0.0.2:40001"),
+            Some("10.0.0.1:80"),
+        );
+        assert_eq!(
+            fields_of(&pending, &["evt.res", "evt.rawres", "fd.connected"]),
+            all(&["EINPROGRESS", "-115", "false"])
+        );
+        let unreachable = tcp(NetOp::Connect, -101, None, Some("[fd00::9]:80"));
+        assert_eq!(one(&unreachable, "evt.res").as_deref(), Some("ENETUNREACH"));
+        assert_eq!(
+            one(&unreachable, "fd.name").as_deref(),
+            Some(":::0->fd00::9:80")
+        );
+        let uring = NetEvent {
+            no_syscall: true,
+            ..tcp(NetOp::Connect, 0, None, Some("10.0.0.1:80"))
+        };
+        assert_eq!(
+            fields_of(&uring, &["evt.res", "evt.rawres"]),
+            vec![None, None]
+        );
+    }
+
+    #[test]
+    fn sockets_datagrams_and_dups() {
+        let packet = NetEvent {
+            op: NetOp::Socket,
+            ret: 3,
+            fd: Some(3),
+            family: 17,
+            sock_type: 3,
+            protocol: 768,
+            type_arg: Some(3),
+            ..NetEvent::default()
+        };
+        assert_eq!(
+            fields_of(
+                &packet,
+                &["evt.arg.domain", "evt.arg.type", "fd.num", "evt.res"]
+            ),
+            all(&["AF_PACKET", "3", "3", "SUCCESS"])
+        );
+        assert_eq!(
+            fields_of(&packet, &["fd.name", "fd.type", "fd.l4proto", "fd.sip"]),
+            vec![None, None, None, None]
+        );
+        let inet = NetEvent {
+            family: AF_INET6,
+            sock_type: 2,
+            protocol: 0,
+            type_arg: Some(2 | 0o4000 | 0o2000000),
+            ..packet.clone()
+        };
+        assert_eq!(
+            fields_of(
+                &inet,
+                &["evt.arg.domain", "evt.arg.type", "fd.type", "fd.l4proto"]
+            ),
+            all(&["AF_INET6", "526338", "ipv6", "udp"])
+        );
+        let unix = NetEvent {
+            family: 1,
+            ..packet.clone()
+        };
+        assert_eq!(one(&unix, "evt.arg.domain").as_deref(), Some("AF_LOCAL"));
+        let udp = NetEvent {
+            sock_type: 2,
+            protocol: 17,
+            remote_from_arg: true,
+            ..tcp(NetOp::Sendto, 5, Some("0.0.0.0:5353"), Some("10.0.0.53:53"))
+        };
+        assert_eq!(
+            fields_of(
+                &udp,
+                &["fd.name", "fd.l4proto", "fd.connected", "fd.name_changed"]
+            ),
+            all(&["0.0.0.0:5353->10.0.0.53:53", "udp", "false", "true"])
+        );
+        // a reverse shell: the connected socket (fd 3) onto stdin
+        let dup = NetEvent {
+            fd: Some(0),
+            fd2: Some(3),
+            ..tcp(
+                NetOp::Dup2,
+                0,
+                Some("127.0.0.1:45678"),
+                Some("127.0.0.1:4444"),
+            )
+        };
+        assert_eq!(
+            fields_of(
+                &dup,
+                &[
+                    "evt.rawres",
+                    "fd.num",
+                    "fd.type",
+                    "fd.name",
+                    "fd.is_server",
+                    "fd.connected",
+                    "fd.name_changed"
+                ]
+            ),
+            all(&[
+                "0",
+                "3",
+                "ipv4",
+                "127.0.0.1:45678->127.0.0.1:4444",
+                "false",
+                "true",
+                "false"
+            ])
+        );
+    }
+
+    /// Falco's network conditions on the agent's events: CIDR networks, either endpoint.
+    #[test]
+    fn conditions_on_network_events() {
+        let text = |cond: &str| {
+            format!(
+                "- rule: r\n  desc: d\n  condition: '{}'\n  output: o\n  priority: NOTICE\n",
+                cond.replace('\'', "''")
+            )
+        };
+        let matches = |cond: &str, ev: &NetEvent| {
+            let load = load_str("r.yaml", &text(cond));
+            let c = compile(&load, &CompileOptions::default());
+            assert!(!c.has_errors(), "{cond}: {:?}", c.diagnostics);
+            let map = FieldMap::default();
+            let table = ProcessTable::new(4);
+            let ctx = ctx();
+            let src = EventSource {
+                fields: &map,
+                evt_type: EventType::Net(ev.op),
+                num: 1,
+                ctx: &ctx,
+                arrival: None,
+                action: Action::None,
+                cwd: None,
+                call: Call::Net(ev),
+                table: &table,
+                hostname: "node",
+            };
+            !c.rules.matching_names(&src, &mut EvalCtx::new()).is_empty()
+        };
+        let out = tcp(
+            NetOp::Connect,
+            -115,
+            Some("172.17.0.2:40000"),
+            Some("10.1.2.3:443"),
+        );
+        // Falco's `outbound` macro, minus its RFC 1918 exemption
+        let outbound = "evt.type = connect and (fd.typechar = 4 or fd.typechar = 6) and \
+                        (fd.ip != \"0.0.0.0\" and fd.net != \"127.0.0.0/8\") and \
+                        (evt.rawres >= 0 or evt.res = EINPROGRESS)";
+        assert!(matches(outbound, &out));
+        assert!(matches(
+            "evt.type = connect and fd.snet = \"10.0.0.0/8\"",
+            &out
+        ));
+        assert!(matches(
+            "evt.type = connect and fd.cnet = \"172.16.0.0/12\"",
+            &out
+        ));
+        assert!(matches(
+            "evt.type = connect and fd.lnet = \"172.16.0.0/12\"",
+            &out
+        ));
+        assert!(matches(
+            "evt.type = connect and fd.rnet != \"172.16.0.0/12\"",
+            &out
+        ));
+        assert!(matches(
+            "evt.type = connect and fd.net in (\"192.168.0.0/16\", \"10.0.0.0/8\")",
+            &out
+        ));
+        assert!(!matches(
+            "evt.type = connect and fd.net != \"10.0.0.0/8\"",
+            &out
+        ));
+        assert!(matches("evt.type = connect and fd.port = 443", &out));
+        assert!(!matches("evt.type = connect and fd.port != 443", &out));
+        assert!(matches(
+            "evt.type = connect and fd.sip = \"10.1.2.3\"",
+            &out
+        ));
+        let local = tcp(
+            NetOp::Connect,
+            0,
+            Some("127.0.0.1:40000"),
+            Some("127.0.0.1:80"),
+        );
+        assert!(!matches(outbound, &local), "loopback is not outbound");
+        let v6 = tcp(
+            NetOp::Connect,
+            0,
+            Some("[fd00::2]:40000"),
+            Some("[fd00:0::1]:80"),
+        );
+        assert!(matches(
+            "evt.type = connect and fd.snet = \"fd00::/8\"",
+            &v6
+        ));
+        assert!(matches(
+            "evt.type = connect and fd.sip = \"fd00::0:1\"",
+            &v6
+        ));
+        assert!(!matches(
+            "evt.type = connect and fd.net = \"10.0.0.0/8\"",
+            &v6
+        ));
+        // a listener on 0.0.0.0: Falco's `inbound` compares fd.ip with it
+        let listen = tcp(NetOp::Listen, 0, Some("0.0.0.0:8080"), None);
+        assert!(matches(
+            "evt.type = listen and fd.ip = \"0.0.0.0\" and fd.sport = 8080",
+            &listen
+        ));
+        assert!(!matches("evt.type = connect", &listen));
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::detect::{self, Action};
 use crate::enrich::{self, AlertCtx, Arrival, Via};
-use crate::fields::{EventSource, FieldMap};
+use crate::fields::{Call, EventSource, FieldMap};
 use crate::health::Health;
 use crate::metrics::{gauge, Metrics};
 use crate::proctable::ProcessTable;
@@ -16,7 +16,7 @@ use crate::users::UserNames;
 use driftwatch_bpf::ExecSensor;
 use driftwatch_event::{
     Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp, MapEvent,
-    MapHow, TaskInfo,
+    MapHow, NetEvent, TaskInfo,
 };
 use driftwatch_origin::{script, FileFacts, Origins, Verdict};
 use driftwatch_output::Summaries;
@@ -200,10 +200,9 @@ impl Processor {
                 counted.file.inc();
                 self.on_file(f).await;
             }
-            // The network sensor's events are counted only: no rule, field or baseline uses
-            // them yet (issue 10, items 2-5).
-            Event::Net(_) => {
+            Event::Net(n) => {
                 counted.net.inc();
+                self.on_net(n).await;
             }
         }
     }
@@ -286,11 +285,11 @@ impl Processor {
         evt_type: EventType,
         arrivals: &[(Arrival, Action)],
         cwd: Option<&[u8]>,
-        file: Option<&FileEvent>,
+        call: Call<'_>,
     ) {
         let alerts = self
             .eval
-            .alerts(&self.enrich.table, ctx, evt_type, arrivals, cwd, file);
+            .alerts(&self.enrich.table, ctx, evt_type, arrivals, cwd, call);
         for alert in alerts {
             self.send(alert).await;
         }
@@ -348,8 +347,14 @@ impl Processor {
                 (a, action)
             })
             .collect();
-        self.evaluate(&ctx, EventType::Execve, &arrivals, ev.cwd.as_deref(), None)
-            .await;
+        self.evaluate(
+            &ctx,
+            EventType::Execve,
+            &arrivals,
+            ev.cwd.as_deref(),
+            Call::None,
+        )
+        .await;
     }
 
     /// A script this exec runs: the `#!` script itself, or the program file given to an
@@ -423,7 +428,7 @@ impl Processor {
             MapHow::Mprotect => EventType::Mprotect,
             MapHow::Interp => EventType::Execve,
         };
-        self.evaluate(&ctx, evt_type, &[(arrival, action)], None, None)
+        self.evaluate(&ctx, evt_type, &[(arrival, action)], None, Call::None)
             .await;
     }
 
@@ -454,7 +459,31 @@ impl Processor {
             &self.enrich.table,
             &mut self.enrich.users,
         );
-        self.evaluate(&ctx, evt_type, &[], None, Some(&f)).await;
+        self.evaluate(&ctx, evt_type, &[], None, Call::File(&f))
+            .await;
+    }
+
+    /// A network syscall in a container: the rules decide (Falco's network rules). Like a file
+    /// event, only events of a type some rule can match are enriched.
+    async fn on_net(&mut self, n: NetEvent) {
+        let evt_type = EventType::Net(n.op);
+        if !self.eval.rules.has_rules_for(evt_type) {
+            return;
+        }
+        let Some(c) = self.inside_container(&n.task).await else {
+            return;
+        };
+        let ctx = enrich::alert_ctx(
+            n.time_ns,
+            n.op.as_str(),
+            &n.task,
+            Some(c),
+            None,
+            &self.enrich.table,
+            &mut self.enrich.users,
+        );
+        self.evaluate(&ctx, evt_type, &[], None, Call::Net(&n))
+            .await;
     }
 }
 
@@ -467,7 +496,7 @@ impl Evaluation {
         evt_type: EventType,
         arrivals: &[(Arrival, Action)],
         cwd: Option<&[u8]>,
-        file: Option<&FileEvent>,
+        call: Call<'_>,
     ) -> Vec<Alert> {
         let mut alerts: Vec<Alert> = Vec::new();
         let targets: Vec<(Option<&Arrival>, Action)> = if arrivals.is_empty() {
@@ -485,7 +514,7 @@ impl Evaluation {
                 arrival,
                 action,
                 cwd,
-                file,
+                call,
                 table,
                 hostname: &self.hostname,
             };

@@ -4,7 +4,7 @@
 //! buffers have grown to their working size (checked by a counting-allocator test).
 
 use crate::fields::{EventType, FieldId};
-use crate::matcher::{self, Glob, PrefixSet};
+use crate::matcher::{self, Glob, IpNet, PrefixSet};
 use crate::output::OutputFormat;
 use crate::source_loc::SourceLoc;
 use crate::value::{FieldArg, FieldSource, Scratch, Value};
@@ -57,6 +57,8 @@ pub(crate) enum Scalar {
     Str(Box<[u8]>),
     Num(i128),
     Bool(bool),
+    /// A network an address value is compared with (ipnet fields): equal when inside.
+    Net(IpNet),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +127,8 @@ pub(crate) enum Test {
     Exists,
     Eq(Scalar),
     Ne(Scalar),
+    /// `!=` on a field that is either of two values (`fd.ip`): no value is equal.
+    NoneEq(Scalar),
     Ord(OrdOp, i128),
     Contains(Box<[u8]>),
     IContains(Box<[u8]>),
@@ -173,6 +177,7 @@ impl V<'_> {
             (V::S(a), Scalar::Str(b)) => a == &**b,
             (V::N(a), Scalar::Num(b)) => a == *b,
             (V::B(a), Scalar::Bool(b)) => a == *b,
+            (V::S(a), Scalar::Net(n)) => n.contains_text(a),
             _ => false,
         }
     }
@@ -183,7 +188,7 @@ impl Test {
         match self {
             Test::Exists => true,
             Test::Eq(s) => v.eq_scalar(s),
-            Test::Ne(s) => !v.eq_scalar(s),
+            Test::Ne(s) | Test::NoneEq(s) => !v.eq_scalar(s),
             Test::Ord(op, n) => match v {
                 V::N(x) => ord(*op, x, *n),
                 _ => false,
@@ -479,6 +484,7 @@ impl CheckNode {
                     ctx.right_buf = br;
                     r
                 }
+                Test::NoneEq(s) => !any_scalar(&lv, |v| v.eq_scalar(s)),
                 t => any_scalar(&lv, |v| t.holds(v)),
             },
         };
@@ -528,7 +534,7 @@ pub struct CompiledRule {
     /// Where the rule was defined.
     pub loc: SourceLoc,
     /// Bit `i` set when the rule can match `EventType::ALL[i]`.
-    pub event_types: u32,
+    pub event_types: u64,
     pub output: OutputFormat,
     pub(crate) condition: Node,
 }
@@ -548,16 +554,22 @@ impl CompiledRule {
 }
 
 /// Compiled rules, indexed by event type.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
     by_type: [Vec<u32>; EventType::ALL.len()],
     mode: MatchMode,
 }
 
+impl Default for RuleSet {
+    fn default() -> RuleSet {
+        RuleSet::new(Vec::new(), MatchMode::default())
+    }
+}
+
 impl RuleSet {
     pub(crate) fn new(rules: Vec<CompiledRule>, mode: MatchMode) -> RuleSet {
-        let mut by_type: [Vec<u32>; EventType::ALL.len()] = Default::default();
+        let mut by_type: [Vec<u32>; EventType::ALL.len()] = std::array::from_fn(|_| Vec::new());
         for (i, r) in rules.iter().enumerate() {
             for t in r.event_types() {
                 by_type[t.index()].push(u32::try_from(i).unwrap_or(u32::MAX));

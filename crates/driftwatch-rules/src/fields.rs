@@ -4,7 +4,7 @@
 //! facts Falco does not have get driftwatch names (`proc.exe_origin`, `drift.*`). The docs
 //! page `docs/fields.md` is generated from this table (`driftwatch rules fields --markdown`).
 
-use driftwatch_event::FileOp;
+use driftwatch_event::{FileOp, NetOp};
 use std::fmt::Write as _;
 
 /// Index of a field in [`FIELDS`].
@@ -40,6 +40,15 @@ pub enum FieldType {
     Bool,
     /// Nanoseconds since the Unix epoch; printed as a time of day in outputs (Falco's abstime).
     AbsTime,
+    /// An IPv4 or IPv6 address (Falco's ipaddr): the value is the address as text (`10.0.0.1`,
+    /// `fd00::1`, IPv6 as `inet_ntop` writes it, no brackets); the values a rule compares it
+    /// with are parsed as addresses, so `fd.sip = "fd00:0::1"` matches `fd00::1`. Operators:
+    /// `=`, `!=`, `in`, `intersects`, `exists`.
+    IpAddr,
+    /// An address compared with networks (Falco's ipnet, `fd.net = "10.0.0.0/8"`): the value
+    /// is an address as for [`FieldType::IpAddr`], the values a rule gives are CIDR networks
+    /// (or single addresses); `=` holds when the address is in the network.
+    IpNet,
 }
 
 impl FieldType {
@@ -53,6 +62,8 @@ impl FieldType {
             FieldType::I64 => "i64",
             FieldType::Bool => "bool",
             FieldType::AbsTime => "abstime",
+            FieldType::IpAddr => "ipaddr",
+            FieldType::IpNet => "ipnet",
         }
     }
 
@@ -66,6 +77,12 @@ impl FieldType {
     #[must_use]
     pub const fn is_string(self) -> bool {
         matches!(self, FieldType::String | FieldType::Path)
+    }
+
+    /// Address-valued types (compared as addresses or networks, not as text).
+    #[must_use]
+    pub const fn is_ip(self) -> bool {
+        matches!(self, FieldType::IpAddr | FieldType::IpNet)
     }
 }
 
@@ -91,7 +108,10 @@ impl EventKinds {
     /// Exec and executable-mapping events (the process-code events).
     pub const PROC: EventKinds = EventKinds(3);
     pub const FILE: EventKinds = EventKinds(4);
-    pub const ALL: EventKinds = EventKinds(7);
+    pub const NET: EventKinds = EventKinds(8);
+    /// File and network events (the syscall events, which have a result and an fd).
+    pub const CALL: EventKinds = EventKinds(12);
+    pub const ALL: EventKinds = EventKinds(15);
 
     /// Docs text.
     #[must_use]
@@ -103,7 +123,10 @@ impl EventKinds {
             4 => "file",
             5 => "exec, file",
             6 => "mmap/mprotect, file",
-            7 => "all",
+            7 => "exec, mmap/mprotect, file",
+            8 => "network",
+            12 => "file, network",
+            15 => "all",
             _ => "none",
         }
     }
@@ -119,12 +142,15 @@ pub enum EventKind {
     /// A file was opened for writing, created, removed, renamed, linked or had its mode or
     /// owner changed (`open`, `openat`, `unlink`, `rename`, `chmod`, …).
     File,
+    /// A network syscall of a container process (`connect`, `accept`, `bind`, `listen`,
+    /// `socket`, `sendto`, `dup2`, …).
+    Net,
 }
 
 /// The `evt.type` values driftwatch produces. Rules are indexed by these.
 ///
 /// The file syscalls are [`FileOp`], their one definition: a syscall added there is an event
-/// type here, named by [`FileOp::as_str`].
+/// type here, named by [`FileOp::as_str`]. The network syscalls are [`NetOp`], the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     Execve,
@@ -133,6 +159,8 @@ pub enum EventType {
     Mprotect,
     /// A file-changing syscall.
     File(FileOp),
+    /// A network syscall.
+    Net(NetOp),
 }
 
 impl EventType {
@@ -144,15 +172,21 @@ impl EventType {
         EventType::Mprotect,
     ];
 
-    /// Every event type, in index order: the process-code types, then every [`FileOp::ALL`].
-    pub const ALL: [EventType; EventType::PROC.len() + FileOp::ALL.len()] = {
-        let mut all = [EventType::Execve; EventType::PROC.len() + FileOp::ALL.len()];
+    /// Index of the first network type in [`EventType::ALL`].
+    const NET_START: usize = EventType::PROC.len() + FileOp::ALL.len();
+
+    /// Every event type, in index order: the process-code types, then every [`FileOp::ALL`],
+    /// then every [`NetOp::ALL`].
+    pub const ALL: [EventType; EventType::NET_START + NetOp::ALL.len()] = {
+        let mut all = [EventType::Execve; EventType::NET_START + NetOp::ALL.len()];
         let mut i = 0;
         while i < all.len() {
             all[i] = if i < EventType::PROC.len() {
                 EventType::PROC[i]
-            } else {
+            } else if i < EventType::NET_START {
                 EventType::File(FileOp::ALL[i - EventType::PROC.len()])
+            } else {
+                EventType::Net(NetOp::ALL[i - EventType::NET_START])
             };
             i += 1;
         }
@@ -168,6 +202,7 @@ impl EventType {
             EventType::Mmap => "mmap",
             EventType::Mprotect => "mprotect",
             EventType::File(op) => op.as_str(),
+            EventType::Net(op) => op.as_str(),
         }
     }
 
@@ -186,6 +221,7 @@ impl EventType {
             EventType::Execve | EventType::Execveat => EventKind::Exec,
             EventType::Mmap | EventType::Mprotect => EventKind::Map,
             EventType::File(_) => EventKind::File,
+            EventType::Net(_) => EventKind::Net,
         }
     }
 
@@ -199,6 +235,8 @@ impl EventType {
             EventType::Mprotect => 3,
             // `FileOp::ALL[i]` has the value `i + 1`
             EventType::File(op) => EventType::PROC.len() + (op as usize - 1),
+            // likewise `NetOp::ALL[i]`
+            EventType::Net(op) => EventType::NET_START + (op as usize - 1),
         }
     }
 }
@@ -206,6 +244,12 @@ impl EventType {
 impl From<FileOp> for EventType {
     fn from(op: FileOp) -> EventType {
         EventType::File(op)
+    }
+}
+
+impl From<NetOp> for EventType {
+    fn from(op: NetOp) -> EventType {
+        EventType::Net(op)
     }
 }
 
@@ -237,6 +281,10 @@ pub struct FieldDef {
     /// is skipped with `--skip-unknown`), and the docs leave it out. A field marked provided is
     /// one the agent fills; a test in `driftwatch-agent` walks the table to keep both true.
     pub provided: bool,
+    /// True for a field that is either of two values (Falco's `fd.ip`, `fd.port`, `fd.net`:
+    /// the client or the server end of a connection): the source gives both as a list, `=` and
+    /// `in` hold when either does, and `!=` only when neither is equal (Falco's `compare_ip`).
+    pub either: bool,
 }
 
 impl FieldDef {
@@ -245,6 +293,15 @@ impl FieldDef {
     pub const fn not_provided(self) -> FieldDef {
         FieldDef {
             provided: false,
+            ..self
+        }
+    }
+
+    /// The same field, as a field that is either of two values (see [`FieldDef::either`]).
+    #[must_use]
+    pub const fn either(self) -> FieldDef {
+        FieldDef {
+            either: true,
             ..self
         }
     }
@@ -266,6 +323,7 @@ const fn f(
         falco,
         desc,
         provided: true,
+        either: false,
     }
 }
 
@@ -276,14 +334,14 @@ use FieldType as T;
 /// Every field, grouped by class. The order is the docs order; [`FieldId`]s index it. A field
 /// the agent does not fill is marked `.not_provided()` (see [`FieldDef::provided`]).
 pub static FIELDS: &[FieldDef] = &[
-    f("evt.type", T::String, A::None, E::ALL, true, "The event type: execve, execveat, mmap, mprotect, or a file syscall (open, openat, openat2, creat, unlink, unlinkat, rename, renameat, renameat2, link, linkat, symlink, symlinkat, chmod, fchmod, fchmodat, chown, fchown, lchown, fchownat, mkdir, mkdirat, rmdir)."),
+    f("evt.type", T::String, A::None, E::ALL, true, "The event type: execve, execveat, mmap, mprotect, or a file syscall (open, openat, openat2, creat, unlink, unlinkat, rename, renameat, renameat2, link, linkat, symlink, symlinkat, chmod, fchmod, fchmodat, chown, fchown, lchown, fchownat, mkdir, mkdirat, rmdir), or a network syscall (socket, connect, accept, accept4, bind, listen, sendto, sendmsg, dup, dup2, dup3)."),
     f("evt.dir", T::String, A::None, E::ALL, true, "Event direction; always `<` (driftwatch reports completed calls)."),
     f("evt.time", T::AbsTime, A::None, E::ALL, true, "Event time; in outputs the UTC time of day `hh:mm:ss.nnnnnnnnn`."),
     f("evt.rawtime", T::U64, A::None, E::ALL, true, "Event time in nanoseconds since the Unix epoch."),
     f("evt.num", T::U64, A::None, E::ALL, true, "Event sequence number, counted by the agent from its start."),
     f("evt.hostname", T::String, A::None, E::ALL, true, "Name of the node the agent runs on."),
-    f("evt.rawres", T::I64, A::None, E::FILE, true, "The syscall's return value: an fd, 0, or a negative errno."),
-    f("evt.res", T::String, A::None, E::FILE, true, "`SUCCESS`, or the error name (`ENOENT`, `EACCES`, …) of a failed call."),
+    f("evt.rawres", T::I64, A::None, E::CALL, true, "The syscall's return value: an fd, 0, a byte count, or a negative errno (a non-blocking connect's `-115`, EINPROGRESS); none for a connect made through io_uring."),
+    f("evt.res", T::String, A::None, E::CALL, true, "`SUCCESS`, or the error name (`ENOENT`, `EACCES`, `ECONNREFUSED`, `EINPROGRESS`, …) of a failed call."),
     f("evt.is_open_write", T::Bool, A::None, E::FILE, true, "True for an open (open, openat, openat2, creat) for writing (O_WRONLY or O_RDWR)."),
     f("evt.is_open_read", T::Bool, A::None, E::FILE, true, "True for an open for reading (O_RDONLY or O_RDWR). driftwatch reports opens only when they write, create or truncate."),
     f("evt.arg.flags", T::String, A::None, E::FILE, true, "Open flags as names (`O_WRONLY|O_CREAT|O_TRUNC`); the flags argument of unlinkat (`AT_REMOVEDIR`), renameat2 (`RENAME_*`), linkat and fchownat (`AT_*`)."),
@@ -299,11 +357,35 @@ pub static FIELDS: &[FieldDef] = &[
     f("evt.arg.uid", T::String, A::None, E::FILE, true, "chown calls: the new owner, in decimal (`4294967295` = unchanged). Like every `evt.arg.*`, a string."),
     f("evt.arg.gid", T::String, A::None, E::FILE, true, "chown calls: the new group, in decimal (`4294967295` = unchanged)."),
     f("evt.arg.fd", T::String, A::None, E::FILE, true, "open calls: the new fd (or negative errno); fchmod, fchown: the fd argument."),
-    f("fd.name", T::Path, A::None, E::FILE, true, "The file the call opened or changed, absolute inside the container: the opened file, the path of unlink/rmdir/mkdir/chmod/chown, the old path of rename/link, the link path of symlink. Names that could not be resolved stay as given."),
+    f("evt.arg.domain", T::String, A::None, E::NET, true, "socket: the address family as Falco names it (`AF_INET`, `AF_INET6`, `AF_PACKET`, …; Falco's first name of a value, so 1 is `AF_LOCAL` and 16 `AF_ROUTE`; an unnamed family in decimal)."),
+    f("evt.arg.type", T::String, A::None, E::NET, true, "socket: the type argument as passed, in decimal as Falco prints it (`1` SOCK_STREAM, `2` SOCK_DGRAM, `3` SOCK_RAW, `526337` SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC)."),
+    f("evt.arg.backlog", T::String, A::None, E::NET, true, "listen: the backlog argument, in decimal."),
+    f("fd.name", T::Path, A::None, E::CALL, true, "File events: the file the call opened or changed, absolute inside the container: the opened file, the path of unlink/rmdir/mkdir/chmod/chown, the old path of rename/link, the link path of symlink (names that could not be resolved stay as given). Network events: a connection as `cip:cport->sip:sport` (the client is the side that connected: for accept the peer; `10.0.0.2:40000->10.0.0.1:80`, IPv6 without brackets as Falco writes it, `::1:40000->::1:80`), a bound or listening socket as `ip:port` (`0.0.0.0:8080`, `:::8080`); none for a socket with no address yet."),
     f("fd.directory", T::Path, A::None, E::FILE, true, "The directory part of fd.name."),
     f("fd.filename", T::String, A::None, E::FILE, true, "The last component of fd.name."),
-    f("fd.typechar", T::String, A::None, E::FILE, true, "Type of the opened file: `f` regular file, `d` directory, `l` symlink, `p` pipe, `u` socket, `o` other; only when the kernel had the file (a successful open, fchmod, fchown)."),
-    f("fd.num", T::I64, A::None, E::FILE, true, "The fd: an open's result (negative errno when it failed), or fchmod/fchown's fd."),
+    f("fd.typechar", T::String, A::None, E::CALL, true, "Type of the opened file: `f` regular file, `d` directory, `l` symlink, `p` pipe, `u` socket, `o` other; only when the kernel had the file (a successful open, fchmod, fchown). For a socket: `4` IPv4, `6` IPv6, `u` unix, `n` netlink; none for other families (AF_PACKET)."),
+    f("fd.type", T::String, A::None, E::NET, true, "Type of the socket: `ipv4`, `ipv6` (an IPv6 socket whose ends are IPv4-mapped addresses is `ipv4`, as in Falco), `unix`, `netlink`; none for other families (AF_PACKET)."),
+    f("fd.sockfamily", T::String, A::None, E::NET, true, "`ip` for an IPv4 or IPv6 socket, `unix` for a unix socket; none for other families."),
+    f("fd.l4proto", T::String, A::None, E::NET, true, "Protocol of an IP socket: `tcp`, `udp`, `icmp` or `raw`."),
+    f("fd.num", T::I64, A::None, E::CALL, true, "The fd: an open's result (negative errno when it failed), or fchmod/fchown's fd; for a network call the socket: the fd argument of connect/bind/listen/sendto/sendmsg, the new fd of socket and accept, the old fd of dup."),
+    f("fd.cip", T::IpAddr, A::None, E::NET, true, "Client address of a connection (the side that connected)."),
+    f("fd.sip", T::IpAddr, A::None, E::NET, true, "Server address of a connection (the side that accepted), or the address of a bound or listening socket."),
+    f("fd.lip", T::IpAddr, A::None, E::NET, true, "Local address of a connection (this process's end)."),
+    f("fd.rip", T::IpAddr, A::None, E::NET, true, "Remote address of a connection (the peer's end)."),
+    f("fd.cport", T::U64, A::None, E::NET, true, "Client port of a connection."),
+    f("fd.sport", T::U64, A::None, E::NET, true, "Server port of a connection, or the port of a bound or listening socket."),
+    f("fd.lport", T::U64, A::None, E::NET, true, "Local port of a connection."),
+    f("fd.rport", T::U64, A::None, E::NET, true, "Remote port of a connection."),
+    f("fd.ip", T::IpAddr, A::None, E::NET, true, "Either address of a connection (client or server), or a bound socket's address: `fd.ip = X` holds when either end is X, `fd.ip != X` when neither is.").either(),
+    f("fd.port", T::U64, A::None, E::NET, true, "Either port of a connection (client or server), or a bound socket's port; compared like fd.ip.").either(),
+    f("fd.net", T::IpNet, A::None, E::NET, true, "Either address of a connection, or a bound socket's address, compared with networks: `fd.net = \"10.0.0.0/8\"` holds when either end is in 10.0.0.0/8, `!=` when neither is.").either(),
+    f("fd.cnet", T::IpNet, A::None, E::NET, true, "fd.cip compared with networks (`fd.cnet = \"10.0.0.0/8\"`)."),
+    f("fd.snet", T::IpNet, A::None, E::NET, true, "fd.sip compared with networks."),
+    f("fd.lnet", T::IpNet, A::None, E::NET, true, "fd.lip compared with networks."),
+    f("fd.rnet", T::IpNet, A::None, E::NET, true, "fd.rip compared with networks."),
+    f("fd.is_server", T::Bool, A::None, E::NET, true, "True when the process is the server end: a bound or listening socket, an accepted connection; false for a connect or a datagram sent."),
+    f("fd.connected", T::Bool, A::None, E::NET, true, "True when the socket is connected: a successful connect (not one still in progress, EINPROGRESS), an accepted connection, a dup of a connected socket."),
+    f("fd.name_changed", T::Bool, A::None, E::NET, true, "True when the event changed fd.name (Falco: the name after the event differs from the one before): a connect, accept or bind, and a datagram sent to a new peer (sendto/sendmsg are reported only for the first datagram to each peer of an unconnected socket); false for socket, listen and dup."),
     f("fd.is_upper_layer", T::Bool, A::None, E::FILE, true, "True when the file is in the container's overlayfs upper (writable) layer: created in the container or copied up (known when the kernel had the file)."),
     f("fd.is_lower_layer", T::Bool, A::None, E::FILE, true, "True when the file is an image (lower layer) file not copied up."),
     f("fd.layer", T::String, A::None, E::FILE, false, "Where the file is: upper (created in the container), copied-up (an image file copied to the writable layer), lower, writable-mount (a volume, tmpfs…), other; absent when unknown."),
@@ -467,7 +549,7 @@ mod tests {
                 .then(|| FieldId(u16::try_from(i).unwrap_or(u16::MAX)));
             assert_eq!(lookup(d.name), found, "{}", d.name);
         }
-        assert_eq!(lookup("fd.rport"), None);
+        assert_eq!(lookup("fd.nosuchfield"), None);
     }
 
     #[test]
@@ -505,6 +587,15 @@ mod tests {
             assert_eq!(EventType::parse(op.as_str().as_bytes()), Some(t));
             assert_eq!(t.kind(), EventKind::File);
         }
-        assert_eq!(EventType::ALL.len(), 4 + FileOp::ALL.len());
+        for op in NetOp::ALL {
+            let t = EventType::Net(op);
+            assert_eq!(EventType::parse(op.as_str().as_bytes()), Some(t));
+            assert_eq!(t.kind(), EventKind::Net);
+        }
+        assert_eq!(
+            EventType::ALL.len(),
+            4 + FileOp::ALL.len() + NetOp::ALL.len()
+        );
+        assert!(EventType::ALL.len() <= 64, "the rule index masks are u64");
     }
 }

@@ -337,17 +337,17 @@ mod tests {
 
     #[test]
     fn tokens_and_issues() {
-        let (f, issues) = OutputFormat::parse("a %proc.name b=%proc.aname[2]. %fd.rport %");
+        let (f, issues) = OutputFormat::parse("a %proc.name b=%proc.aname[2]. %fd.nope1 %");
         assert_eq!(
             f.field_keys(),
-            vec!["proc.name", "proc.aname[2]", "fd.rport"]
+            vec!["proc.name", "proc.aname[2]", "fd.nope1"]
         );
         assert_eq!(
             issues,
             vec![
                 OutputIssue::UnknownField {
                     offset: 32,
-                    name: "fd.rport".into()
+                    name: "fd.nope1".into()
                 },
                 OutputIssue::Invalid {
                     offset: 41,

@@ -123,7 +123,7 @@ pub enum MapSourceError {
         value: String,
     },
     #[error(
-        "unknown event type '{value}' (driftwatch produces execve, execveat, mmap and mprotect)"
+        "unknown event type '{value}' (driftwatch produces execve, execveat, mmap, mprotect, the file and the network syscalls: see evt.type in `driftwatch rules fields`)"
     )]
     BadEventType { value: String },
     #[error("the event has no evt.type")]
@@ -200,6 +200,14 @@ impl MapSource {
         }
         let v = match def.ty {
             FieldType::String | FieldType::Path => OwnedValue::Str(value.as_bytes().to_vec()),
+            FieldType::IpAddr | FieldType::IpNet => OwnedValue::Str(
+                value
+                    .trim()
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| bad())?
+                    .to_string()
+                    .into_bytes(),
+            ),
             FieldType::U64 | FieldType::AbsTime => {
                 OwnedValue::U64(parse_u64(value).ok_or_else(bad)?)
             }
@@ -214,11 +222,12 @@ impl MapSource {
         Ok(self)
     }
 
-    /// Sets a field to a list of values (ancestor fields without index).
+    /// Sets a field to a list of values (ancestor fields without index, and fields that are
+    /// either of two values, `fd.ip`).
     pub fn set_list(&mut self, field: &str, items: &[&str]) -> Result<&mut Self, MapSourceError> {
         let (id, arg) = parse_field_ref(field)?;
         let def = id.def();
-        if def.arg != ArgKind::IndexOrAll || arg != FieldArg::None {
+        if !(def.either || def.arg == ArgKind::IndexOrAll) || arg != FieldArg::None {
             return Err(MapSourceError::BadValue {
                 name: field.to_string(),
                 ty: def.ty.as_str(),
@@ -235,6 +244,20 @@ impl MapSource {
                 })?);
             }
             OwnedValue::NumList(nums)
+        } else if def.ty.is_ip() {
+            let mut addrs = Vec::new();
+            for i in items {
+                let a =
+                    i.trim()
+                        .parse::<std::net::IpAddr>()
+                        .map_err(|_| MapSourceError::BadValue {
+                            name: field.to_string(),
+                            ty: def.ty.as_str(),
+                            value: (*i).to_string(),
+                        })?;
+                addrs.push(a.to_string().into_bytes());
+            }
+            OwnedValue::StrList(addrs)
         } else {
             OwnedValue::StrList(items.iter().map(|s| s.as_bytes().to_vec()).collect())
         };
@@ -322,6 +345,20 @@ impl FieldSource for MapSource {
         let def = field.def();
         if def.name == "evt.type" {
             return Some(Value::Str(self.event_type.as_str().as_bytes()));
+        }
+        if def.either {
+            scratch.clear();
+            return match self.owned(field, arg)? {
+                OwnedValue::StrList(l) => {
+                    l.iter().for_each(|s| scratch.push_str(s));
+                    Some(Value::StrList(scratch))
+                }
+                OwnedValue::NumList(l) => {
+                    scratch.nums.extend_from_slice(l);
+                    Some(Value::NumList(scratch))
+                }
+                v => borrow(v),
+            };
         }
         if def.arg != ArgKind::IndexOrAll {
             return self.owned(field, arg).and_then(borrow);

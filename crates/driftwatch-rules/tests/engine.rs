@@ -262,13 +262,13 @@ fn macro_cycles_and_undefined_names_are_errors() {
 
 #[test]
 fn unknown_fields_point_at_file_line_col() {
-    let text = "- rule: r\n  desc: d\n  condition: proc.name = a and fd.rport = b\n  output: o %fd.lport\n  priority: WARNING\n";
+    let text = "- rule: r\n  desc: d\n  condition: proc.name = a and fd.rpxxx = b\n  output: o %fd.lpxxx\n  priority: WARNING\n";
     let msgs = errors(text, false);
     assert_eq!(
         msgs,
         vec![
-            "t.yaml:3:32: error: rule 'r': field 'fd.rport' is not provided by driftwatch (--skip-unknown or skip-if-unknown-filter: true skips such rules)",
-            "t.yaml:4:14: error: rule 'r': field 'fd.lport' is not provided by driftwatch (--skip-unknown or skip-if-unknown-filter: true skips such rules)",
+            "t.yaml:3:32: error: rule 'r': field 'fd.rpxxx' is not provided by driftwatch (--skip-unknown or skip-if-unknown-filter: true skips such rules)",
+            "t.yaml:4:14: error: rule 'r': field 'fd.lpxxx' is not provided by driftwatch (--skip-unknown or skip-if-unknown-filter: true skips such rules)",
         ]
     );
     let c = build(text, true);
@@ -279,7 +279,7 @@ fn unknown_fields_point_at_file_line_col() {
         .diagnostics
         .iter()
         .all(|d| d.severity == Severity::Warning));
-    assert_eq!(c.stats.unsupported_fields.get("fd.rport"), Some(&1));
+    assert_eq!(c.stats.unsupported_fields.get("fd.rpxxx"), Some(&1));
 }
 
 #[test]
@@ -522,4 +522,97 @@ fn falco_rule_files_validate_with_skip_unknown() {
         }
         println!("{name}: {:?}", skip.stats);
     }
+}
+
+#[test]
+fn network_fields_compare_as_falco_does() {
+    let mut src = MapSource::new(EventType::Net(driftwatch_event::NetOp::Connect));
+    src.set("fd.cip", "10.0.0.2").expect("set");
+    src.set("fd.sip", "fd00::0:1").expect("set");
+    src.set("fd.cnet", "10.0.0.2").expect("set");
+    src.set("fd.snet", "fd00::1").expect("set");
+    src.set_list("fd.ip", &["10.0.0.2", "192.168.1.1"])
+        .expect("set");
+    src.set_list("fd.net", &["10.0.0.2", "192.168.1.1"])
+        .expect("set");
+    src.set("fd.sport", "80").expect("set");
+    src.set("evt.res", "EINPROGRESS").expect("set");
+    let text = |cond: &str| {
+        format!(
+            "- rule: r\n  desc: d\n  condition: {}\n  output: o\n  priority: WARNING\n",
+            serde_quote(cond)
+        )
+    };
+    let eval = |cond: &str| {
+        let c = build(&text(cond), false);
+        assert!(!c.has_errors(), "{cond}: {:?}", c.diagnostics);
+        assert_eq!(
+            c.rules.rules()[0].event_types().collect::<Vec<_>>(),
+            vec![EventType::Net(driftwatch_event::NetOp::Connect)],
+            "{cond}"
+        );
+        c.rules.rules()[0].matches(&src, &mut EvalCtx::new())
+    };
+    let connect = |cond: &str| eval(&format!("evt.type = connect and {cond}"));
+    // addresses are compared as addresses
+    assert!(connect("fd.sip = \"fd00:0:0::1\""));
+    assert!(connect("fd.sip = fd00::1"));
+    assert!(connect("fd.cip in (\"10.0.0.1\", \"10.0.0.2\")"));
+    assert!(!connect("fd.cip = 10.0.0.3"));
+    assert!(connect("fd.cip != 10.0.0.3"));
+    // networks
+    assert!(connect("fd.cnet = \"10.0.0.0/8\""));
+    assert!(connect("fd.cnet in (\"172.16.0.0/12\", \"10.0.0.0/8\")"));
+    assert!(!connect("fd.cnet = \"172.16.0.0/12\""));
+    assert!(connect("fd.cnet != \"172.16.0.0/12\""));
+    assert!(connect("fd.snet = \"fd00::/8\""));
+    assert!(!connect("fd.snet = \"10.0.0.0/8\""));
+    // either endpoint: `=` when either is, `!=` when neither is (Falco's compare_ip)
+    assert!(connect("fd.ip = 192.168.1.1"));
+    assert!(connect("fd.ip = 10.0.0.2"));
+    assert!(!connect("fd.ip != 10.0.0.2"));
+    assert!(connect("fd.ip != 8.8.8.8"));
+    assert!(connect("fd.net = \"192.168.0.0/16\""));
+    assert!(!connect("fd.net != \"192.168.0.0/16\""));
+    assert!(connect("fd.net != \"127.0.0.0/8\""));
+    assert!(connect(
+        "not fd.net in (\"127.0.0.0/8\", \"169.254.0.0/16\")"
+    ));
+    assert!(connect("fd.sport = 80 and evt.res = EINPROGRESS"));
+    // type errors
+    for (cond, msg) in [
+        (
+            "evt.type = connect and fd.sip = 10.0.0",
+            "invalid value '10.0.0' for field 'fd.sip' of type ipaddr",
+        ),
+        (
+            "evt.type = connect and fd.net = \"10.0.0.0/33\"",
+            "invalid value '10.0.0.0/33' for field 'fd.net' of type ipnet",
+        ),
+        (
+            "evt.type = connect and fd.sip startswith 10.",
+            "operator 'startswith' cannot be used with field 'fd.sip' of type ipaddr",
+        ),
+    ] {
+        let e = errors(&text(cond), false);
+        assert!(e.iter().any(|d| d.contains(msg)), "{cond}: {e:?}");
+    }
+}
+
+/// Falco pastes a list into the condition: an item written in quotes is that quoted string.
+#[test]
+fn quoted_list_items_are_the_quoted_strings() {
+    let text = "- list: rfc_1918_addresses\n  items: ['\"10.0.0.0/8\"', '\"172.16.0.0/12\"']\n\
+                - list: cmds\n  items: ['\"sh -c true\"', bare]\n\
+                - rule: r\n  desc: d\n  condition: evt.type = connect and fd.snet in (rfc_1918_addresses) and proc.cmdline in (cmds)\n  output: o\n  priority: WARNING\n";
+    let c = build(text, false);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let mut src = MapSource::new(EventType::Net(driftwatch_event::NetOp::Connect));
+    src.set("fd.snet", "172.16.1.1").expect("set");
+    src.set("proc.cmdline", "sh -c true").expect("set");
+    assert!(c.rules.rules()[0].matches(&src, &mut EvalCtx::new()));
+    src.set("proc.cmdline", "bare").expect("set");
+    assert!(c.rules.rules()[0].matches(&src, &mut EvalCtx::new()));
+    src.set("fd.snet", "8.8.8.8").expect("set");
+    assert!(!c.rules.rules()[0].matches(&src, &mut EvalCtx::new()));
 }

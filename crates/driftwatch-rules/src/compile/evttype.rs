@@ -19,14 +19,14 @@ pub(super) fn mentions_evt_type(n: &Node) -> bool {
 }
 
 /// Bits of every event type.
-pub(super) const ALL_TYPES: u32 = (1 << EventType::ALL.len()) - 1;
+pub(super) const ALL_TYPES: u64 = (1 << EventType::ALL.len()) - 1;
 
-fn type_mask(v: &[u8]) -> u32 {
+fn type_mask(v: &[u8]) -> u64 {
     EventType::parse(v).map_or(0, |t| 1 << t.index())
 }
 
 /// For a node: (types for which it can be true, types for which it can be false).
-pub(super) fn event_types(n: &Node) -> (u32, u32) {
+pub(super) fn event_types(n: &Node) -> (u64, u64) {
     match n {
         Node::And(k) => k
             .iter()

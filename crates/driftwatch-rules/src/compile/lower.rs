@@ -15,7 +15,7 @@ use crate::eval::{
     CheckNode, FieldOp, Node, OperandNode, OrdOp, Scalar, Set, TArgNode, Test, TransformNode,
 };
 use crate::fields::{lookup, ArgKind, FieldType};
-use crate::matcher::{decode_hex, Glob, PrefixSet};
+use crate::matcher::{decode_hex, Glob, IpNet, PrefixSet};
 use crate::source_loc::SourceLoc;
 use crate::value::FieldArg;
 use driftwatch_rule_lang::{
@@ -58,10 +58,12 @@ pub(super) struct Lower<'l> {
     pub(super) errors: Vec<Diagnostic>,
 }
 
-/// A resolved left operand: its node, value type, and whether it may hold several values.
+/// A resolved left operand: its node, value type, and whether it is either of two values
+/// (`fd.ip`: `!=` then means neither).
 struct Typed {
     node: OperandNode,
     ty: FieldType,
+    either: bool,
 }
 
 impl<'l> Lower<'l> {
@@ -219,6 +221,7 @@ impl<'l> Lower<'l> {
                 Some(Typed {
                     node: OperandNode::Field { id, arg },
                     ty: def.ty,
+                    either: def.either,
                 })
             }
             Operand::Transform(t) => {
@@ -265,6 +268,7 @@ impl<'l> Lower<'l> {
                 Some(Typed {
                     node: OperandNode::Transform(Box::new(TransformNode { kind: t.kind, args })),
                     ty,
+                    either: false,
                 })
             }
         }
@@ -331,7 +335,12 @@ impl<'l> Lower<'l> {
 
     fn check(&mut self, c: &'l Check, origin: Origin<'l>) -> Option<Node> {
         let left = self.operand(&c.left, origin);
-        let Some(Typed { node: left, ty }) = left else {
+        let Some(Typed {
+            node: left,
+            ty,
+            either,
+        }) = left
+        else {
             // still look at the right side for unknown fields
             if let Some(Rhs::Operand(o)) = &c.right {
                 let _ = self.operand(o, origin);
@@ -347,6 +356,8 @@ impl<'l> Lower<'l> {
             | Operator::Ne
             | Operator::In
             | Operator::Intersects => true,
+            // addresses: only equality and sets (Falco's ipaddr and ipnet)
+            _ if ty.is_ip() => false,
             Operator::Lt | Operator::Le | Operator::Gt | Operator::Ge => ty.is_numeric(),
             _ => ty.is_string(),
         };
@@ -365,7 +376,9 @@ impl<'l> Lower<'l> {
         let test = match (&c.right, c.op.modifier) {
             (None, _) => Test::Exists,
             (Some(Rhs::Operand(o)), _) => {
-                let Typed { node: rhs, ty: rty } = self.operand(o, origin)?;
+                let Typed {
+                    node: rhs, ty: rty, ..
+                } = self.operand(o, origin)?;
                 let fop = match op {
                     Operator::Eq | Operator::EqEq => FieldOp::Eq,
                     Operator::Ne => FieldOp::Ne,
@@ -388,6 +401,7 @@ impl<'l> Lower<'l> {
                 };
                 let compatible = (ty.is_numeric() && rty.is_numeric())
                     || (ty.is_string() && rty.is_string())
+                    || (ty == FieldType::IpAddr && rty == FieldType::IpAddr)
                     || (ty == FieldType::Bool && rty == FieldType::Bool);
                 if !compatible {
                     self.error(
@@ -441,7 +455,10 @@ impl<'l> Lower<'l> {
                 }
             }
             (Some(Rhs::Value(l)), None) => {
-                self.scalar_test(op, ty, &name, &l.value, l.span.start, origin)?
+                match self.scalar_test(op, ty, &name, &l.value, l.span.start, origin)? {
+                    Test::Ne(s) if either => Test::NoneEq(s),
+                    t => t,
+                }
             }
             (Some(rhs), None) => {
                 self.error(
@@ -478,6 +495,15 @@ impl<'l> Lower<'l> {
         };
         match ty {
             FieldType::String | FieldType::Path => Some(Scalar::Str(v.to_vec().into_boxed_slice())),
+            // compared as the text the agent writes: the address's canonical form
+            FieldType::IpAddr => match text.trim().parse::<std::net::IpAddr>() {
+                Ok(a) => Some(Scalar::Str(a.to_string().into_bytes().into_boxed_slice())),
+                Err(_) => bad(self),
+            },
+            FieldType::IpNet => match IpNet::parse(&text) {
+                Some(n) => Some(Scalar::Net(n)),
+                None => bad(self),
+            },
             FieldType::Bool => match text.trim() {
                 "true" => Some(Scalar::Bool(true)),
                 "false" => Some(Scalar::Bool(false)),

@@ -263,6 +263,18 @@ pub fn compile(load: &LoadResult, opts: &CompileOptions) -> Compiled {
     }
 }
 
+/// A list item as Falco sees it once the list is pasted into a condition: an item written
+/// in quotes (`'"10.0.0.0/8"'`, `'"sh -c uname"'`) is the quoted string, without the quotes.
+fn unquote(item: &str) -> &str {
+    let b = item.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(&q @ (b'"' | b'\'')), Some(&e)) if b.len() >= 2 && q == e => {
+            item.get(1..item.len() - 1).unwrap_or(item)
+        }
+        _ => item,
+    }
+}
+
 /// Every list's items with named lists expanded recursively (visibility respected).
 fn expand_lists(load: &LoadResult, diags: &mut Vec<Diagnostic>) -> HashMap<String, Vec<Vec<u8>>> {
     fn go(
@@ -302,7 +314,7 @@ fn expand_lists(load: &LoadResult, diags: &mut Vec<Diagnostic>) -> HashMap<Strin
                     }
                     out.extend(go(load, &item.value, memo, stack, diags));
                 }
-                _ => out.push(item.value.as_bytes().to_vec()),
+                _ => out.push(unquote(&item.value).as_bytes().to_vec()),
             }
         }
         stack.pop();
