@@ -321,9 +321,18 @@ fn the_rules_crate_touches_files_only_in_files_rs() {
             let text = std::fs::read_to_string(&p).expect("read source");
             // Test modules may build fixtures on disk; the library code may not.
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-            if ["std::fs", "std::net", "File::open", "std::process"]
-                .iter()
-                .any(|needle| code.contains(needle))
+            // Address types (`std::net::IpAddr`) are data; sockets and files are IO.
+            if [
+                "std::fs",
+                "File::open",
+                "std::process",
+                "TcpStream",
+                "TcpListener",
+                "UdpSocket",
+                "ToSocketAddrs",
+            ]
+            .iter()
+            .any(|needle| code.contains(needle))
             {
                 offenders.push(p.display().to_string());
             }
