@@ -6,8 +6,10 @@ use driftwatch_testkit::{Container, ImageBuilder, RunOpts};
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// `netdup`: a packet socket, then a loopback TCP connection (to 127.0.0.1:4444, in the
-/// container's own network namespace) whose client end is dup2'ed onto stdin and stdout (a reverse shell's moves, to itself); prints "netdup ok" on the saved
+/// `netdup`: a packet socket, then a loopback TCP connection (from 127.0.0.1:2000 to
+/// 127.0.0.1:4444, in the container's own network namespace: the client on the lower port, so
+/// only the connect seen before tells the dup which end is the client) whose client end is
+/// dup2'ed onto stdin and stdout (a reverse shell's moves, to itself); prints "netdup ok" on the saved
 /// stdout.
 const NETDUP_C: &str = r#"
 #include <arpa/inet.h>
@@ -29,6 +31,9 @@ int main(void) {
     socklen_t len = sizeof a;
     if (getsockname(l, (struct sockaddr *)&a, &len)) return 5;
     int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in b = a;
+    b.sin_port = htons(2000);
+    if (bind(c, (struct sockaddr *)&b, sizeof b)) return 10;
     if (connect(c, (struct sockaddr *)&a, sizeof a)) return 6;
     int s = accept(l, 0, 0);
     if (s < 0) return 7;
