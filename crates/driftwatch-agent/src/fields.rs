@@ -14,6 +14,7 @@ use crate::proctable::ProcessTable;
 use driftwatch_event::{FileEvent, FileLayer, FileOp, NetEvent};
 use driftwatch_rules::{EventType, FieldArg, FieldId, FieldSource, Scratch, Value, FIELDS};
 use net::Sock;
+pub use net::SocketRoles;
 
 /// The agent's meaning of each rule-engine field, indexed by [`FieldId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,7 +391,9 @@ pub enum Call<'a> {
     #[default]
     None,
     File(&'a FileEvent),
-    Net(&'a NetEvent),
+    /// A network syscall, and whether the process is the server end of its socket when an
+    /// earlier connect or accept said so ([`SocketRoles`], for a dup).
+    Net(&'a NetEvent, Option<bool>),
 }
 
 /// One event as the rules see it.
@@ -547,7 +550,7 @@ impl FieldSource for EventSource<'_> {
             F::Action => Some(Value::Str(self.action.as_str().as_bytes())),
             _ => match self.call {
                 Call::File(ev) => file_field(ev, f, scratch),
-                Call::Net(ev) => net_field(ev, f, scratch),
+                Call::Net(ev, server) => net_field(ev, server, f, scratch),
                 Call::None => None,
             },
         }
@@ -579,8 +582,13 @@ fn decimal(n: impl std::fmt::Display, scratch: &mut Scratch) -> Value<'_> {
 }
 
 /// The network-event fields (see [`net`]).
-fn net_field<'a>(ev: &NetEvent, f: F, scratch: &'a mut Scratch) -> Option<Value<'a>> {
-    let sock = || Sock::of(ev);
+fn net_field<'a>(
+    ev: &NetEvent,
+    local_is_server: Option<bool>,
+    f: F,
+    scratch: &'a mut Scratch,
+) -> Option<Value<'a>> {
+    let sock = || Sock::of(ev, local_is_server);
     let addr = |a: std::net::SocketAddr, scratch: &'a mut Scratch| {
         let _ = std::io::Write::write_fmt(&mut scratch.bytes, format_args!("{}", a.ip()));
         Value::Str(&scratch.bytes)
@@ -1009,7 +1017,7 @@ mod tests {
                     cwd: e.cwd.as_deref(),
                     call: match (&e.file, &e.net) {
                         (Some(f), _) => Call::File(f),
-                        (None, Some(n)) => Call::Net(n),
+                        (None, Some(n)) => Call::Net(n, None),
                         (None, None) => Call::None,
                     },
                     table: &self.table,
@@ -1163,6 +1171,15 @@ mod net_tests {
 
     /// Each field's value for `ev`, as an output prints it (`None` when it has none).
     fn fields_of(ev: &NetEvent, names: &[&str]) -> Vec<Option<String>> {
+        fields_hinted(ev, None, names)
+    }
+
+    /// [`fields_of`] with what [`SocketRoles`] knows of the socket.
+    fn fields_hinted(
+        ev: &NetEvent,
+        local_is_server: Option<bool>,
+        names: &[&str],
+    ) -> Vec<Option<String>> {
         let map = FieldMap::default();
         let table = ProcessTable::new(4);
         let ctx = ctx();
@@ -1174,7 +1191,7 @@ mod net_tests {
             arrival: None,
             action: Action::None,
             cwd: None,
-            call: Call::Net(ev),
+            call: Call::Net(ev, local_is_server),
             table: &table,
             hostname: "node",
         };
@@ -1491,6 +1508,80 @@ mod net_tests {
         );
     }
 
+    /// A dup'ed socket's client and server are what its connect or accept said; without them,
+    /// the client is the end on the higher port.
+    #[test]
+    fn dups_take_the_role_their_connect_or_accept_gave() {
+        let mut roles = SocketRoles::default();
+        // a client whose ephemeral port is lower than the server's
+        let connect = tcp(
+            NetOp::Connect,
+            0,
+            Some("127.0.0.1:33000"),
+            Some("127.0.0.1:45000"),
+        );
+        let dup = NetEvent {
+            fd: Some(1),
+            fd2: Some(3),
+            ..tcp(
+                NetOp::Dup2,
+                1,
+                Some("127.0.0.1:33000"),
+                Some("127.0.0.1:45000"),
+            )
+        };
+        assert_eq!(roles.local_is_server(&dup), None);
+        let names = ["fd.name", "fd.is_server", "fd.rport"];
+        assert_eq!(
+            fields_of(&dup, &names),
+            all(&["127.0.0.1:45000->127.0.0.1:33000", "true", "45000"]),
+            "unknown: the higher port is the client"
+        );
+        roles.learn(&connect);
+        assert_eq!(roles.local_is_server(&connect), None, "only dups ask");
+        let hint = roles.local_is_server(&dup);
+        assert_eq!(hint, Some(false));
+        assert_eq!(
+            fields_hinted(&dup, hint, &names),
+            all(&["127.0.0.1:33000->127.0.0.1:45000", "false", "45000"])
+        );
+        // the accepting side of the same connection, in another container
+        let accept = NetEvent {
+            task: TaskInfo {
+                mntns: 7,
+                ..TaskInfo::default()
+            },
+            ..tcp(
+                NetOp::Accept,
+                4,
+                Some("127.0.0.1:45000"),
+                Some("127.0.0.1:33000"),
+            )
+        };
+        roles.learn(&accept);
+        let server_dup = NetEvent {
+            local: accept.local,
+            remote: accept.remote,
+            task: accept.task.clone(),
+            ..dup.clone()
+        };
+        assert_eq!(roles.local_is_server(&server_dup), Some(true));
+        assert_eq!(roles.local_is_server(&dup), Some(false));
+        // a refused connect teaches nothing; the memory is bounded
+        roles.learn(&NetEvent {
+            remote_from_arg: true,
+            ..tcp(NetOp::Connect, -111, None, Some("127.0.0.1:1"))
+        });
+        assert_eq!(roles.len(), 2);
+        for port in 0..u16::try_from(SocketRoles::MAX + 10).unwrap_or(u16::MAX) {
+            roles.learn(&NetEvent {
+                local: Some(std::net::SocketAddr::from(([10, 0, 0, 1], port))),
+                ..connect.clone()
+            });
+        }
+        assert!(roles.len() <= SocketRoles::MAX);
+    }
+
     /// Falco's network conditions on the agent's events: CIDR networks, either endpoint.
     #[test]
     fn conditions_on_network_events() {
@@ -1515,7 +1606,7 @@ mod net_tests {
                 arrival: None,
                 action: Action::None,
                 cwd: None,
-                call: Call::Net(ev),
+                call: Call::Net(ev, None),
                 table: &table,
                 hostname: "node",
             };

@@ -152,6 +152,7 @@ pub async fn run(
             users: UserNames::default(),
             registry: registry.clone(),
             host_mntns,
+            sockets: Default::default(),
         },
         kernel: Kernel {
             sensor,

@@ -8,7 +8,7 @@
 
 use crate::detect::{self, Action};
 use crate::enrich::{self, AlertCtx, Arrival, Via};
-use crate::fields::{Call, EventSource, FieldMap};
+use crate::fields::{Call, EventSource, FieldMap, SocketRoles};
 use crate::health::Health;
 use crate::metrics::{gauge, Metrics};
 use crate::proctable::ProcessTable;
@@ -16,7 +16,7 @@ use crate::users::UserNames;
 use driftwatch_bpf::ExecSensor;
 use driftwatch_event::{
     Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp, MapEvent,
-    MapHow, NetEvent, TaskInfo,
+    MapHow, NetEvent, NetOp, TaskInfo,
 };
 use driftwatch_origin::{script, FileFacts, Origins, Verdict};
 use driftwatch_output::Summaries;
@@ -37,6 +37,8 @@ pub(crate) struct Enrichment {
     pub registry: Registry,
     /// The agent's (the host's) mount namespace: a task in it is not inside a container.
     pub host_mntns: u64,
+    /// Which end of its connections a container process is (for the fields of a dup).
+    pub sockets: SocketRoles,
 }
 
 /// The kernel side: the loaded sensor (policy map, statistics; dropping it detaches), the exec
@@ -466,10 +468,18 @@ impl Processor {
     /// A network syscall in a container: the rules decide (Falco's network rules). Like a file
     /// event, only events of a type some rule can match are enriched.
     async fn on_net(&mut self, n: NetEvent) {
+        let rules = &self.eval.rules;
+        let dups = [NetOp::Dup, NetOp::Dup2, NetOp::Dup3]
+            .into_iter()
+            .any(|op| rules.has_rules_for(EventType::Net(op)));
+        if dups {
+            self.enrich.sockets.learn(&n);
+        }
         let evt_type = EventType::Net(n.op);
         if !self.eval.rules.has_rules_for(evt_type) {
             return;
         }
+        let local_is_server = self.enrich.sockets.local_is_server(&n);
         let Some(c) = self.inside_container(&n.task).await else {
             return;
         };
@@ -482,7 +492,7 @@ impl Processor {
             &self.enrich.table,
             &mut self.enrich.users,
         );
-        self.evaluate(&ctx, evt_type, &[], None, Call::Net(&n))
+        self.evaluate(&ctx, evt_type, &[], None, Call::Net(&n, local_is_server))
             .await;
     }
 }

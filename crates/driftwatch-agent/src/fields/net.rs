@@ -5,6 +5,7 @@
 //! brackets).
 
 use driftwatch_event::{NetEvent, NetOp, AF_INET, AF_INET6, AF_UNIX};
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -64,8 +65,60 @@ fn unspecified_like(like: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, 0)
 }
 
+/// Which end of its connections the process is, learnt from the connects and accepts seen, so
+/// that a later `dup` of the socket (which says nothing of how it was made) names its client
+/// and server as Falco's fd table would. Keyed by mount namespace (the container) and the two
+/// ends; bounded: emptied when [`SocketRoles::MAX`] is reached.
+#[derive(Debug, Default)]
+pub struct SocketRoles {
+    map: HashMap<(u64, SocketAddr, SocketAddr), bool>,
+}
+
+impl SocketRoles {
+    /// Most connections remembered.
+    pub const MAX: usize = 4096;
+
+    /// Remember the role of a connect's or accept's socket.
+    pub fn learn(&mut self, ev: &NetEvent) {
+        let server = match ev.op {
+            NetOp::Accept | NetOp::Accept4 => true,
+            // a connect made or under way (EINPROGRESS)
+            NetOp::Connect if ev.ret == 0 || ev.ret == -115 => false,
+            _ => return,
+        };
+        let (Some(local), Some(remote)) = (ev.local, ev.remote) else {
+            return;
+        };
+        if self.map.len() >= SocketRoles::MAX {
+            self.map.clear();
+        }
+        self.map.insert((ev.task.mntns, local, remote), server);
+    }
+
+    /// Whether the process is the server end of a dup'ed socket, when its connect or accept
+    /// was seen.
+    pub fn local_is_server(&self, ev: &NetEvent) -> Option<bool> {
+        if !ev.op.is_dup() {
+            return None;
+        }
+        let key = (ev.task.mntns, ev.local?, ev.remote?);
+        self.map.get(&key).copied()
+    }
+
+    /// Connections remembered.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no connection is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
 impl Sock {
-    pub(super) fn of(ev: &NetEvent) -> Sock {
+    /// The socket of `ev`; `local_is_server` is what [`SocketRoles`] knows of a dup'ed one.
+    pub(super) fn of(ev: &NetEvent, local_is_server: Option<bool>) -> Sock {
         if !ev.is_inet() {
             return Sock::None;
         }
@@ -79,9 +132,9 @@ impl Sock {
                 let local_is_server = match ev.op {
                     NetOp::Accept | NetOp::Accept4 => true,
                     NetOp::Connect | NetOp::Sendto | NetOp::Sendmsg => false,
-                    // The fd table is not known: the client is the end on the higher
-                    // (ephemeral) port.
-                    _ => local.port() < remote.port(),
+                    // a dup: as its connect or accept said, else the client is the end on
+                    // the higher (ephemeral) port
+                    _ => local_is_server.unwrap_or(local.port() < remote.port()),
                 };
                 let (client, server) = if local_is_server {
                     (remote, local)

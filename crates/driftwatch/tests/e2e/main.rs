@@ -8,4 +8,5 @@ mod diff;
 mod files;
 mod harness;
 mod hiding;
+mod net;
 mod rules;
