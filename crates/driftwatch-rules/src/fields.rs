@@ -125,7 +125,12 @@ impl EventKinds {
             6 => "mmap/mprotect, file",
             7 => "exec, mmap/mprotect, file",
             8 => "network",
+            9 => "exec, network",
+            10 => "mmap/mprotect, network",
+            11 => "exec, mmap/mprotect, network",
             12 => "file, network",
+            13 => "exec, file, network",
+            14 => "mmap/mprotect, file, network",
             15 => "all",
             _ => "none",
         }
