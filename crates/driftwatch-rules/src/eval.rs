@@ -23,6 +23,9 @@ pub(crate) enum Node {
     Or(Box<[Node]>),
     Not(Box<Node>),
     Check(Box<CheckNode>),
+    /// A check on `evt.type` (`=`, `!=`, `in`, `intersects`), lowered to the set of event types
+    /// it holds for (bit `i`: [`EventType::ALL`]`[i]`): one AND instead of string compares.
+    Types(u64),
 }
 
 /// A field or a transformer over fields.
@@ -462,6 +465,7 @@ impl Node {
             Node::Or(c) => c.iter().any(|n| n.eval(src, ctx)),
             Node::Not(n) => !n.eval(src, ctx),
             Node::Check(c) => c.eval(src, ctx),
+            Node::Types(m) => m & (1 << src.event_type().index()) != 0,
         }
     }
 }

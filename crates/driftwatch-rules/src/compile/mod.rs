@@ -25,7 +25,7 @@ use crate::eval::{CompiledRule, MatchMode, RuleSet};
 use crate::output::{OutputFormat, OutputIssue};
 use crate::source_loc::SourceLoc;
 use driftwatch_rule_lang::parse;
-use evttype::{event_types, mentions_evt_type, ALL_TYPES};
+use evttype::{event_types, lower_type_checks, mentions_evt_type, ALL_TYPES};
 use lower::{Env, Lower, Origin};
 use std::collections::{BTreeMap, HashMap};
 
@@ -223,6 +223,7 @@ pub fn compile(load: &LoadResult, opts: &CompileOptions) -> Compiled {
             stats.failed += 1;
             continue;
         };
+        let node = lower_type_checks(node);
         let (pos, _) = event_types(&node);
         if pos == ALL_TYPES && rule.warn_evttypes && !mentions_evt_type(&node) {
             diags.push(Diagnostic::warning(
