@@ -1175,11 +1175,12 @@ mod net_tests {
     }
 
     /// [`fields_of`] with what [`SocketRoles`] knows of the socket.
-    fn fields_hinted(
+    /// The field source of network event `ev` in a bare process context, handed to `f`.
+    fn with_net_source<R>(
         ev: &NetEvent,
         local_is_server: Option<bool>,
-        names: &[&str],
-    ) -> Vec<Option<String>> {
+        f: impl FnOnce(&EventSource<'_>) -> R,
+    ) -> R {
         let map = FieldMap::default();
         let table = ProcessTable::new(4);
         let ctx = ctx();
@@ -1195,30 +1196,40 @@ mod net_tests {
             table: &table,
             hostname: "node",
         };
-        names
-            .iter()
-            .map(|name| {
-                let id = lookup(name).unwrap_or_else(|| panic!("{name} not provided"));
-                let mut scratch = Scratch::default();
-                src.get(id, &FieldArg::None, &mut scratch).map(|v| match v {
-                    Value::Str(b) => String::from_utf8_lossy(b).into_owned(),
-                    Value::U64(n) => n.to_string(),
-                    Value::I64(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    Value::StrList(l) => l
-                        .strs()
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    Value::NumList(l) => l
-                        .nums
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
+        f(&src)
+    }
+
+    fn fields_hinted(
+        ev: &NetEvent,
+        local_is_server: Option<bool>,
+        names: &[&str],
+    ) -> Vec<Option<String>> {
+        with_net_source(ev, local_is_server, |src| {
+            names
+                .iter()
+                .map(|name| {
+                    let id = lookup(name).unwrap_or_else(|| panic!("{name} not provided"));
+                    let mut scratch = Scratch::default();
+                    src.get(id, &FieldArg::None, &mut scratch).map(|v| match v {
+                        Value::Str(b) => String::from_utf8_lossy(b).into_owned(),
+                        Value::U64(n) => n.to_string(),
+                        Value::I64(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        Value::StrList(l) => l
+                            .strs()
+                            .map(|s| String::from_utf8_lossy(s).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        Value::NumList(l) => l
+                            .nums
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     fn one(ev: &NetEvent, name: &str) -> Option<String> {
@@ -1595,22 +1606,9 @@ mod net_tests {
             let load = load_str("r.yaml", &text(cond));
             let c = compile(&load, &CompileOptions::default());
             assert!(!c.has_errors(), "{cond}: {:?}", c.diagnostics);
-            let map = FieldMap::default();
-            let table = ProcessTable::new(4);
-            let ctx = ctx();
-            let src = EventSource {
-                fields: &map,
-                evt_type: EventType::Net(ev.op),
-                num: 1,
-                ctx: &ctx,
-                arrival: None,
-                action: Action::None,
-                cwd: None,
-                call: Call::Net(ev, None),
-                table: &table,
-                hostname: "node",
-            };
-            !c.rules.matching_names(&src, &mut EvalCtx::new()).is_empty()
+            with_net_source(ev, None, |src| {
+                !c.rules.matching_names(src, &mut EvalCtx::new()).is_empty()
+            })
         };
         let out = tcp(
             NetOp::Connect,
