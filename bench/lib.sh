@@ -33,10 +33,9 @@ start_agent() {
     sleep 1 # let it see the running container
 }
 
-# The agent's ring-buffer losses so far (the sum of every driftwatch_ringbuf_lost_events_total).
-agent_losses() {
+metric_sum() { # metric_sum REGEX: sum of the agent's series matching REGEX
     curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" |
-        awk '/^driftwatch_ringbuf_lost_events_total/ { s += $NF } END { printf "%d\n", s }'
+        awk -v re="$1" '$0 ~ re { s += $NF } END { printf "%d\n", s }'
 }
 
 GOALS=()
