@@ -5,13 +5,17 @@ use std::fmt;
 use std::path::Path;
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::cgroup_skb::CgroupSkbLink;
 use aya::programs::cgroup_sock_addr::CgroupSockAddrLink;
 use aya::programs::tp_btf::BtfTracePointLink;
 use aya::programs::trace_point::TracePointLink;
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, Program, TracePoint};
+use aya::programs::{
+    BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program,
+    TracePoint,
+};
 use aya::{Btf, Ebpf, EbpfLoader};
 use driftwatch_abi::{
-    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_NET_ARGS_FULL,
+    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_NET_ARGS_FULL, DW_STAT_RINGBUF_LOST_DNS,
     DW_STAT_RINGBUF_LOST_EXEC, DW_STAT_RINGBUF_LOST_EXIT, DW_STAT_RINGBUF_LOST_FILE,
     DW_STAT_RINGBUF_LOST_FORK, DW_STAT_RINGBUF_LOST_MAP, DW_STAT_RINGBUF_LOST_NET,
 };
@@ -89,6 +93,9 @@ pub const NET_SYSCALLS: [(&str, &str, &str); 11] = [
 /// `cgroup/connect4` and `cgroup/connect6`, attached at the root of the cgroup v2 hierarchy:
 /// connects that bypass the syscall (io_uring).
 const NET_CGROUP_CONNECT: [&str; 2] = ["dw_net_connect4", "dw_net_connect6"];
+/// `cgroup_skb/ingress`, attached at the root of the cgroup v2 hierarchy: the DNS answers
+/// (UDP from port 53) that sockets of tracked containers receive.
+const DNS_INGRESS: &str = "dw_dns_ingress";
 const NET_ENTER: &str = "dw_net_enter";
 const NET_EXIT: &str = "dw_net_exit";
 const FILE_ENTER: &str = "dw_file_enter";
@@ -151,6 +158,8 @@ pub struct SensorStats {
     /// Network syscalls whose arguments could not be kept until their exit (`dw_net_args`
     /// full).
     pub net_args_full: u64,
+    /// DNS records dropped because the ring buffer was full.
+    pub lost_dns: u64,
 }
 
 /// The loaded and attached process sensor.
@@ -166,6 +175,8 @@ pub struct ExecSensor {
     links: Vec<BtfTracePointLink>,
     syscall_links: Vec<TracePointLink>,
     cgroup_links: Vec<CgroupSockAddrLink>,
+    /// `cgroup_skb/ingress` (DNS answers), when attached.
+    dns_link: Option<CgroupSkbLink>,
     events: Option<RingBuf<MapData>>,
     policy: HashMap<MapData, u64, u32>,
     stats: PerCpuArray<MapData, u64>,
@@ -494,6 +505,17 @@ impl ExecSensor {
                 ),
             }
         }
+        let mut dns_link = None;
+        if opts.net {
+            match attach_dns_ingress(&mut ebpf) {
+                Ok(link) => dns_link = Some(link),
+                // Everything else works; only the peers' DNS names (fd.sip.name) are missing.
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cgroup_skb/ingress not attached: DNS names of peers are not learned"
+                ),
+            }
+        }
         drop(btf);
         release_freed_heap();
         // Mapped only now: the reader maps the ring's data twice (8 MiB of RSS), which should not
@@ -510,6 +532,7 @@ impl ExecSensor {
             links,
             syscall_links,
             cgroup_links,
+            dns_link,
             events: Some(events),
             policy,
             stats,
@@ -563,6 +586,7 @@ impl ExecSensor {
             file_args_full: read(DW_STAT_FILE_ARGS_FULL)?,
             lost_net: read(DW_STAT_RINGBUF_LOST_NET)?,
             net_args_full: read(DW_STAT_NET_ARGS_FULL)?,
+            lost_dns: read(DW_STAT_RINGBUF_LOST_DNS)?,
             kills: read(DW_STAT_KILLS)?,
         })
     }
@@ -630,6 +654,12 @@ impl ExecSensor {
     /// Whether the cgroup connect programs (connects through io_uring) are attached.
     pub fn uring_connects_seen(&self) -> bool {
         !self.cgroup_links.is_empty()
+    }
+
+    /// Whether the DNS program (`cgroup_skb/ingress`: the DNS answers containers receive) is
+    /// attached.
+    pub fn dns_answers_seen(&self) -> bool {
+        self.dns_link.is_some()
     }
 
     /// Whether all five programs are attached (they stay so until the sensor is dropped).
@@ -731,9 +761,8 @@ fn attach_tracepoint(
         .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))
 }
 
-/// Loads and attaches `cgroup/connect4|6` at the cgroup v2 root (bpf links: several programs
-/// coexist there, ours only ever allow).
-fn attach_cgroup_connect(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, BpfError> {
+/// The root of the cgroup v2 hierarchy, opened (for attaching cgroup programs).
+fn open_cgroup2_root() -> Result<(std::path::PathBuf, std::fs::File), BpfError> {
     let root = cgroup2_mount().ok_or_else(|| BpfError::CgroupRoot {
         path: "(no cgroup2 mount in /proc/self/mountinfo)".to_string(),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
@@ -742,6 +771,13 @@ fn attach_cgroup_connect(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, Bpf
         path: root.display().to_string(),
         source,
     })?;
+    Ok((root, dir))
+}
+
+/// Loads and attaches `cgroup/connect4|6` at the cgroup v2 root (bpf links: several programs
+/// coexist there, ours only ever allow).
+fn attach_cgroup_connect(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, BpfError> {
+    let (root, dir) = open_cgroup2_root()?;
     let mut links = Vec::with_capacity(NET_CGROUP_CONNECT.len());
     for name in NET_CGROUP_CONNECT {
         let prog: &mut CgroupSockAddr = match ebpf.program_mut(name) {
@@ -765,6 +801,32 @@ fn attach_cgroup_connect(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, Bpf
     }
     debug!(root = %root.display(), "cgroup connect programs attached");
     Ok(links)
+}
+
+/// Loads and attaches `cgroup_skb/ingress` (the DNS answers) at the cgroup v2 root, as a bpf
+/// link: the kernel attaches a link in multi mode (`BPF_F_ALLOW_MULTI`), so it coexists with
+/// other programs there; ours never drops a packet.
+fn attach_dns_ingress(ebpf: &mut Ebpf) -> Result<CgroupSkbLink, BpfError> {
+    let (root, dir) = open_cgroup2_root()?;
+    let prog: &mut CgroupSkb = match ebpf.program_mut(DNS_INGRESS) {
+        Some(Program::CgroupSkb(p)) => p,
+        _ => {
+            return Err(BpfError::MissingItem {
+                what: "cgroup_skb program",
+                name: DNS_INGRESS,
+            })
+        }
+    };
+    prog.load()
+        .map_err(|e| BpfError::from_program(DNS_INGRESS, "cgroup_skb/ingress", "load", e))?;
+    let id = prog
+        .attach(&dir, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
+        .map_err(|e| BpfError::from_program(DNS_INGRESS, "cgroup_skb/ingress", "attach", e))?;
+    let link = prog
+        .take_link(id)
+        .map_err(|e| BpfError::from_program(DNS_INGRESS, "cgroup_skb/ingress", "attach", e))?;
+    debug!(root = %root.display(), "cgroup_skb/ingress (DNS) attached");
+    Ok(link)
 }
 
 /// The running kernel's `FMODE_BACKING` bit (`dw_config.fmode_backing`), from its release.

@@ -6,6 +6,7 @@
 
 mod alert;
 mod container;
+mod dns;
 mod file;
 pub mod internal;
 mod net;
@@ -15,6 +16,7 @@ pub mod text;
 
 pub use alert::{format_rfc3339_nanos, Alert, Priority, RFC3339_NANOS};
 pub use container::{ContainerInfo, OverlayLayers, HOST_CONTAINER_ID};
+pub use dns::DnsEvent;
 pub use file::{FileEvent, FileLayer, FileOp};
 pub use net::{ip_from_raw, NetEvent, NetOp, AF_INET, AF_INET6, AF_PACKET, AF_UNIX};
 pub use origin::ExeOrigin;

@@ -78,7 +78,7 @@ pub async fn collect(
             events
                 .for_each_record(64, |bytes| {
                     let rec = decode(bytes).expect("kernel record decodes");
-                    if pids.contains(&rec.task().tgid) {
+                    if rec.task().is_some_and(|t| pids.contains(&t.tgid)) {
                         got.push(bytes.to_vec());
                     }
                 })
