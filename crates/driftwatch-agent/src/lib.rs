@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod detect;
+pub mod dns;
 pub mod enrich;
 pub mod fields;
 mod health;

@@ -153,6 +153,7 @@ pub async fn run(
             registry: registry.clone(),
             host_mntns,
             sockets: Default::default(),
+            dns: crate::dns::DnsNames::new(crate::dns::DEFAULT_MAX_PER_CONTAINER),
         },
         kernel: Kernel {
             sensor,

@@ -7,6 +7,7 @@
 //! rules and their scratch state) and the sensor's [`Health`].
 
 use crate::detect::{self, Action};
+use crate::dns::DnsNames;
 use crate::enrich::{self, AlertCtx, Arrival, Via};
 use crate::fields::{Call, EventSource, FieldMap, SocketRoles};
 use crate::health::Health;
@@ -15,8 +16,8 @@ use crate::proctable::ProcessTable;
 use crate::users::UserNames;
 use driftwatch_bpf::ExecSensor;
 use driftwatch_event::{
-    Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp, MapEvent,
-    MapHow, NetEvent, NetOp, TaskInfo,
+    Alert, ContainerInfo, DnsEvent, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp,
+    MapEvent, MapHow, NetEvent, NetOp, TaskInfo,
 };
 use driftwatch_origin::{script, FileFacts, Origins, Verdict};
 use driftwatch_output::Summaries;
@@ -39,6 +40,8 @@ pub(crate) struct Enrichment {
     pub host_mntns: u64,
     /// Which end of its connections a container process is (for the fields of a dup).
     pub sockets: SocketRoles,
+    /// The DNS names each container's own DNS answers gave its peers (`fd.sip.name`, …).
+    pub dns: DnsNames,
 }
 
 /// The kernel side: the loaded sensor (policy map, statistics; dropping it detaches), the exec
@@ -163,6 +166,7 @@ impl Processor {
         }
         self.enrich.origins.forget_container(&info.id);
         self.enrich.users.forget(&info.id);
+        self.enrich.dns.forget(&info.id);
     }
 
     fn on_update(&mut self, u: RegistryUpdate) {
@@ -206,6 +210,20 @@ impl Processor {
                 counted.net.inc();
                 self.on_net(n).await;
             }
+            Event::Dns(d) => {
+                counted.dns.inc();
+                self.on_dns(&d);
+            }
+        }
+    }
+
+    /// A DNS answer a container received: its names for the addresses it resolved. Only
+    /// containers the registry knows by cgroup (the kernel copies answers for `dw_policy`
+    /// cgroups only, which the processor wrote from the registry).
+    fn on_dns(&mut self, d: &DnsEvent) {
+        if let Some(c) = self.enrich.registry.by_cgroup(d.cgroup_id) {
+            let learned = self.enrich.dns.learn(&c.id, &d.payload);
+            tracing::trace!(container = %c.id, learned, "DNS answer");
         }
     }
 
@@ -289,9 +307,15 @@ impl Processor {
         cwd: Option<&[u8]>,
         call: Call<'_>,
     ) {
-        let alerts = self
-            .eval
-            .alerts(&self.enrich.table, ctx, evt_type, arrivals, cwd, call);
+        let alerts = self.eval.alerts(
+            &self.enrich.table,
+            &self.enrich.dns,
+            ctx,
+            evt_type,
+            arrivals,
+            cwd,
+            call,
+        );
         for alert in alerts {
             self.send(alert).await;
         }
@@ -499,9 +523,14 @@ impl Processor {
 
 impl Evaluation {
     /// The alerts of one event (see [`Processor::evaluate`]).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one event's parts, passed through to its field source"
+    )]
     fn alerts(
         &mut self,
         table: &ProcessTable,
+        dns: &DnsNames,
         ctx: &AlertCtx,
         evt_type: EventType,
         arrivals: &[(Arrival, Action)],
@@ -526,6 +555,7 @@ impl Evaluation {
                 cwd,
                 call,
                 table,
+                dns,
                 hostname: &self.hostname,
             };
             let hostname = self.hostname.as_str();

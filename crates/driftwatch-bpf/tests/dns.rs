@@ -232,7 +232,11 @@ async fn dns_answers_to_tracked_cgroups_are_copied_and_untracked_ones_are_not() 
     ];
     assert_eq!(got.len(), want.len(), "{got:#?}");
     for (g, (family, dport, udp_len, payload, truncated)) in got.iter().zip(want) {
-        assert_eq!(g.cgroup_id, tracked.id(), "only the tracked cgroup: {got:#?}");
+        assert_eq!(
+            g.cgroup_id,
+            tracked.id(),
+            "only the tracked cgroup: {got:#?}"
+        );
         assert_eq!((g.family, g.sport, g.dport), (family, 53, dport));
         assert_eq!((g.udp_len, g.truncated), (udp_len, truncated));
         assert_eq!(g.payload, payload);
