@@ -6,6 +6,8 @@
 //!   static C helpers, whiteouts, opaque dirs) and imports them with `ctr`.
 //! * [`Container`] runs a throwaway container, execs in it, exposes its init pid and overlay
 //!   dirs, and removes everything on drop.
+//! * [`PeerNet`] gives a container a network peer: a test-made network namespace joined to the
+//!   container's by a veth pair, where the test runs its servers.
 //!
 //! Needs root, `ctr`/`containerd`/`runc`, busybox-static and `gcc` with a static libc.
 #![forbid(unsafe_code)]
@@ -14,6 +16,7 @@ mod container;
 mod containerd;
 mod error;
 pub mod image;
+mod netns;
 mod subprocess;
 
 pub use container::{unique_id, Container, MountSpec, RunOpts, EXEC_TIMEOUT, LOG_DIR};
@@ -26,4 +29,5 @@ pub use image::{
     build_deb, compile_helper, compile_static_helper, debian_image, debian_rootfs, BuiltImage,
     Compression, ImageBuilder, ImportedImage, MARKER_HELPER_C, NOOP_HELPER_C,
 };
+pub use netns::PeerNet;
 pub use subprocess::ExecOutput;

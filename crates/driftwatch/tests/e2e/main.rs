@@ -5,6 +5,7 @@ mod agent;
 mod cli;
 mod containers;
 mod diff;
+mod dns;
 mod files;
 mod harness;
 mod hiding;
