@@ -216,7 +216,7 @@ fn sip_name_comes_from_the_containers_own_dns_answer() {
     assert_eq!(f(&named, "fd.sport"), 8080);
     assert_eq!(
         f(&named, "fd.cip.name"),
-        Value::Null,
+        &Value::Null,
         "the container's own address"
     );
     let unnamed = agent.wait_alert(30, "the IPv6 connect", |a| {
@@ -225,7 +225,7 @@ fn sip_name_comes_from_the_containers_own_dns_answer() {
     assert_eq!(f(&unnamed, "fd.sip"), p6.as_str());
     assert_eq!(
         f(&unnamed, "fd.sip.name"),
-        Value::Null,
+        &Value::Null,
         "never resolved: no name"
     );
     // the IPv6 connect never matched the name rule
