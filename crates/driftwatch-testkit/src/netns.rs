@@ -2,7 +2,7 @@
 //! container's network namespace (which `ctr run` gives only loopback) by a veth pair.
 //!
 //! Each [`PeerNet`] gets `n`, unique in the process: the namespace `dwpeer-<pid>-<n>`, the
-//! subnets 10.213.<n>.0/24 and fd00:dd:<n>::/64 (the peer is `.1`/`::1`, the container
+//! subnets `10.213.<n>.0/24` and `fd00:dd:<n>::/64` (the peer is `.1`/`::1`, the container
 //! `.2`/`::2`). The container gets an address on its end of the pair and, through it, a route
 //! to the peer's subnet only: nothing else becomes reachable from it. IPv6 addresses are added
 //! with `nodad`, so they are usable at once. Dropping the peer kills every process in its
