@@ -37,16 +37,20 @@ const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 
 /// Why a message was not used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Shorter than its header, or a name, a question or a record runs past the end.
+    #[error("truncated DNS message")]
     Truncated,
     /// A query, not a response.
+    #[error("a DNS query, not a response")]
     NotResponse,
     /// No question (nothing to name the addresses after).
+    #[error("a DNS response without a question")]
     NoQuestion,
     /// A name with a bad label type, a pointer loop or forward pointer, or longer than 255
     /// bytes.
+    #[error("a malformed name in a DNS message")]
     BadName,
 }
 

@@ -777,7 +777,14 @@ fn open_cgroup2_root() -> Result<(std::path::PathBuf, std::fs::File), BpfError> 
 /// Loads and attaches `cgroup/connect4|6` at the cgroup v2 root (bpf links: several programs
 /// coexist there, ours only ever allow).
 fn attach_cgroup_connect(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, BpfError> {
-    let (root, dir) = open_cgroup2_root()?;
+    let root = cgroup2_mount().ok_or_else(|| BpfError::CgroupRoot {
+        path: "(no cgroup2 mount in /proc/self/mountinfo)".to_string(),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })?;
+    let dir = std::fs::File::open(&root).map_err(|source| BpfError::CgroupRoot {
+        path: root.display().to_string(),
+        source,
+    })?;
     let mut links = Vec::with_capacity(NET_CGROUP_CONNECT.len());
     for name in NET_CGROUP_CONNECT {
         let prog: &mut CgroupSockAddr = match ebpf.program_mut(name) {
