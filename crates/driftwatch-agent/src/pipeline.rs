@@ -43,6 +43,8 @@ pub enum AgentError {
     },
     #[error(transparent)]
     Output(#[from] driftwatch_output::writer::OpenError),
+    #[error("cannot load the network baselines")]
+    Baseline(#[from] driftwatch_baseline::BaselineError),
     #[error("cannot load the BPF sensor")]
     Bpf(#[from] driftwatch_bpf::BpfError),
     #[error("container discovery failed")]
@@ -92,6 +94,13 @@ pub async fn run(
         c.rules.skip_unknown,
         true,
     )?);
+    let baselines = if c.network.baselines {
+        let b = driftwatch_baseline::Baselines::open(&c.network)?;
+        tracing::info!(dir = %c.network.baseline_dir.display(), workloads = b.len(), learn_for = %c.network.learn_for, "network baselines loaded");
+        Some(b)
+    } else {
+        None
+    };
     let host_mntns = std::fs::metadata("/proc/self/ns/mnt")
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .map_err(AgentError::HostNamespace)?;
@@ -153,6 +162,7 @@ pub async fn run(
             registry: registry.clone(),
             host_mntns,
             sockets: Default::default(),
+            baselines,
         },
         kernel: Kernel {
             sensor,

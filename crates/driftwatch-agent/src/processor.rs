@@ -8,11 +8,12 @@
 
 use crate::detect::{self, Action};
 use crate::enrich::{self, AlertCtx, Arrival, Via};
-use crate::fields::{Call, EventSource, FieldMap, SocketRoles};
+use crate::fields::{Call, EventSource, FieldMap, NetFacts, SocketRoles};
 use crate::health::Health;
 use crate::metrics::{gauge, Metrics};
 use crate::proctable::ProcessTable;
 use crate::users::UserNames;
+use driftwatch_baseline::{Proto, Workload};
 use driftwatch_bpf::ExecSensor;
 use driftwatch_event::{
     Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp, MapEvent,
@@ -39,6 +40,8 @@ pub(crate) struct Enrichment {
     pub host_mntns: u64,
     /// Which end of its connections a container process is (for the fields of a dup).
     pub sockets: SocketRoles,
+    /// The workloads' network baselines (`None` when `network.baselines` is off).
+    pub baselines: Option<driftwatch_baseline::Baselines>,
 }
 
 /// The kernel side: the loaded sensor (policy map, statistics; dropping it detaches), the exec
@@ -99,10 +102,31 @@ impl Processor {
             }
         }
         self.refresh_stats();
+        self.save_baselines(true);
+    }
+
+    /// Writes the baselines that changed; every 5 s (and at the end) also reads again the files
+    /// a user edited.
+    fn save_baselines(&mut self, reload: bool) {
+        let Some(b) = self.enrich.baselines.as_mut() else {
+            return;
+        };
+        let mut errors = if reload {
+            b.reload_changed()
+        } else {
+            Vec::new()
+        };
+        errors.extend(b.flush());
+        for e in errors {
+            self.metrics.baseline_errors.inc();
+            tracing::error!(error = %e, "network baseline");
+        }
+        self.metrics.baseline_workloads.set(gauge(b.len()));
     }
 
     async fn on_tick(&mut self, ticks: u64) {
         self.refresh_stats();
+        self.save_baselines(ticks.is_multiple_of(5));
         let findings = self.health.check(&mut self.kernel, ticks);
         for finding in findings {
             self.metrics.tamper_detections.inc();
@@ -127,6 +151,19 @@ impl Processor {
 
     /// Puts a container's cgroup in the kernel policy map and has the gate watch its root.
     pub(crate) fn track(&mut self, info: &ContainerInfo) {
+        if let Some(b) = self.enrich.baselines.as_mut() {
+            let exposed: Vec<(Proto, u16)> = info
+                .exposed_ports
+                .iter()
+                .filter_map(|p| exposed_port(p))
+                .collect();
+            b.seen(
+                &Workload::of(info),
+                info.image_digest.as_deref(),
+                &exposed,
+                now_secs(),
+            );
+        }
         let k = &mut self.kernel;
         if let Some(g) = &k.gate {
             g.watch(info);
@@ -314,6 +351,9 @@ impl Processor {
             None => Verdict::of(ExeOrigin::Host),
         };
         self.enrich.table.set_exe_origin(ev.task.tgid, exe.origin);
+        if inside && exe.origin.is_drift() {
+            self.enrich.table.mark_drifted(ev.task.tgid);
+        }
         // A kill in the kernel is always reported, whatever userspace decided afterwards; a kill
         // for the script (doomed by the exec gate) is reported on the script's arrival.
         let script = match container.as_deref().filter(|_| inside) {
@@ -327,6 +367,9 @@ impl Processor {
                 path: ev.exepath.clone(),
                 verdict: exe,
             });
+        }
+        if script.is_some() {
+            self.enrich.table.mark_drifted(ev.task.tgid);
         }
         arrivals.extend(script);
         let ctx = enrich::alert_ctx(
@@ -400,6 +443,9 @@ impl Processor {
         if !(verdict.origin.is_drift() || m.flags.killed) {
             return;
         }
+        if verdict.origin.is_drift() {
+            self.enrich.table.mark_drifted(m.task.tgid);
+        }
         let ctx = enrich::alert_ctx(
             m.time_ns,
             m.how.evt_type(),
@@ -465,8 +511,9 @@ impl Processor {
             .await;
     }
 
-    /// A network syscall in a container: the rules decide (Falco's network rules). Like a file
-    /// event, only events of a type some rule can match are enriched.
+    /// A network syscall in a container: judged against its workload's network baseline (and
+    /// learned from, unless the process ran drifted code), then the rules decide. Like a file
+    /// event, an event no rule and no baseline needs is not enriched.
     async fn on_net(&mut self, n: NetEvent) {
         let rules = &self.eval.rules;
         let dups = [NetOp::Dup, NetOp::Dup2, NetOp::Dup3]
@@ -476,13 +523,43 @@ impl Processor {
             self.enrich.sockets.learn(&n);
         }
         let evt_type = EventType::Net(n.op);
-        if !self.eval.rules.has_rules_for(evt_type) {
+        let has_rules = self.eval.rules.has_rules_for(evt_type);
+        let judged = self.enrich.baselines.is_some()
+            && driftwatch_baseline::activity_of(&n, |_| false).is_some();
+        if !has_rules && !judged {
             return;
         }
         let local_is_server = self.enrich.sockets.local_is_server(&n);
         let Some(c) = self.inside_container(&n.task).await else {
             return;
         };
+        let workload = Workload::of(&c);
+        let drifted = self
+            .enrich
+            .table
+            .get(n.task.tgid)
+            .is_some_and(|p| p.drifted);
+        let verdict = match self.enrich.baselines.as_mut() {
+            Some(b) => {
+                let name = None;
+                match b.activity(&workload.key, &n, name) {
+                    Some((a, learnable)) => {
+                        let now = now_secs();
+                        let v = b.judge(&workload.key, &a, now);
+                        // Nothing a drifted process does is ever learned.
+                        if learnable && !drifted && b.learn(&workload.key, &a, now) {
+                            self.metrics.baseline_learned.inc();
+                        }
+                        Some((v, a.kind()))
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        if !has_rules {
+            return;
+        }
         let ctx = enrich::alert_ctx(
             n.time_ns,
             n.op.as_str(),
@@ -492,7 +569,13 @@ impl Processor {
             &self.enrich.table,
             &mut self.enrich.users,
         );
-        self.evaluate(&ctx, evt_type, &[], None, Call::Net(&n, local_is_server))
+        let facts = NetFacts {
+            local_is_server,
+            workload: Some(&workload.key),
+            baseline: verdict.map(|v| v.0),
+            activity: verdict.map(|v| v.1),
+        };
+        self.evaluate(&ctx, evt_type, &[], None, Call::Net(&n, facts))
             .await;
     }
 }
@@ -510,7 +593,7 @@ impl Evaluation {
     ) -> Vec<Alert> {
         let mut alerts: Vec<Alert> = Vec::new();
         let targets: Vec<(Option<&Arrival>, Action)> = if arrivals.is_empty() {
-            vec![(None, Action::None)]
+            vec![(None, call_action(call))]
         } else {
             arrivals.iter().map(|(a, act)| (Some(a), *act)).collect()
         };
@@ -544,6 +627,28 @@ impl Evaluation {
         }
         alerts
     }
+}
+
+/// What was done about a syscall the kernel saw (a connection refused under network
+/// enforcement is `denied`).
+fn call_action(_call: Call<'_>) -> Action {
+    Action::None
+}
+
+/// Now, in seconds since the epoch.
+fn now_secs() -> u64 {
+    now_ns() / 1_000_000_000
+}
+
+/// An `ExposedPorts` key of an image config (`8080/tcp`, `53/udp`; no protocol is TCP).
+fn exposed_port(key: &str) -> Option<(Proto, u16)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = match proto {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return None,
+    };
+    Some((proto, port.parse().ok().filter(|p| *p != 0)?))
 }
 
 /// Now, in nanoseconds since the epoch.

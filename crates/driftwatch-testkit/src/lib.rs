@@ -14,6 +14,7 @@ mod container;
 mod containerd;
 mod error;
 pub mod image;
+mod netns;
 mod subprocess;
 
 pub use container::{unique_id, Container, MountSpec, RunOpts, EXEC_TIMEOUT, LOG_DIR};
@@ -26,4 +27,5 @@ pub use image::{
     build_deb, compile_helper, compile_static_helper, debian_image, debian_rootfs, BuiltImage,
     Compression, ImageBuilder, ImportedImage, MARKER_HELPER_C, NOOP_HELPER_C,
 };
+pub use netns::PeerNet;
 pub use subprocess::ExecOutput;

@@ -30,6 +30,7 @@ const ORDER: &[&str] = &[
     "driftwatch-diff",
     "driftwatch-respond",
     "driftwatch-output",
+    "driftwatch-baseline",
     "driftwatch-agent",
     "driftwatch",
 ];

@@ -9,4 +9,5 @@ mod files;
 mod harness;
 mod hiding;
 mod net;
+mod netdrift;
 mod rules;
