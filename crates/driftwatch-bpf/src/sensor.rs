@@ -790,9 +790,11 @@ impl ExecSensor {
 
     /// Turns network enforcement on or off for a cgroup: sets or clears
     /// [`driftwatch_abi::POLICY_F_NET_ENFORCE`] in its `dw_policy` flags (a cgroup without an
-    /// entry gets `POLICY_F_TRACKED | POLICY_F_NET_ENFORCE`) and returns the flags now in the
-    /// map, which [`ExecSensor::check_integrity`]'s `expected_policy` must hold from then on.
-    /// Writing the flags with [`ExecSensor::set_policy`] does the same.
+    /// entry gets `POLICY_F_TRACKED | POLICY_F_NET_ENFORCE`; turning it off for one writes
+    /// nothing and returns 0) and returns the flags now in the map, which
+    /// [`ExecSensor::check_integrity`]'s `expected_policy` must hold from then on. Writing the
+    /// flags with [`ExecSensor::set_policy`] does the same. [`BpfError::NetEnforceUnavailable`]
+    /// when turning it on without the cgroup programs.
     ///
     /// While it is on (and the sensor was loaded with `enforce`), every connect and every
     /// datagram with a destination of the cgroup's tasks is refused with `EPERM` before
