@@ -37,7 +37,8 @@ const EPERM: i32 = 1;
 /// `tcp IP PORT` (TCP connect), `udpc IP PORT` (UDP connect), `udp IP PORT N` (N datagrams to
 /// IP:PORT from one unconnected UDP socket, by sendto; the first error), `msg IP PORT` (one
 /// datagram by sendmsg), `uring IP PORT` (a TCP connect through io_uring; `nouring` if
-/// io_uring is not available), `loop IP PORT N` (N UDP socket+connect+close), `quit`. An IP
+/// io_uring is not available), `tfo IP PORT` (a TCP Fast Open `sendto(MSG_FASTOPEN)`, which
+/// connects without connect(2)), `loop IP PORT N` (N UDP socket+connect+close), `quit`. An IP
 /// with a `:` is IPv6 (`::ffff:a.b.c.d` is an IPv4-mapped destination of an AF_INET6 socket).
 const DWENFC_C: &str = r#"
 #define _GNU_SOURCE
@@ -175,6 +176,15 @@ int main(void) {
                 if (r != 1 && !err)
                     err = errno;
             }
+            close(s);
+        } else if (!strcmp(cmd, "tfo")) {
+            int s = socket(ss.ss_family, SOCK_STREAM, 0);
+            if (s < 0) {
+                reply(errno);
+                continue;
+            }
+            if (sendto(s, "f", 1, MSG_FASTOPEN, (struct sockaddr *)&ss, len) != 1)
+                err = errno;
             close(s);
         } else if (!strcmp(cmd, "loop")) {
             for (int i = 0; i < n; i++) {
@@ -487,6 +497,8 @@ async fn an_enforced_cgroup_reaches_only_its_allowed_peers() {
         "udp 10.214.0.1 53 2",
         // An IPv4-mapped destination of an IPv6 socket matches the IPv4 entry.
         "tcp ::ffff:10.214.0.1 8080",
+        // TCP Fast Open connects from sendto, through the same hook.
+        "tfo 10.214.0.1 8080",
     ] {
         assert_eq!(c.call(cmd), Ok(()), "allowed: {cmd}");
     }
@@ -497,6 +509,7 @@ async fn an_enforced_cgroup_reaches_only_its_allowed_peers() {
         "tcp 10.214.0.30 8080", // in the network, other port
         "udpc 10.214.0.1 8080", // an allowed TCP peer is not a UDP one
         "tcp ::ffff:10.214.0.3 8080",
+        "tfo 10.214.0.3 8080",
     ] {
         assert_eq!(c.call(cmd), Err(EPERM), "refused: {cmd}");
     }
@@ -787,6 +800,29 @@ async fn a_refused_io_uring_connect_is_reported_without_a_syscall() {
         .expect("refused record");
     assert_eq!(remote(refused), sa("10.214.0.2:8080"));
     assert_eq!((refused.op, refused.fd), (NetOp::Connect.raw(), -1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_drifted_map_is_an_error_that_names_it() {
+    let (mut sensor, _events) = load(true);
+    // PIDs above any pid_max: no process of this machine is named.
+    let base = 1 << 30;
+    for i in 0..driftwatch_abi::DW_NET_DRIFTED_MAX_ENTRIES {
+        sensor.mark_net_drifted(base + i, 1).expect("mark");
+    }
+    let full = sensor.mark_net_drifted(base - 1, 1);
+    assert!(
+        matches!(
+            full,
+            Err(driftwatch_bpf::BpfError::MapFull {
+                map: "dw_net_drifted",
+                capacity: 16384
+            })
+        ),
+        "{full:?}"
+    );
+    assert!(sensor.unmark_net_drifted(base, 1).expect("unmark"));
+    sensor.mark_net_drifted(base - 1, 1).expect("room again");
 }
 
 /// Set by `enforcement_fails_open_when_the_loader_is_killed` for the child it re-executes
