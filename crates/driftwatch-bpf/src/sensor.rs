@@ -482,6 +482,19 @@ pub enum Tamper {
         expected: u32,
         found: u32,
     },
+    /// An allowed peer (`dw_net_allow`) the agent did not write; `None` for a key this loader
+    /// never writes.
+    NetPeerAdded { peer: Option<NetPeer> },
+    /// An allowed peer the agent wrote was deleted.
+    NetPeerRemoved { peer: NetPeer },
+    /// A drifted process (`dw_net_drifted`) the agent did not name.
+    NetDriftedAdded { tgid: u32, start_ns: u64 },
+    /// A drifted process the agent named was deleted (`found: None`) or its start time changed.
+    NetDriftedChanged {
+        tgid: u32,
+        expected: u64,
+        found: Option<u64>,
+    },
 }
 
 impl fmt::Display for Tamper {
@@ -502,6 +515,47 @@ impl fmt::Display for Tamper {
             } => write!(
                 f,
                 "the policy entry of cgroup {cgroup_id} was changed from {expected:#x} to {found:#x}"
+            ),
+            Tamper::NetPeerAdded { peer: Some(p) } => write!(
+                f,
+                "an allowed peer was added for cgroup {}: protocol {} {}/{} port {}",
+                p.cgroup_id,
+                p.protocol,
+                p.addr,
+                p.prefix_len,
+                p.port.map_or_else(|| "any".to_string(), |p| p.to_string())
+            ),
+            Tamper::NetPeerAdded { peer: None } => {
+                write!(f, "a malformed entry was added to dw_net_allow")
+            }
+            Tamper::NetPeerRemoved { peer: p } => write!(
+                f,
+                "an allowed peer of cgroup {} was deleted: protocol {} {}/{} port {}",
+                p.cgroup_id,
+                p.protocol,
+                p.addr,
+                p.prefix_len,
+                p.port.map_or_else(|| "any".to_string(), |p| p.to_string())
+            ),
+            Tamper::NetDriftedAdded { tgid, start_ns } => write!(
+                f,
+                "process {tgid} (start {start_ns}) was named drifted by someone else"
+            ),
+            Tamper::NetDriftedChanged {
+                tgid,
+                expected,
+                found: None,
+            } => write!(
+                f,
+                "the drifted entry of process {tgid} (start {expected}) was deleted"
+            ),
+            Tamper::NetDriftedChanged {
+                tgid,
+                expected,
+                found: Some(found),
+            } => write!(
+                f,
+                "the drifted entry of process {tgid} was changed from start {expected} to {found}"
             ),
         }
     }
@@ -876,6 +930,83 @@ impl ExecSensor {
                 e,
             )
         })
+    }
+
+    /// As [`ExecSensor::check_integrity`], for network enforcement's maps: compares
+    /// `dw_net_allow` with `expected_peers` (compared in their canonical form) and
+    /// `dw_net_drifted` with `expected_drifted` (tgid → start_ns), repairs every difference and
+    /// returns what was found. Costs a syscall or two per entry of each map.
+    pub fn check_net_integrity(
+        &mut self,
+        expected_peers: &std::collections::HashSet<NetPeer>,
+        expected_drifted: &std::collections::HashMap<u32, u64>,
+    ) -> Result<Vec<Tamper>, BpfError> {
+        type KeyId = (u32, [u8; NET_ALLOW_DATA]);
+        let mut found = Vec::new();
+        let mut expected: std::collections::HashMap<KeyId, NetPeer> =
+            std::collections::HashMap::new();
+        for p in expected_peers {
+            let key = p.key()?;
+            expected.insert((key.prefix_len(), key.data()), p.normalized()?);
+        }
+        let keys: Vec<LpmKey<[u8; NET_ALLOW_DATA]>> = self
+            .net_allow
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| BpfError::map(MAP_NET_ALLOW, "iterate", e))?;
+        let mut seen = std::collections::HashSet::new();
+        for key in keys {
+            let id = (key.prefix_len(), key.data());
+            if expected.contains_key(&id) {
+                seen.insert(id);
+                continue;
+            }
+            ignore_absent(self.net_allow.remove(&key), MAP_NET_ALLOW)?;
+            found.push(Tamper::NetPeerAdded {
+                peer: NetPeer::from_key(&key),
+            });
+        }
+        for (id, peer) in &expected {
+            if !seen.contains(id) {
+                self.allow_net_peer(peer)?;
+                found.push(Tamper::NetPeerRemoved { peer: *peer });
+            }
+        }
+        let entries: Vec<(u32, u64)> = self
+            .net_drifted
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(|e| BpfError::map(MAP_NET_DRIFTED, "iterate", e))?;
+        let mut seen = std::collections::HashSet::new();
+        for (tgid, start_ns) in entries {
+            seen.insert(tgid);
+            match expected_drifted.get(&tgid) {
+                None => {
+                    ignore_absent(self.net_drifted.remove(&tgid), MAP_NET_DRIFTED)?;
+                    found.push(Tamper::NetDriftedAdded { tgid, start_ns });
+                }
+                Some(&want) if want != start_ns => {
+                    self.mark_net_drifted(tgid, want)?;
+                    found.push(Tamper::NetDriftedChanged {
+                        tgid,
+                        expected: want,
+                        found: Some(start_ns),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        for (&tgid, &want) in expected_drifted {
+            if !seen.contains(&tgid) {
+                self.mark_net_drifted(tgid, want)?;
+                found.push(Tamper::NetDriftedChanged {
+                    tgid,
+                    expected: want,
+                    found: None,
+                });
+            }
+        }
+        Ok(found)
     }
 
     /// Removes the `dw_net_drifted` entry of process (`tgid`, `start_ns`) if it is that

@@ -825,6 +825,54 @@ async fn a_full_drifted_map_is_an_error_that_names_it() {
     sensor.mark_net_drifted(base - 1, 1).expect("room again");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_with_the_network_maps_is_found_and_repaired() {
+    use driftwatch_bpf::Tamper;
+    use std::collections::HashMap;
+    let net = TestNet::new();
+    let (mut sensor, _events, cg) = enforcing();
+    let kept = peer(&cg, IPPROTO_TCP, "10.214.0.1", 32, Some(8080));
+    let deleted = peer(&cg, IPPROTO_UDP, "10.214.0.0", 24, None);
+    let foreign = peer(&cg, IPPROTO_TCP, "10.214.0.2", 32, None);
+    let base = 1 << 30;
+    for p in [kept, deleted, foreign] {
+        sensor.allow_net_peer(&p).expect("allow");
+    }
+    for (tgid, start) in [(base, 1), (base + 1, 2), (base + 2, 3)] {
+        sensor.mark_net_drifted(tgid, start).expect("mark");
+    }
+    // What the agent wrote: `foreign` and `base + 2` are someone else's; `deleted` was
+    // deleted and `base + 1` rewritten, behind its back.
+    sensor.remove_net_peer(&deleted).expect("tamper");
+    sensor.mark_net_drifted(base + 1, 99).expect("tamper");
+    let peers = HashSet::from([kept, deleted]);
+    let drifted = HashMap::from([(base, 1), (base + 1, 2)]);
+    let found = sensor.check_net_integrity(&peers, &drifted).expect("check");
+    assert_eq!(found.len(), 4, "{found:#?}");
+    assert!(found.contains(&Tamper::NetPeerAdded {
+        peer: Some(foreign)
+    }));
+    assert!(found.contains(&Tamper::NetPeerRemoved { peer: deleted }));
+    assert!(found.contains(&Tamper::NetDriftedAdded {
+        tgid: base + 2,
+        start_ns: 3
+    }));
+    assert!(found.contains(&Tamper::NetDriftedChanged {
+        tgid: base + 1,
+        expected: 2,
+        found: Some(99)
+    }));
+    assert!(found.iter().all(|t| !t.to_string().is_empty()));
+    // Repaired: the foreign peer is refused again, the deleted one allowed.
+    let mut c = Client::start(&net, Some(&cg));
+    assert_eq!(c.call("tcp 10.214.0.2 8080"), Err(EPERM));
+    assert_eq!(c.call("udp 10.214.0.3 53 1"), Ok(()));
+    assert_eq!(
+        sensor.check_net_integrity(&peers, &drifted).expect("check"),
+        []
+    );
+}
+
 /// Set by `enforcement_fails_open_when_the_loader_is_killed` for the child it re-executes
 /// this test binary as: the cgroup id to enforce on.
 const CHILD_ENV: &str = "DW_NET_ENFORCE_CHILD_CGROUP";
