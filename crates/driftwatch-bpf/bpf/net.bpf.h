@@ -462,18 +462,24 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
         sk = file_sock(current_fd_file(e.fd), &ino);
         break;
     }
+    struct dw_net_peer peer;
+    bool datagram = a.op == DW_NET_OP_SENDTO || a.op == DW_NET_OP_SENDMSG;
+    /* Under network enforcement the entry program keeps every datagram: one to a peer this
+     * socket already reported, and not refused, stops here (before the socket's reads). */
+    if (datagram && !(a.flags & DW_NET_F_DENIED) &&
+        (!peer_key(&peer, sk, ino, &a) || bpf_map_lookup_elem(&dw_net_peers, &peer)))
+        return 0;
     if (sk)
         sock_facts(&e, sk);
     if (a.op != DW_NET_OP_SOCKET && !is_inet(e.family) && !a.sa_len)
         return 0;
     if (a.op == DW_NET_OP_CONNECT && !(e.flags & DW_NET_F_REMOTE_SOCK))
         remote_from_arg(&e, &a);
-    if (a.op == DW_NET_OP_SENDTO || a.op == DW_NET_OP_SENDMSG) {
+    if (datagram) {
         remote_from_arg(&e, &a);
         /* The first datagram to this peer from this socket only (the entry program left out
          * the peers already seen; this insert settles a race between two threads), and the
          * first one refused. */
-        struct dw_net_peer peer;
         __u8 seen = DW_NET_PEER_SEEN, denied = DW_NET_PEER_DENIED;
         if (!peer_key(&peer, sk, ino, &a))
             return 0;

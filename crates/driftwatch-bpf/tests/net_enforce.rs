@@ -1001,18 +1001,23 @@ async fn bpf_cost_of_the_connect_hook_by_kind_of_task() {
     };
     for (what, client, dest) in cases {
         for (cmd, prog) in [("loop", "dw_net_connect4"), ("udp", "dw_net_sendmsg4")] {
-            let (r0, t0) = stat(&sensor, prog);
+            // The syscall tracepoints too: under enforcement every datagram's arguments are
+            // kept from entry to exit.
+            let progs = [prog, "dw_net_enter", "dw_net_exit"];
+            let before = progs.map(|p| stat(&sensor, p));
             assert_eq!(
                 clients[client].call(&format!("{cmd} {dest} {n}")),
                 Ok(()),
                 "{what}"
             );
-            let (r1, t1) = stat(&sensor, prog);
-            let runs = r1 - r0;
-            println!(
-                "{what}: {prog}: {runs} runs, {:.0} ns per run",
-                (t1 - t0) as f64 / runs.max(1) as f64
-            );
+            for (p, (r0, t0)) in progs.iter().zip(before) {
+                let (r1, t1) = stat(&sensor, p);
+                let runs = r1 - r0;
+                println!(
+                    "{what}: {cmd}: {p}: {runs} runs, {:.0} ns per run",
+                    (t1 - t0) as f64 / runs.max(1) as f64
+                );
+            }
         }
     }
     drain.abort();
