@@ -128,6 +128,10 @@ pub struct NetEvent {
     /// A connect that did not go through the connect syscall (io_uring), seen before it ran:
     /// `ret` (0) and `fd` are not known.
     pub no_syscall: bool,
+    /// Refused by network enforcement before anything left the socket (the caller got `EPERM`;
+    /// a connect or datagram of an enforced container outside its allowed peers, or by drifted
+    /// code).
+    pub denied: bool,
 }
 
 impl NetEvent {
