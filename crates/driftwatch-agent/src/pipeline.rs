@@ -141,6 +141,29 @@ pub async fn run(
         _ => None,
     };
     let rules = crate::rules::load(&c.rules.paths, c.rules.builtin, c.rules.skip_unknown, false)?;
+    let net_enforcer = match (c.agent.enforce, c.network.enforce, baselines.is_some()) {
+        (true, true, true) if sensor.net_enforce_available() => {
+            tracing::info!("network enforcement on: workloads that finished learning may connect only to their baseline's peers");
+            Some(driftwatch_respond::NetEnforcer::default())
+        }
+        (true, true, true) => {
+            tracing::warn!("network enforcement unavailable (the cgroup connect and sendmsg programs are not attached): network drift is only alerted");
+            None
+        }
+        (false, true, _) => {
+            tracing::warn!(
+                "network.enforce is set but --enforce is not: network drift is only alerted"
+            );
+            None
+        }
+        (true, true, false) => {
+            tracing::warn!(
+                "network.enforce needs network.baselines: network drift is not enforced"
+            );
+            None
+        }
+        _ => None,
+    };
 
     let mut table = ProcessTable::new(c.pipeline.process_table_max);
     let seeded = table.seed_from_proc(Path::new("/proc"));
@@ -169,6 +192,7 @@ pub async fn run(
             gate,
             policed: HashMap::new(),
             enforce: c.agent.enforce,
+            net: net_enforcer,
         },
         eval: Evaluation {
             rules,

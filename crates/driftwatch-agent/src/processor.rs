@@ -21,7 +21,7 @@ use driftwatch_event::{
 };
 use driftwatch_origin::{script, FileFacts, Origins, Verdict};
 use driftwatch_output::Summaries;
-use driftwatch_respond::ExecGate;
+use driftwatch_respond::{ExecGate, NetEnforcer};
 use driftwatch_rules::{EvalCtx, EventType, OutputOptions, RuleSet};
 use driftwatch_runtime::{Registry, RegistryUpdate};
 use std::collections::HashMap;
@@ -52,6 +52,8 @@ pub(crate) struct Kernel {
     /// cgroup id → policy flags written to `dw_policy`.
     pub policed: HashMap<u64, u32>,
     pub enforce: bool,
+    /// Network enforcement (`--enforce` and `network.enforce`), when the kernel can do it.
+    pub net: Option<NetEnforcer>,
 }
 
 /// The compiled rules every event is evaluated against, and their per-event state.
@@ -127,7 +129,17 @@ impl Processor {
     async fn on_tick(&mut self, ticks: u64) {
         self.refresh_stats();
         self.save_baselines(ticks.is_multiple_of(5));
-        let findings = self.health.check(&mut self.kernel, ticks);
+        self.sync_net_enforcement();
+        let mut findings = self.health.check(&mut self.kernel, ticks);
+        let k = &mut self.kernel;
+        if let Some(net) = &k.net {
+            match net.check(&mut k.sensor) {
+                Ok(f) => findings.extend(f),
+                Err(e) => {
+                    findings.push(format!("the network enforcement maps cannot be read: {e}"))
+                }
+            }
+        }
         for finding in findings {
             self.metrics.tamper_detections.inc();
             tracing::error!(finding = %finding, "sensor tampering");
@@ -186,8 +198,67 @@ impl Processor {
         }
     }
 
+    /// Network enforcement of every tracked container whose workload finished learning (once
+    /// a second: learning ends, baselines are edited).
+    fn sync_net_enforcement(&mut self) {
+        if self.kernel.net.is_none() {
+            return;
+        }
+        for info in self.enrich.registry.all() {
+            self.enforce_net(&info);
+        }
+    }
+
+    /// Under network enforcement, a container whose workload finished learning may connect only
+    /// to its baseline's peers: the kernel's entries for its cgroup are brought in line.
+    fn enforce_net(&mut self, info: &ContainerInfo) {
+        let (Some(cg), Some(b)) = (info.cgroup_id, self.enrich.baselines.as_ref()) else {
+            return;
+        };
+        let k = &mut self.kernel;
+        let Some(net) = k.net.as_mut() else { return };
+        if !k.policed.contains_key(&cg) {
+            return;
+        }
+        let key = Workload::of(info).key;
+        let Some(baseline) = b.get(&key) else { return };
+        if baseline.is_learning(now_secs()) {
+            return;
+        }
+        let peers =
+            driftwatch_respond::net::allowed_peers(cg, baseline, b.networks(), &|_| Vec::new());
+        let first = !net.is_enforced(cg);
+        match net.sync(&mut k.sensor, cg, peers) {
+            Ok(flags) => {
+                k.policed.insert(cg, flags);
+                if first {
+                    tracing::info!(container = %info.id, workload = %key, "network enforcement on: connections outside the baseline are refused");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(container = %info.id, error = %e, "cannot write the network enforcement")
+            }
+        }
+    }
+
+    /// A process ran drifted code: remember it, and under network enforcement tell the kernel.
+    fn mark_drifted(&mut self, task: &TaskInfo) {
+        self.enrich.table.mark_drifted(task.tgid);
+        let k = &mut self.kernel;
+        if let Some(net) = k.net.as_mut() {
+            if let Err(e) = net.mark_drifted(&mut k.sensor, task.tgid, task.start_ns) {
+                tracing::warn!(pid = task.tgid, error = %e, "cannot mark a drifted process for network enforcement");
+            }
+        }
+    }
+
     fn untrack(&mut self, info: &ContainerInfo) {
         let k = &mut self.kernel;
+        if let (Some(net), Some(cg)) = (k.net.as_mut(), info.cgroup_id) {
+            if let Err(e) = net.release(&mut k.sensor, cg) {
+                tracing::debug!(container = %info.id, error = %e, "network enforcement entries already gone");
+            }
+        }
         if let Some(g) = &k.gate {
             g.unwatch(&info.id);
         }
@@ -207,6 +278,7 @@ impl Processor {
             RegistryUpdate::Added(info) => {
                 tracing::info!(container = %info.id, image = %info.image_ref, "container tracked");
                 self.track(&info);
+                self.enforce_net(&info);
             }
             RegistryUpdate::Removed(info) => {
                 tracing::info!(container = %info.id, "container gone");
@@ -222,10 +294,25 @@ impl Processor {
             Event::Fork(f) => {
                 counted.fork.inc();
                 self.enrich.table.on_fork(&f);
+                if self.kernel.net.is_some()
+                    && self
+                        .enrich
+                        .table
+                        .get(f.child.tgid)
+                        .is_some_and(|p| p.drifted)
+                {
+                    self.mark_drifted(&f.child);
+                }
             }
             Event::Exit(x) => {
                 counted.exit.inc();
                 self.enrich.table.on_exit(&x);
+                let k = &mut self.kernel;
+                if let Some(net) = k.net.as_mut() {
+                    if let Err(e) = net.exited(&mut k.sensor, x.task.tgid) {
+                        tracing::debug!(pid = x.task.tgid, error = %e, "drifted mark already gone");
+                    }
+                }
             }
             Event::Exec(e) => {
                 counted.exec.inc();
@@ -352,7 +439,7 @@ impl Processor {
         };
         self.enrich.table.set_exe_origin(ev.task.tgid, exe.origin);
         if inside && exe.origin.is_drift() {
-            self.enrich.table.mark_drifted(ev.task.tgid);
+            self.mark_drifted(&ev.task);
         }
         // A kill in the kernel is always reported, whatever userspace decided afterwards; a kill
         // for the script (doomed by the exec gate) is reported on the script's arrival.
@@ -369,7 +456,7 @@ impl Processor {
             });
         }
         if script.is_some() {
-            self.enrich.table.mark_drifted(ev.task.tgid);
+            self.mark_drifted(&ev.task);
         }
         arrivals.extend(script);
         let ctx = enrich::alert_ctx(
@@ -444,7 +531,7 @@ impl Processor {
             return;
         }
         if verdict.origin.is_drift() {
-            self.enrich.table.mark_drifted(m.task.tgid);
+            self.mark_drifted(&m.task);
         }
         let ctx = enrich::alert_ctx(
             m.time_ns,
@@ -631,8 +718,11 @@ impl Evaluation {
 
 /// What was done about a syscall the kernel saw (a connection refused under network
 /// enforcement is `denied`).
-fn call_action(_call: Call<'_>) -> Action {
-    Action::None
+fn call_action(call: Call<'_>) -> Action {
+    match call {
+        Call::Net(n, _) if n.denied => Action::Denied,
+        _ => Action::None,
+    }
 }
 
 /// Now, in seconds since the epoch.

@@ -27,10 +27,10 @@ const ORDER: &[&str] = &[
     "driftwatch-image",
     "driftwatch-origin",
     "driftwatch-rules",
+    "driftwatch-baseline",
     "driftwatch-diff",
     "driftwatch-respond",
     "driftwatch-output",
-    "driftwatch-baseline",
     "driftwatch-agent",
     "driftwatch",
 ];

@@ -406,3 +406,115 @@ fn network_baseline_is_learned_kept_across_a_restart_and_then_judges() {
     );
     assert!(agent.stop().success());
 }
+
+/// Under `--enforce --enforce-network`, once the workload finished learning: learned peers and
+/// loopback still work, any other connect and datagram fails with EPERM before a packet leaves
+/// and is alerted as denied; an agent that dies leaves nothing refused; a restarted agent
+/// enforces again.
+#[test]
+fn network_enforcement_refuses_what_was_not_learned_and_fails_open() {
+    let env = env();
+    let n = setup(&env, "netenf");
+    let id = n.c.id().to_string();
+    let p4 = n.peer.peer_v4.to_string();
+    let p6 = n.peer.peer_v6.to_string();
+    let state = tempfile::tempdir().expect("tempdir");
+    let dir = state.path().join("baselines");
+    let dir_s = dir.to_str().expect("utf-8").to_string();
+    let args = [
+        "--baseline-dir",
+        &dir_s,
+        "--learn-for",
+        "6s",
+        "--enforce",
+        "--enforce-network",
+    ];
+    let agent = Agent::start(&args);
+    let started = Instant::now();
+    assert_eq!(n.netc(&format!("connect tcp {p4} 5432")), "ok");
+    assert_eq!(n.netc(&format!("connect tcp {p6} 5432")), "ok");
+    assert_eq!(n.netc(&format!("send udp {p4} 9999")), "ok");
+    assert_eq!(
+        n.netc(&format!("connect tcp {p4} 7000")),
+        "ok",
+        "nothing is refused while learning"
+    );
+    // ... port 7000 was learned too; 7001 has no server, 7002 neither: they stay unknown.
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(started.elapsed()));
+    let refused_until = Instant::now() + Duration::from_secs(10);
+    // Enforcement starts within a second of the end of learning.
+    loop {
+        let r = n.netc(&format!("connect tcp {p4} 7001"));
+        if r == "err 1" {
+            break;
+        }
+        assert!(Instant::now() < refused_until, "not refused: {r}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(n.netc(&format!("connect tcp {p4} 5432")), "ok", "learned");
+    assert_eq!(
+        n.netc(&format!("connect tcp {p6} 5432")),
+        "ok",
+        "learned, IPv6"
+    );
+    assert_eq!(n.netc(&format!("connect tcp {p4} 7000")), "ok", "learned");
+    assert_eq!(
+        n.netc(&format!("send udp {p4} 9999")),
+        "ok",
+        "learned datagram peer"
+    );
+    assert_eq!(
+        n.netc("connect tcp 127.0.0.1 1"),
+        "err 111",
+        "loopback is never refused"
+    );
+    assert_eq!(
+        n.netc(&format!("connect tcp {p6} 7001")),
+        "err 1",
+        "IPv6 refused"
+    );
+    assert_eq!(
+        n.netc(&format!("send udp {p4} 9998")),
+        "err 1",
+        "datagram refused"
+    );
+    let denied = agent.wait_alert(30, "denied connect", |a| {
+        a["rule"] == "Unexpected Outbound Connection from Container"
+            && f(a, "container.id") == id.as_str()
+            && f(a, "fd.rport") == 7001
+            && f(a, "response.action") == "denied"
+    });
+    assert_eq!(f(&denied, "evt.res"), "EPERM");
+    agent.wait_alert(30, "denied datagram", |a| {
+        a["rule"] == "Unexpected Outbound Connection from Container"
+            && f(a, "fd.rport") == 9998
+            && f(a, "response.action") == "denied"
+    });
+    // The agent dies: nothing stays refused.
+    agent.signal(rustix::process::Signal::KILL);
+    drop(agent);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        n.netc(&format!("connect tcp {p4} 7001")),
+        "err 111",
+        "fail-open: refused by the peer, not by us"
+    );
+    // A new agent enforces the learned baseline again.
+    let agent = Agent::start(&args);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = n.netc(&format!("connect tcp {p4} 7001"));
+        if r == "err 1" {
+            break;
+        }
+        assert!(Instant::now() < until, "not refused after the restart: {r}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(n.netc(&format!("connect tcp {p4} 5432")), "ok");
+    assert!(agent.stop().success());
+    assert_eq!(
+        n.netc(&format!("connect tcp {p4} 7001")),
+        "err 111",
+        "released at a clean stop"
+    );
+}
