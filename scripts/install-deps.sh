@@ -8,7 +8,7 @@ set -euo pipefail
 [[ $EUID -eq 0 ]] || die "run as root (apt-get, mounts, containerd and BPF need it)"
 
 PACKAGES=(clang llvm libbpf-dev bpftool containerd runc protobuf-compiler busybox-static
-    pkg-config gcc g++ libc6-dev curl clang-format-14 debootstrap shellcheck)
+    pkg-config gcc g++ libc6-dev curl clang-format-14 debootstrap shellcheck iproute2 python3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -156,6 +156,8 @@ pub struct TaskRecord {
     pub cgroup_id: u64,
     pub pidns_ino: u32,
     pub comm: [u8; DW_COMM_LEN],
+    /// The process's start (thread-group leader's `start_boottime`, boot-time ns).
+    pub start_ns: u64,
 }
 
 impl TaskRecord {
@@ -566,6 +568,7 @@ fn task(v: View<'_>) -> TaskRecord {
         cgroup_id: v.u64(offset_of!(Task, cgroup_id)),
         pidns_ino: v.u32(offset_of!(Task, pidns_ino)),
         comm: v.bytes(offset_of!(Task, comm)),
+        start_ns: v.u64(offset_of!(Task, start_ns)),
     }
 }
 

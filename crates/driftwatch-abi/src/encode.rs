@@ -59,6 +59,7 @@ fn put_task(out: &mut Out<'_>, t: &Task) {
     out.put(offset_of!(Task, pidns_ino), &t.pidns_ino.to_ne_bytes());
     out.put(offset_of!(Task, _pad0), &t._pad0.to_ne_bytes());
     out.put(offset_of!(Task, comm), &t.comm);
+    out.put(offset_of!(Task, start_ns), &t.start_ns.to_ne_bytes());
 }
 
 fn put_file(out: &mut Out<'_>, f: &FileId) {

@@ -41,6 +41,9 @@ pub struct Task {
     pub pidns_ino: u32,
     pub _pad0: u32,
     pub comm: [u8; DW_COMM_LEN],
+    /// The process's start: its thread-group leader's `start_boottime` (boot-time ns). With
+    /// `tgid` it names one process across PID reuse (`dw_net_drifted`).
+    pub start_ns: u64,
 }
 
 /// `struct dw_file_id`: identity of a file (an executable, or a file mapped executable).
@@ -91,6 +94,7 @@ const ZERO_TASK: Task = Task {
     pidns_ino: 0,
     _pad0: 0,
     comm: [0; DW_COMM_LEN],
+    start_ns: 0,
 };
 
 const ZERO_HEADER: EventHeader = EventHeader {
@@ -100,7 +104,7 @@ const ZERO_HEADER: EventHeader = EventHeader {
     ktime_ns: 0,
 };
 
-/// `struct dw_exec_event` (11176 bytes; the kernel emits it packed, see
+/// `struct dw_exec_event` (11184 bytes; the kernel emits it packed, see
 /// [`EXEC_EVENT_MIN_SIZE`]).
 #[repr(C)]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -430,24 +434,24 @@ pub const EVENT_HEADER_SIZE: usize = size_of::<EventHeader>();
 
 // The header promises "no implicit holes": the sums below only hold if that is true.
 const _: () = assert!(size_of::<EventHeader>() == 16);
-const _: () = assert!(size_of::<Task>() == 64);
+const _: () = assert!(size_of::<Task>() == 72);
 const _: () = assert!(size_of::<FileId>() == 64);
-const _: () = assert!(offset_of!(ExecEvent, filename) == 168);
-const _: () = assert!(offset_of!(ExecEvent, interp) == 168 + DW_FILENAME_MAX);
-const _: () = assert!(offset_of!(ExecEvent, path) == 168 + DW_FILENAME_MAX + DW_INTERP_MAX);
+const _: () = assert!(offset_of!(ExecEvent, filename) == 176);
+const _: () = assert!(offset_of!(ExecEvent, interp) == 176 + DW_FILENAME_MAX);
+const _: () = assert!(offset_of!(ExecEvent, path) == 176 + DW_FILENAME_MAX + DW_INTERP_MAX);
 const _: () = assert!(offset_of!(ExecEvent, argv) == offset_of!(ExecEvent, path) + DW_PATH_MAX);
 const _: () = assert!(offset_of!(ExecEvent, cwd) == offset_of!(ExecEvent, argv) + DW_ARGV_MAX);
-const _: () = assert!(size_of::<ExecEvent>() == 11176);
-const _: () = assert!(offset_of!(MapEvent, path) == 192);
-const _: () = assert!(size_of::<MapEvent>() == 192 + DW_PATH_MAX);
-const _: () = assert!(offset_of!(FileEvent, ret) == 144);
-const _: () = assert!(offset_of!(FileEvent, path) == 208);
-const _: () = assert!(size_of::<FileEvent>() == 208 + 5 * DW_PATH_MAX);
-const _: () = assert!(offset_of!(NetEvent, ret) == 80);
-const _: () = assert!(offset_of!(NetEvent, laddr) == 120);
-const _: () = assert!(size_of::<NetEvent>() == 152);
+const _: () = assert!(size_of::<ExecEvent>() == 11184);
+const _: () = assert!(offset_of!(MapEvent, path) == 200);
+const _: () = assert!(size_of::<MapEvent>() == 200 + DW_PATH_MAX);
+const _: () = assert!(offset_of!(FileEvent, ret) == 152);
+const _: () = assert!(offset_of!(FileEvent, path) == 216);
+const _: () = assert!(size_of::<FileEvent>() == 216 + 5 * DW_PATH_MAX);
+const _: () = assert!(offset_of!(NetEvent, ret) == 88);
+const _: () = assert!(offset_of!(NetEvent, laddr) == 128);
+const _: () = assert!(size_of::<NetEvent>() == 160);
 const _: () = assert!(offset_of!(DnsEvent, payload) == 72);
 const _: () = assert!(size_of::<DnsEvent>() == 72 + DW_DNS_PAYLOAD_MAX);
-const _: () = assert!(size_of::<ForkEvent>() == 80);
-const _: () = assert!(size_of::<ExitEvent>() == 88);
+const _: () = assert!(size_of::<ForkEvent>() == 88);
+const _: () = assert!(size_of::<ExitEvent>() == 96);
 const _: () = assert!(size_of::<Config>() == 16);

@@ -29,7 +29,7 @@ pub use layout::{
 };
 
 /// `DW_ABI_VERSION`: bumped whenever a layout in `abi.h` changes.
-pub const DW_ABI_VERSION: u16 = 6;
+pub const DW_ABI_VERSION: u16 = 7;
 
 /// `DW_COMM_LEN`.
 pub const DW_COMM_LEN: usize = 16;
@@ -84,6 +84,9 @@ pub const NET_F_REMOTE_ARG: u32 = 1 << 3;
 /// `dw_net_event.flags`: a connect that did not go through the connect syscall (io_uring), seen
 /// by `cgroup/connect4|6` before it ran: `ret` is 0 and means "not known", `fd` is -1.
 pub const NET_F_NO_SYSCALL: u32 = 1 << 4;
+/// `dw_net_event.flags`: refused by network enforcement (a cgroup connect/sendmsg program
+/// returned 0): the caller got `EPERM` and nothing left the socket.
+pub const NET_F_DENIED: u32 = 1 << 5;
 /// `AF_INET`.
 pub const AF_INET: u16 = 2;
 /// `AF_INET6`.
@@ -172,6 +175,20 @@ pub const MAP_HOW_INTERP: u16 = 3;
 pub const POLICY_F_TRACKED: u32 = 1 << 0;
 /// `dw_policy` value flag: kill drifted execs in this cgroup.
 pub const POLICY_F_ENFORCE: u32 = 1 << 1;
+/// `dw_policy` value flag: refuse this cgroup's connects and datagrams to peers outside
+/// `dw_net_allow`, and every one by a process in `dw_net_drifted` (loopback excepted); only
+/// with `dw_config.enforce`.
+pub const POLICY_F_NET_ENFORCE: u32 = 1 << 2;
+
+/// `DW_NET_ALLOW_FIXED_BITS`: the bits of a `dw_net_allow` key (protocol, family, port, cgroup
+/// id) that always match whole, before the address's prefix.
+pub const DW_NET_ALLOW_FIXED_BITS: u32 = 96;
+/// `DW_NET_ALLOW_MAX_ENTRIES`: capacity of `dw_net_allow`.
+pub const DW_NET_ALLOW_MAX_ENTRIES: u32 = 65536;
+/// `DW_NET_ALLOW_VALUE`: what a `dw_net_allow` entry holds (reserved).
+pub const DW_NET_ALLOW_VALUE: u32 = 1;
+/// `DW_NET_DRIFTED_MAX_ENTRIES`: capacity of `dw_net_drifted`.
+pub const DW_NET_DRIFTED_MAX_ENTRIES: u32 = 16384;
 
 /// `dw_stats` index: exec records lost (ring buffer full).
 pub const DW_STAT_RINGBUF_LOST_EXEC: u32 = 0;

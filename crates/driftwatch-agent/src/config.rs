@@ -3,6 +3,7 @@
 //! `[runtime]` is `driftwatch_runtime::RuntimeConfig`); this root only gathers them.
 //! Validation reports every problem at once.
 
+use driftwatch_baseline::NetworkConfig;
 use driftwatch_output::OutputConfig;
 use driftwatch_runtime::RuntimeConfig;
 use serde::Deserialize;
@@ -21,6 +22,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub pipeline: PipelineSection,
     pub rules: RulesSection,
+    /// Network baselines (learning, their files, named networks, network enforcement).
+    pub network: NetworkConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -161,6 +164,7 @@ impl Config {
             }
         }
         problems.extend(self.output.problems());
+        problems.extend(self.network.problems());
         if self.runtime.containerd_socket.as_os_str().is_empty() {
             problems.push("runtime.containerd_socket: must not be empty".to_string());
         }
@@ -232,5 +236,26 @@ mod tests {
         assert_eq!(cfg.runtime.containerd_socket, PathBuf::from("/tmp/c.sock"));
         assert_eq!(cfg.runtime.connect_timeout_ms, 500);
         assert_eq!(cfg.agent.listen, DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn the_network_section_is_the_baseline_crates() {
+        let cfg = Config::from_toml(
+            "[network]\nlearn_for = \"30m\"\nbaseline_dir = \"/tmp/b\"\nenforce = true\n\
+             [network.networks]\ncluster = [\"10.96.0.0/12\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.network.learn_for().as_secs(), 1800);
+        assert!(cfg.network.enforce);
+        assert!(cfg.validate().is_ok());
+        let bad = Config::from_toml("[network]\nlearn_for = \"soon\"\n").unwrap();
+        match bad.validate() {
+            Err(ConfigError::Invalid { problems }) => {
+                assert!(problems[0].starts_with("network.learn_for"), "{problems:?}")
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let err = Config::from_toml("[network]\nlearn_four = \"1h\"\n").unwrap_err();
+        assert!(err.contains("learn_four"), "{err}");
     }
 }

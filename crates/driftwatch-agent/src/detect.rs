@@ -19,6 +19,8 @@ pub enum Action {
     /// Killed from userspace after it started (the kernel could not stop it first: a container
     /// not yet in the kernel policy, or a script read by an interpreter).
     KilledAfterStart,
+    /// A connection refused in the kernel (network enforcement).
+    Denied,
 }
 
 impl Action {
@@ -27,6 +29,7 @@ impl Action {
             Action::None => "none",
             Action::Killed => "killed",
             Action::KilledAfterStart => "killed-after-start",
+            Action::Denied => "denied",
         }
     }
 }
@@ -97,6 +100,7 @@ pub fn fields(
         "proc.exe_origin",
         ctx.exe_origin().map_or(Value::Null, |o| json!(o.as_str())),
     );
+    put("proc.drifted", json!(p.drifted));
     match &ctx.exe {
         Some((file, flags)) => {
             put("proc.is_exe_upper_layer", json!(flags.overlay_upper));

@@ -102,6 +102,10 @@ enum F {
     ArgDomain,
     ArgType,
     ArgBacklog,
+    ProcDrifted,
+    NetWorkload,
+    NetBaseline,
+    NetActivity,
     /// A field the agent cannot provide for its events (no value).
     None,
 }
@@ -384,6 +388,10 @@ impl Default for FieldMap {
                     "evt.arg.domain" => F::ArgDomain,
                     "evt.arg.type" => F::ArgType,
                     "evt.arg.backlog" => F::ArgBacklog,
+                    "proc.drifted" => F::ProcDrifted,
+                    "net.workload" => F::NetWorkload,
+                    "net.baseline" => F::NetBaseline,
+                    "net.activity" => F::NetActivity,
                     _ => F::None,
                 })
                 .collect(),
@@ -398,9 +406,22 @@ pub enum Call<'a> {
     #[default]
     None,
     File(&'a FileEvent),
-    /// A network syscall, and whether the process is the server end of its socket when an
-    /// earlier connect or accept said so ([`SocketRoles`], for a dup).
-    Net(&'a NetEvent, Option<bool>),
+    /// A network syscall and what the agent knows of it besides the event.
+    Net(&'a NetEvent, NetFacts<'a>),
+}
+
+/// What the agent adds to a network event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetFacts<'a> {
+    /// Whether the process is the server end of its socket when an earlier connect or accept
+    /// said so ([`SocketRoles`], for a dup).
+    pub local_is_server: Option<bool>,
+    /// The workload whose baseline judged the event (`net.workload`).
+    pub workload: Option<&'a str>,
+    /// How the event compares with that baseline (`net.baseline`).
+    pub baseline: Option<driftwatch_baseline::Verdict>,
+    /// What the baseline judged it as (`net.activity`: `listen` or `connect`).
+    pub activity: Option<&'static str>,
 }
 
 /// One event as the rules see it.
@@ -532,6 +553,7 @@ impl FieldSource for EventSource<'_> {
                 Value::U64(file.mtime_sec * 1_000_000_000 + u64::from(file.mtime_nsec))
             }),
             F::ExeOrigin => p.exe_origin.map(|o| Value::Str(o.as_str().as_bytes())),
+            F::ProcDrifted => Some(Value::Bool(p.drifted)),
             F::UserUid => Some(Value::U64(u64::from(self.ctx.task.euid))),
             F::UserName => self.ctx.user_name.as_deref().and_then(s),
             F::GroupGid => Some(Value::U64(u64::from(self.ctx.task.egid))),
@@ -558,8 +580,8 @@ impl FieldSource for EventSource<'_> {
                 .map(Value::Str),
             F::Action => Some(Value::Str(self.action.as_str().as_bytes())),
             F::AddrName(e) => match self.call {
-                Call::Net(ev, server) => {
-                    let ip = sock_end(ev, server, e)?.ip();
+                Call::Net(ev, facts) => {
+                    let ip = sock_end(ev, facts.local_is_server, e)?.ip();
                     self.dns
                         .name_of(&c?.id, ip)
                         .map(|n| Value::Str(n.as_bytes()))
@@ -568,7 +590,14 @@ impl FieldSource for EventSource<'_> {
             },
             _ => match self.call {
                 Call::File(ev) => file_field(ev, f, scratch),
-                Call::Net(ev, server) => net_field(ev, server, f, scratch),
+                Call::Net(_, facts) if f == F::NetWorkload => facts.workload.and_then(s),
+                Call::Net(_, facts) if f == F::NetBaseline => {
+                    facts.baseline.map(|v| Value::Str(v.as_str().as_bytes()))
+                }
+                Call::Net(_, facts) if f == F::NetActivity => {
+                    facts.activity.map(|a| Value::Str(a.as_bytes()))
+                }
+                Call::Net(ev, facts) => net_field(ev, facts.local_is_server, f, scratch),
                 Call::None => None,
             },
         }
@@ -1068,7 +1097,15 @@ mod tests {
                     cwd: e.cwd.as_deref(),
                     call: match (&e.file, &e.net) {
                         (Some(f), _) => Call::File(f),
-                        (None, Some(n)) => Call::Net(n, None),
+                        (None, Some(n)) => Call::Net(
+                            n,
+                            NetFacts {
+                                local_is_server: None,
+                                workload: Some("image:example/app"),
+                                baseline: Some(driftwatch_baseline::Verdict::Expected),
+                                activity: Some("connect"),
+                            },
+                        ),
                         (None, None) => Call::None,
                     },
                     table: &self.table,
@@ -1244,7 +1281,13 @@ mod net_tests {
             arrival: None,
             action: Action::None,
             cwd: None,
-            call: Call::Net(ev, local_is_server),
+            call: Call::Net(
+                ev,
+                NetFacts {
+                    local_is_server,
+                    ..NetFacts::default()
+                },
+            ),
             table: &table,
             dns: &DnsNames::new(1),
             hostname: "node",
@@ -1767,7 +1810,7 @@ mod net_tests {
                 arrival: None,
                 action: Action::None,
                 cwd: None,
-                call: Call::Net(&ev, None),
+                call: Call::Net(&ev, NetFacts::default()),
                 table: &table,
                 dns,
                 hostname: "node",

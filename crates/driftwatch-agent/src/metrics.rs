@@ -77,6 +77,11 @@ pub struct Metrics {
     pub scripts_unresolved: Counter,
     pub tamper_detections: Counter,
     pub origin_lookup_errors: Counter,
+    /// Listeners and peers added to network baselines while learning.
+    pub baseline_learned: Counter,
+    /// Baseline files that could not be read or written.
+    pub baseline_errors: Counter,
+    pub baseline_workloads: Gauge,
     pub containers_tracked: Gauge,
     pub processes_tracked: Gauge,
     pub policy_entries: Gauge,
@@ -100,6 +105,9 @@ impl Default for Metrics {
             scripts_unresolved: Counter::default(),
             tamper_detections: Counter::default(),
             origin_lookup_errors: Counter::default(),
+            baseline_learned: Counter::default(),
+            baseline_errors: Counter::default(),
+            baseline_workloads: Gauge::default(),
             containers_tracked: Gauge::default(),
             processes_tracked: Gauge::default(),
             policy_entries: Gauge::default(),
@@ -175,6 +183,16 @@ impl Metrics {
                 "Executable-origin lookups that failed (layers unreadable); such execs are 'unknown'",
                 &self.origin_lookup_errors,
             ),
+            (
+                "baseline_learned",
+                "Listeners and outbound peers added to network baselines while their workloads learned",
+                &self.baseline_learned,
+            ),
+            (
+                "baseline_errors",
+                "Network baseline files that could not be read (a mistake in an edit) or written",
+                &self.baseline_errors,
+            ),
         ] {
             r.register(name, help, c.clone());
         }
@@ -193,6 +211,11 @@ impl Metrics {
                 "policy_entries",
                 "Container cgroups in the kernel policy map",
                 &self.policy_entries,
+            ),
+            (
+                "baseline_workloads",
+                "Workloads with a network baseline",
+                &self.baseline_workloads,
             ),
         ] {
             r.register(name, help, g.clone());

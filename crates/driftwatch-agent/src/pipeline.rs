@@ -43,6 +43,8 @@ pub enum AgentError {
     },
     #[error(transparent)]
     Output(#[from] driftwatch_output::writer::OpenError),
+    #[error("cannot load the network baselines")]
+    Baseline(#[from] driftwatch_baseline::BaselineError),
     #[error("cannot load the BPF sensor")]
     Bpf(#[from] driftwatch_bpf::BpfError),
     #[error("container discovery failed")]
@@ -92,6 +94,13 @@ pub async fn run(
         c.rules.skip_unknown,
         true,
     )?);
+    let baselines = if c.network.baselines {
+        let b = driftwatch_baseline::Baselines::open(&c.network)?;
+        tracing::info!(dir = %c.network.baseline_dir.display(), workloads = b.len(), learn_for = %c.network.learn_for, "network baselines loaded");
+        Some(b)
+    } else {
+        None
+    };
     let host_mntns = std::fs::metadata("/proc/self/ns/mnt")
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .map_err(AgentError::HostNamespace)?;
@@ -132,6 +141,29 @@ pub async fn run(
         _ => None,
     };
     let rules = crate::rules::load(&c.rules.paths, c.rules.builtin, c.rules.skip_unknown, false)?;
+    let net_enforcer = match (c.agent.enforce, c.network.enforce, baselines.is_some()) {
+        (true, true, true) if sensor.net_enforce_available() => {
+            tracing::info!("network enforcement on: workloads that finished learning may connect only to their baseline's peers");
+            Some(driftwatch_respond::NetEnforcer::default())
+        }
+        (true, true, true) => {
+            tracing::warn!("network enforcement unavailable (the cgroup connect and sendmsg programs are not attached): network drift is only alerted");
+            None
+        }
+        (false, true, _) => {
+            tracing::warn!(
+                "network.enforce is set but --enforce is not: network drift is only alerted"
+            );
+            None
+        }
+        (true, true, false) => {
+            tracing::warn!(
+                "network.enforce needs network.baselines: network drift is not enforced"
+            );
+            None
+        }
+        _ => None,
+    };
 
     let mut table = ProcessTable::new(c.pipeline.process_table_max);
     let seeded = table.seed_from_proc(Path::new("/proc"));
@@ -154,12 +186,14 @@ pub async fn run(
             host_mntns,
             sockets: Default::default(),
             dns: crate::dns::DnsNames::new(crate::dns::DEFAULT_MAX_PER_CONTAINER),
+            baselines,
         },
         kernel: Kernel {
             sensor,
             gate,
             policed: HashMap::new(),
             enforce: c.agent.enforce,
+            net: net_enforcer,
         },
         eval: Evaluation {
             rules,

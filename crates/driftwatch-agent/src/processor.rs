@@ -9,11 +9,12 @@
 use crate::detect::{self, Action};
 use crate::dns::DnsNames;
 use crate::enrich::{self, AlertCtx, Arrival, Via};
-use crate::fields::{Call, EventSource, FieldMap, SocketRoles};
+use crate::fields::{Call, EventSource, FieldMap, NetFacts, SocketRoles};
 use crate::health::Health;
 use crate::metrics::{gauge, Metrics};
 use crate::proctable::ProcessTable;
 use crate::users::UserNames;
+use driftwatch_baseline::{Proto, Workload};
 use driftwatch_bpf::ExecSensor;
 use driftwatch_event::{
     Alert, ContainerInfo, DnsEvent, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp,
@@ -21,7 +22,7 @@ use driftwatch_event::{
 };
 use driftwatch_origin::{script, FileFacts, Origins, Verdict};
 use driftwatch_output::Summaries;
-use driftwatch_respond::ExecGate;
+use driftwatch_respond::{ExecGate, NetEnforcer};
 use driftwatch_rules::{EvalCtx, EventType, OutputOptions, RuleSet};
 use driftwatch_runtime::{Registry, RegistryUpdate};
 use std::collections::HashMap;
@@ -42,6 +43,8 @@ pub(crate) struct Enrichment {
     pub sockets: SocketRoles,
     /// The DNS names each container's own DNS answers gave its peers (`fd.sip.name`, …).
     pub dns: DnsNames,
+    /// The workloads' network baselines (`None` when `network.baselines` is off).
+    pub baselines: Option<driftwatch_baseline::Baselines>,
 }
 
 /// The kernel side: the loaded sensor (policy map, statistics; dropping it detaches), the exec
@@ -52,6 +55,8 @@ pub(crate) struct Kernel {
     /// cgroup id → policy flags written to `dw_policy`.
     pub policed: HashMap<u64, u32>,
     pub enforce: bool,
+    /// Network enforcement (`--enforce` and `network.enforce`), when the kernel can do it.
+    pub net: Option<NetEnforcer>,
 }
 
 /// The compiled rules every event is evaluated against, and their per-event state.
@@ -102,11 +107,42 @@ impl Processor {
             }
         }
         self.refresh_stats();
+        self.save_baselines(true);
+    }
+
+    /// Writes the baselines that changed; every 5 s (and at the end) also reads again the files
+    /// a user edited.
+    fn save_baselines(&mut self, reload: bool) {
+        let Some(b) = self.enrich.baselines.as_mut() else {
+            return;
+        };
+        let mut errors = if reload {
+            b.reload_changed()
+        } else {
+            Vec::new()
+        };
+        errors.extend(b.flush());
+        for e in errors {
+            self.metrics.baseline_errors.inc();
+            tracing::error!(error = %e, "network baseline");
+        }
+        self.metrics.baseline_workloads.set(gauge(b.len()));
     }
 
     async fn on_tick(&mut self, ticks: u64) {
         self.refresh_stats();
-        let findings = self.health.check(&mut self.kernel, ticks);
+        self.save_baselines(ticks.is_multiple_of(5));
+        self.sync_net_enforcement();
+        let mut findings = self.health.check(&mut self.kernel, ticks);
+        let k = &mut self.kernel;
+        if let Some(net) = &k.net {
+            match net.check(&mut k.sensor) {
+                Ok(f) => findings.extend(f),
+                Err(e) => {
+                    findings.push(format!("the network enforcement maps cannot be read: {e}"))
+                }
+            }
+        }
         for finding in findings {
             self.metrics.tamper_detections.inc();
             tracing::error!(finding = %finding, "sensor tampering");
@@ -130,6 +166,19 @@ impl Processor {
 
     /// Puts a container's cgroup in the kernel policy map and has the gate watch its root.
     pub(crate) fn track(&mut self, info: &ContainerInfo) {
+        if let Some(b) = self.enrich.baselines.as_mut() {
+            let exposed: Vec<(Proto, u16)> = info
+                .exposed_ports
+                .iter()
+                .filter_map(|p| exposed_port(p))
+                .collect();
+            b.seen(
+                &Workload::of(info),
+                info.image_digest.as_deref(),
+                &exposed,
+                now_secs(),
+            );
+        }
         let k = &mut self.kernel;
         if let Some(g) = &k.gate {
             g.watch(info);
@@ -152,8 +201,67 @@ impl Processor {
         }
     }
 
+    /// Network enforcement of every tracked container whose workload finished learning (once
+    /// a second: learning ends, baselines are edited).
+    fn sync_net_enforcement(&mut self) {
+        if self.kernel.net.is_none() {
+            return;
+        }
+        for info in self.enrich.registry.all() {
+            self.enforce_net(&info);
+        }
+    }
+
+    /// Under network enforcement, a container whose workload finished learning may connect only
+    /// to its baseline's peers: the kernel's entries for its cgroup are brought in line.
+    fn enforce_net(&mut self, info: &ContainerInfo) {
+        let (Some(cg), Some(b)) = (info.cgroup_id, self.enrich.baselines.as_ref()) else {
+            return;
+        };
+        let k = &mut self.kernel;
+        let Some(net) = k.net.as_mut() else { return };
+        if !k.policed.contains_key(&cg) {
+            return;
+        }
+        let key = Workload::of(info).key;
+        let Some(baseline) = b.get(&key) else { return };
+        if baseline.is_learning(now_secs()) {
+            return;
+        }
+        let peers =
+            driftwatch_respond::net::allowed_peers(cg, baseline, b.networks(), &|_| Vec::new());
+        let first = !net.is_enforced(cg);
+        match net.sync(&mut k.sensor, cg, peers) {
+            Ok(flags) => {
+                k.policed.insert(cg, flags);
+                if first {
+                    tracing::info!(container = %info.id, workload = %key, "network enforcement on: connections outside the baseline are refused");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(container = %info.id, error = %e, "cannot write the network enforcement")
+            }
+        }
+    }
+
+    /// A process ran drifted code: remember it, and under network enforcement tell the kernel.
+    fn mark_drifted(&mut self, task: &TaskInfo) {
+        self.enrich.table.mark_drifted(task.tgid);
+        let k = &mut self.kernel;
+        if let Some(net) = k.net.as_mut() {
+            if let Err(e) = net.mark_drifted(&mut k.sensor, task.tgid, task.start_ns) {
+                tracing::warn!(pid = task.tgid, error = %e, "cannot mark a drifted process for network enforcement");
+            }
+        }
+    }
+
     fn untrack(&mut self, info: &ContainerInfo) {
         let k = &mut self.kernel;
+        if let (Some(net), Some(cg)) = (k.net.as_mut(), info.cgroup_id) {
+            if let Err(e) = net.release(&mut k.sensor, cg) {
+                tracing::debug!(container = %info.id, error = %e, "network enforcement entries already gone");
+            }
+        }
         if let Some(g) = &k.gate {
             g.unwatch(&info.id);
         }
@@ -174,6 +282,7 @@ impl Processor {
             RegistryUpdate::Added(info) => {
                 tracing::info!(container = %info.id, image = %info.image_ref, "container tracked");
                 self.track(&info);
+                self.enforce_net(&info);
             }
             RegistryUpdate::Removed(info) => {
                 tracing::info!(container = %info.id, "container gone");
@@ -189,10 +298,25 @@ impl Processor {
             Event::Fork(f) => {
                 counted.fork.inc();
                 self.enrich.table.on_fork(&f);
+                if self.kernel.net.is_some()
+                    && self
+                        .enrich
+                        .table
+                        .get(f.child.tgid)
+                        .is_some_and(|p| p.drifted)
+                {
+                    self.mark_drifted(&f.child);
+                }
             }
             Event::Exit(x) => {
                 counted.exit.inc();
                 self.enrich.table.on_exit(&x);
+                let k = &mut self.kernel;
+                if let Some(net) = k.net.as_mut() {
+                    if let Err(e) = net.exited(&mut k.sensor, x.task.tgid) {
+                        tracing::debug!(pid = x.task.tgid, error = %e, "drifted mark already gone");
+                    }
+                }
             }
             Event::Exec(e) => {
                 counted.exec.inc();
@@ -338,6 +462,9 @@ impl Processor {
             None => Verdict::of(ExeOrigin::Host),
         };
         self.enrich.table.set_exe_origin(ev.task.tgid, exe.origin);
+        if inside && exe.origin.is_drift() {
+            self.mark_drifted(&ev.task);
+        }
         // A kill in the kernel is always reported, whatever userspace decided afterwards; a kill
         // for the script (doomed by the exec gate) is reported on the script's arrival.
         let script = match container.as_deref().filter(|_| inside) {
@@ -351,6 +478,9 @@ impl Processor {
                 path: ev.exepath.clone(),
                 verdict: exe,
             });
+        }
+        if script.is_some() {
+            self.mark_drifted(&ev.task);
         }
         arrivals.extend(script);
         let ctx = enrich::alert_ctx(
@@ -424,6 +554,9 @@ impl Processor {
         if !(verdict.origin.is_drift() || m.flags.killed) {
             return;
         }
+        if verdict.origin.is_drift() {
+            self.mark_drifted(&m.task);
+        }
         let ctx = enrich::alert_ctx(
             m.time_ns,
             m.how.evt_type(),
@@ -489,8 +622,9 @@ impl Processor {
             .await;
     }
 
-    /// A network syscall in a container: the rules decide (Falco's network rules). Like a file
-    /// event, only events of a type some rule can match are enriched.
+    /// A network syscall in a container: judged against its workload's network baseline (and
+    /// learned from, unless the process ran drifted code), then the rules decide. Like a file
+    /// event, an event no rule and no baseline needs is not enriched.
     async fn on_net(&mut self, n: NetEvent) {
         let rules = &self.eval.rules;
         let dups = [NetOp::Dup, NetOp::Dup2, NetOp::Dup3]
@@ -500,13 +634,43 @@ impl Processor {
             self.enrich.sockets.learn(&n);
         }
         let evt_type = EventType::Net(n.op);
-        if !self.eval.rules.has_rules_for(evt_type) {
+        let has_rules = self.eval.rules.has_rules_for(evt_type);
+        let judged = self.enrich.baselines.is_some()
+            && driftwatch_baseline::activity_of(&n, |_| false).is_some();
+        if !has_rules && !judged {
             return;
         }
         let local_is_server = self.enrich.sockets.local_is_server(&n);
         let Some(c) = self.inside_container(&n.task).await else {
             return;
         };
+        let workload = Workload::of(&c);
+        let drifted = self
+            .enrich
+            .table
+            .get(n.task.tgid)
+            .is_some_and(|p| p.drifted);
+        let verdict = match self.enrich.baselines.as_mut() {
+            Some(b) => {
+                let name = None;
+                match b.activity(&workload.key, &n, name) {
+                    Some((a, learnable)) => {
+                        let now = now_secs();
+                        let v = b.judge(&workload.key, &a, now);
+                        // Nothing a drifted process does is ever learned.
+                        if learnable && !drifted && b.learn(&workload.key, &a, now) {
+                            self.metrics.baseline_learned.inc();
+                        }
+                        Some((v, a.kind()))
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        if !has_rules {
+            return;
+        }
         let ctx = enrich::alert_ctx(
             n.time_ns,
             n.op.as_str(),
@@ -516,7 +680,13 @@ impl Processor {
             &self.enrich.table,
             &mut self.enrich.users,
         );
-        self.evaluate(&ctx, evt_type, &[], None, Call::Net(&n, local_is_server))
+        let facts = NetFacts {
+            local_is_server,
+            workload: Some(&workload.key),
+            baseline: verdict.map(|v| v.0),
+            activity: verdict.map(|v| v.1),
+        };
+        self.evaluate(&ctx, evt_type, &[], None, Call::Net(&n, facts))
             .await;
     }
 }
@@ -539,7 +709,7 @@ impl Evaluation {
     ) -> Vec<Alert> {
         let mut alerts: Vec<Alert> = Vec::new();
         let targets: Vec<(Option<&Arrival>, Action)> = if arrivals.is_empty() {
-            vec![(None, Action::None)]
+            vec![(None, call_action(call))]
         } else {
             arrivals.iter().map(|(a, act)| (Some(a), *act)).collect()
         };
@@ -574,6 +744,31 @@ impl Evaluation {
         }
         alerts
     }
+}
+
+/// What was done about a syscall the kernel saw (a connection refused under network
+/// enforcement is `denied`).
+fn call_action(call: Call<'_>) -> Action {
+    match call {
+        Call::Net(n, _) if n.denied => Action::Denied,
+        _ => Action::None,
+    }
+}
+
+/// Now, in seconds since the epoch.
+fn now_secs() -> u64 {
+    now_ns() / 1_000_000_000
+}
+
+/// An `ExposedPorts` key of an image config (`8080/tcp`, `53/udp`; no protocol is TCP).
+fn exposed_port(key: &str) -> Option<(Proto, u16)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = match proto {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return None,
+    };
+    Some((proto, port.parse().ok().filter(|p| *p != 0)?))
 }
 
 /// Now, in nanoseconds since the epoch.

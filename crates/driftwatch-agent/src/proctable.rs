@@ -25,6 +25,10 @@ pub struct ProcEntry {
     /// Origin of the executable, decided at its exec (unknown for processes seeded from /proc
     /// and for host processes).
     pub exe_origin: Option<driftwatch_event::ExeOrigin>,
+    /// The process ran code that is drift (`proc.drifted`): its executable, a script it
+    /// interprets or a file it mapped executable — in this process, or before the fork that made
+    /// it. Kept across exec: a dropped binary that execs an image program does not clean it.
+    pub drifted: bool,
     /// Monotonic insertion stamp, for eviction order.
     pub(crate) stamp: u64,
 }
@@ -121,6 +125,7 @@ impl ProcessTable {
                 exepath: parent.exepath.clone(),
                 args: parent.args.clone(),
                 exe_origin: parent.exe_origin,
+                drifted: parent.drifted,
                 stamp: 0,
             },
             None => ProcEntry {
@@ -130,6 +135,7 @@ impl ProcessTable {
                 exepath: Arc::from(""),
                 args: Arc::from(Vec::new()),
                 exe_origin: None,
+                drifted: false,
                 stamp: 0,
             },
         };
@@ -150,6 +156,7 @@ impl ProcessTable {
             exepath: Arc::from(driftwatch_event::text::lossy(&ev.exepath)),
             args: Arc::from(args),
             exe_origin: None,
+            drifted: self.live.get(&ev.task.tgid).is_some_and(|e| e.drifted),
             stamp: 0,
         };
         let tgid = entry.tgid;
@@ -165,6 +172,13 @@ impl ProcessTable {
     pub fn set_exe_origin(&mut self, tgid: u32, origin: driftwatch_event::ExeOrigin) {
         if let Some(e) = self.live.get_mut(&tgid) {
             e.exe_origin = Some(origin);
+        }
+    }
+
+    /// Mark a process as having run drifted code (see [`ProcEntry::drifted`]).
+    pub fn mark_drifted(&mut self, tgid: u32) {
+        if let Some(e) = self.live.get_mut(&tgid) {
+            e.drifted = true;
         }
     }
 
@@ -226,6 +240,7 @@ pub fn read_proc_entry(dir: &Path, tgid: u32) -> Option<ProcEntry> {
         exepath: Arc::from(exepath),
         args: Arc::from(args),
         exe_origin: None,
+        drifted: false,
         stamp: 0,
     })
 }

@@ -20,6 +20,12 @@
  * sendto/sendmsg: the first datagram to each peer per socket only, deduplicated here in
  * dw_net_peers (LRU hash keyed by the socket and the peer), so a DNS client or a UDP sender
  * costs one record per new peer.
+ *
+ * Enforcement (net_sock_addr_hook, at the end): cgroup/connect4|6 and cgroup/sendmsg4|6 refuse
+ * the connects and datagrams of a DW_POLICY_F_NET_ENFORCE cgroup's tasks to peers outside
+ * dw_net_allow, and every one of a process in dw_net_drifted (loopback and the unspecified
+ * address excepted); a refusal marks the thread's dw_net_args entry, so the exit record carries
+ * DW_NET_F_DENIED.
  */
 #ifndef DRIFTWATCH_NET_BPF_H
 #define DRIFTWATCH_NET_BPF_H
@@ -59,6 +65,8 @@ struct dw_net_args {
     __u8 sa[DW_SOCKADDR_MAX]; /* connect/bind's address, sendto/sendmsg's destination */
     __u16 op;
     __u16 sa_len; /* bytes of sa read (0: none) */
+    __u32 flags;  /* DW_NET_F_DENIED: a cgroup hook refused the call (set by it) */
+    __u32 _pad0;
 };
 
 /* Per-CPU LRU lists (no common list and its lock): an update costs a local list pop. */
@@ -81,12 +89,32 @@ struct dw_net_peer {
     __u32 _pad0;
 };
 
+/* dw_net_peers values: the peer's first datagram was reported, allowed or refused. */
+#define DW_NET_PEER_SEEN 1
+#define DW_NET_PEER_DENIED 2
+
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 16384);
     __type(key, struct dw_net_peer);
     __type(value, __u8);
 } dw_net_peers SEC(".maps");
+
+/* Network enforcement (abi.h): the allowed peers of each enforced cgroup, and drifted processes. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, DW_NET_ALLOW_MAX_ENTRIES);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct dw_net_allow_key);
+    __type(value, __u32);
+} dw_net_allow SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, DW_NET_DRIFTED_MAX_ENTRIES);
+    __type(key, __u32);   /* tgid */
+    __type(value, __u64); /* start_ns */
+} dw_net_drifted SEC(".maps");
 
 /* Maps a syscall number to its dw_net_op, 0 if not one of ours. */
 static __always_inline __u16 net_op_of(long nr) {
@@ -158,6 +186,7 @@ static __always_inline void fill_current_task(struct dw_task *d, __u64 cgroup_id
     d->pidns_ino = BPF_CORE_READ(up.ns, ns.inum);
     d->_pad0 = 0;
     bpf_get_current_comm(&d->comm, sizeof(d->comm));
+    d->start_ns = t->group_leader->start_boottime;
 }
 
 /* The struct sock of a socket file, or NULL when the file is not a socket. */
@@ -252,13 +281,23 @@ static __always_inline bool peer_seen(struct dw_net_args *a) {
  * map_task() and the dw_policy test with direct loads through the BTF task pointer (no helper
  * call per field): every network call of every task on the host passes here.
  */
-static __always_inline struct task_struct *net_container_task(struct dw_config *cfg) {
+static __always_inline struct task_struct *net_container_task(struct dw_config *cfg,
+                                                              __u32 *policy) {
     struct task_struct *t = bpf_get_current_task_btf();
 
-    if (is_agent(cfg, t->tgid) || in_host_mntns(cfg, t->nsproxy->mnt_ns->ns.inum) ||
-        !dw_policy_has(bpf_get_current_cgroup_id()))
+    if (is_agent(cfg, t->tgid) || in_host_mntns(cfg, t->nsproxy->mnt_ns->ns.inum))
         return NULL;
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    __u32 *p = bpf_map_lookup_elem(&dw_policy, &cgroup_id);
+    if (!p)
+        return NULL;
+    *policy = *p;
     return t;
+}
+
+/* Whether network enforcement applies to a task of a cgroup with these dw_policy flags. */
+static __always_inline bool net_enforced(struct dw_config *cfg, __u32 policy) {
+    return cfg && cfg->enforce && (policy & DW_POLICY_F_NET_ENFORCE);
 }
 
 SEC("tracepoint/syscalls/sys_enter_net")
@@ -267,9 +306,15 @@ int dw_net_enter(struct trace_event_raw_sys_enter *ctx) {
 
     if (!op)
         return 0;
-    struct task_struct *task = net_container_task(dw_get_config());
+    struct dw_config *cfg = dw_get_config();
+    __u32 policy = 0;
+    struct task_struct *task = net_container_task(cfg, &policy);
     if (!task)
         return 0;
+    /* Under network enforcement every datagram is kept: any may be refused (the process became
+     * drifted, the peer left dw_net_allow), and the cgroup hook marks the kept entry; the exit
+     * program reports the first datagram, and the first refused one, per socket and peer. */
+    bool enforced = net_enforced(cfg, policy);
     /* Calls have 1 to 6 arguments: copied, as the file sensor does (a direct read of args[5]
      * would make the kernel refuse to attach the program to the shorter tracepoints). */
     struct dw_net_args a = {.op = op};
@@ -282,14 +327,15 @@ int dw_net_enter(struct trace_event_raw_sys_enter *ctx) {
             return 0;
         break;
     case DW_NET_OP_SENDTO: /* sendto(fd, buf, len, flags, dest_addr, addrlen) */
-        if (!keep_sockaddr(&a, a.args[4], a.args[5]) || peer_seen(&a))
+        if (!keep_sockaddr(&a, a.args[4], a.args[5]) || (!enforced && peer_seen(&a)))
             return 0;
         break;
     case DW_NET_OP_SENDMSG: { /* sendmsg(fd, msg, flags): msg->msg_name, msg->msg_namelen */
         struct user_msghdr msg = {};
         if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a.args[1]) != 0)
             return 0;
-        if (!keep_sockaddr(&a, (__u64)msg.msg_name, (__u64)(__u32)msg.msg_namelen) || peer_seen(&a))
+        if (!keep_sockaddr(&a, (__u64)msg.msg_name, (__u64)(__u32)msg.msg_namelen) ||
+            (!enforced && peer_seen(&a)))
             return 0;
         break;
     }
@@ -416,22 +462,37 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
         sk = file_sock(current_fd_file(e.fd), &ino);
         break;
     }
+    struct dw_net_peer peer;
+    bool datagram = a.op == DW_NET_OP_SENDTO || a.op == DW_NET_OP_SENDMSG;
+    /* Under network enforcement the entry program keeps every datagram: one to a peer this
+     * socket already reported, and not refused, stops here (before the socket's reads). */
+    if (datagram && !(a.flags & DW_NET_F_DENIED) &&
+        (!peer_key(&peer, sk, ino, &a) || bpf_map_lookup_elem(&dw_net_peers, &peer)))
+        return 0;
     if (sk)
         sock_facts(&e, sk);
     if (a.op != DW_NET_OP_SOCKET && !is_inet(e.family) && !a.sa_len)
         return 0;
     if (a.op == DW_NET_OP_CONNECT && !(e.flags & DW_NET_F_REMOTE_SOCK))
         remote_from_arg(&e, &a);
-    if (a.op == DW_NET_OP_SENDTO || a.op == DW_NET_OP_SENDMSG) {
+    if (datagram) {
         remote_from_arg(&e, &a);
         /* The first datagram to this peer from this socket only (the entry program left out
-         * the peers already seen; this insert settles a race between two threads). */
-        struct dw_net_peer peer;
-        __u8 one = 1;
-        if (!peer_key(&peer, sk, ino, &a) ||
-            bpf_map_update_elem(&dw_net_peers, &peer, &one, BPF_NOEXIST) != 0)
+         * the peers already seen; this insert settles a race between two threads), and the
+         * first one refused. */
+        __u8 seen = DW_NET_PEER_SEEN, denied = DW_NET_PEER_DENIED;
+        if (!peer_key(&peer, sk, ino, &a))
             return 0;
+        if (a.flags & DW_NET_F_DENIED) {
+            __u8 *v = bpf_map_lookup_elem(&dw_net_peers, &peer);
+            if ((v && *v == DW_NET_PEER_DENIED) ||
+                bpf_map_update_elem(&dw_net_peers, &peer, &denied, BPF_ANY) != 0)
+                return 0;
+        } else if (bpf_map_update_elem(&dw_net_peers, &peer, &seen, BPF_NOEXIST) != 0) {
+            return 0;
+        }
     }
+    e.flags |= a.flags & DW_NET_F_DENIED;
 
     e.hdr.kind = DW_EV_NET;
     e.hdr.version = DW_ABI_VERSION;
@@ -445,26 +506,115 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
     return 0;
 }
 
-/*
- * cgroup/connect4 and cgroup/connect6, attached at the root of the cgroup v2 hierarchy: every
- * connect of every task passes here before it runs. A connect syscall of a container task has
- * its dw_net_args entry (the tracepoints report it, with its result); a connect without one
- * did not come through the syscall (io_uring's IORING_OP_CONNECT, inline or from an io-wq
- * worker of the same process) and is reported here, without a result. Always allows.
- */
-static __always_inline void net_connect_hook(struct bpf_sock_addr *ctx, __u16 family) {
-    struct task_struct *task = net_container_task(dw_get_config());
+/* Whether current's process is in dw_net_drifted with its own start time (not a reused PID). */
+static __always_inline bool current_drifted(struct task_struct *t) {
+    __u32 tgid = t->tgid;
+    __u64 *start = bpf_map_lookup_elem(&dw_net_drifted, &tgid);
 
-    if (!task)
-        return;
+    return start && *start == t->group_leader->start_boottime;
+}
+
+/* Whether dw_net_allow has the destination in k (address and prefixlen set) on port_be (network
+ * byte order), or on any port. */
+static __always_inline bool peer_allowed(struct dw_net_allow_key *k, __u16 port_be) {
+    k->port = port_be;
+    if (bpf_map_lookup_elem(&dw_net_allow, k))
+        return true;
+    if (!port_be)
+        return false;
+    k->port = 0;
+    return bpf_map_lookup_elem(&dw_net_allow, k) != NULL;
+}
+
+/*
+ * The destination of a connect or datagram as a dw_net_allow key (an IPv4-mapped IPv6 address is
+ * IPv4); true when it is this host: loopback (127.0.0.0/8, ::1) or unspecified (0.0.0.0, ::,
+ * which the kernel routes to this host), never refused.
+ */
+static __always_inline bool dest_key(struct bpf_sock_addr *ctx, __u16 family,
+                                     struct dw_net_allow_key *k) {
+    __u32 ip4;
+
+    if (family == DW_AF_INET) {
+        ip4 = ctx->user_ip4;
+    } else {
+        /* family is a constant: connect4 may not read user_ip6, nor connect6 user_ip4 */
+        __u32 ip6[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
+        if (!(ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff))) {
+            k->family = DW_AF_INET6;
+            k->prefixlen = DW_NET_ALLOW_FIXED_BITS + 128;
+            __builtin_memcpy(k->addr, ip6, 16);
+            return ip6[0] == 0 && ip6[1] == 0 && ip6[2] == 0 &&
+                   (ip6[3] == 0 || ip6[3] == bpf_htonl(1));
+        }
+        ip4 = ip6[3];
+    }
+    k->family = DW_AF_INET;
+    k->prefixlen = DW_NET_ALLOW_FIXED_BITS + 32;
+    __builtin_memcpy(k->addr, &ip4, 4);
+    return ip4 == 0 || (bpf_ntohl(ip4) >> 24) == 127;
+}
+
+/*
+ * Network enforcement for current, a container task of cgroup_id (NET_ENFORCE, enforcement on):
+ * refuse unless the destination is this host, or the process is not drifted and dw_net_allow
+ * has the destination.
+ */
+static __always_inline bool net_refused(struct bpf_sock_addr *ctx, __u16 family,
+                                        struct task_struct *t, __u64 cgroup_id) {
+    struct dw_net_allow_key k = {};
+
+    if (dest_key(ctx, family, &k))
+        return false;
+    if (current_drifted(t))
+        return true;
+    k.protocol = ctx->protocol;
+    k.cgroup_id = cgroup_id;
+    return !peer_allowed(&k, (__u16)ctx->user_port);
+}
+
+/*
+ * cgroup/connect4|6 and cgroup/sendmsg4|6, attached at the root of the cgroup v2 hierarchy: every
+ * connect of every task, and every datagram with a destination of an unconnected UDP socket,
+ * passes here before it runs. A host task (its cgroup not in dw_policy) costs one lookup.
+ *
+ * Enforcement: in a NET_ENFORCE cgroup (dw_config.enforce on), net_refused() decides; a refusal
+ * returns 0 (the caller gets EPERM) and is reported: the thread's dw_net_args entry is marked
+ * DW_NET_F_DENIED for the syscall's exit record.
+ *
+ * Reporting: a connect syscall of a container task has its dw_net_args entry (the tracepoints
+ * report it, with its result); a connect without one did not come through the syscall
+ * (io_uring's IORING_OP_CONNECT, inline or from an io-wq worker of the same process) and is
+ * reported here, without a result; so is a refused datagram without one (io_uring's
+ * IORING_OP_SENDMSG). Allowed datagrams are the syscall tracepoints' to report.
+ */
+static __always_inline int net_sock_addr_hook(struct bpf_sock_addr *ctx, __u16 family, __u16 op) {
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    __u32 *policy = bpf_map_lookup_elem(&dw_policy, &cgroup_id);
+
+    if (!policy)
+        return 1;
+    __u32 flags = *policy;
+    if (op == DW_NET_OP_SENDMSG && !(flags & DW_POLICY_F_NET_ENFORCE))
+        return 1;
+    struct dw_config *cfg = dw_get_config();
+    struct task_struct *t = bpf_get_current_task_btf();
+    if (is_agent(cfg, t->tgid) || in_host_mntns(cfg, t->nsproxy->mnt_ns->ns.inum))
+        return 1;
+    bool deny = net_enforced(cfg, flags) && net_refused(ctx, family, t, cgroup_id);
     __u64 key = bpf_get_current_pid_tgid();
-    if (bpf_map_lookup_elem(&dw_net_args, &key))
-        return;
+    struct dw_net_args *a = bpf_map_lookup_elem(&dw_net_args, &key);
+    if (a) {
+        if (deny)
+            a->flags |= DW_NET_F_DENIED;
+        return !deny;
+    }
+    if (op != DW_NET_OP_CONNECT && !deny)
+        return 1;
     struct dw_net_event e = {};
-    e.op = DW_NET_OP_CONNECT;
+    e.op = op;
     e.fd = -1;
     e.fd2 = -1;
-    /* family is a constant: connect4 may not read user_ip6, nor connect6 user_ip4 */
     e.family = family;
     e.sock_type = ctx->type;
     e.protocol = ctx->protocol;
@@ -477,25 +627,36 @@ static __always_inline void net_connect_hook(struct bpf_sock_addr *ctx, __u16 fa
         __builtin_memcpy(e.raddr, ip6, 16);
     }
     e.flags = DW_NET_F_REMOTE_ARG | DW_NET_F_NO_SYSCALL | DW_NET_F_IN_POLICY;
+    if (deny)
+        e.flags |= DW_NET_F_DENIED;
     e.hdr.kind = DW_EV_NET;
     e.hdr.version = DW_ABI_VERSION;
     e.hdr.len = sizeof(e);
     e.hdr.ktime_ns = bpf_ktime_get_boot_ns();
-    fill_current_task(&e.task, bpf_get_current_cgroup_id());
+    fill_current_task(&e.task, cgroup_id);
     if (bpf_ringbuf_output(&dw_events, &e, sizeof(e), dw_wakeup_flags()) != 0)
         stat_inc(DW_STAT_RINGBUF_LOST_NET);
+    return !deny;
 }
 
 SEC("cgroup/connect4")
 int dw_net_connect4(struct bpf_sock_addr *ctx) {
-    net_connect_hook(ctx, DW_AF_INET);
-    return 1;
+    return net_sock_addr_hook(ctx, DW_AF_INET, DW_NET_OP_CONNECT);
 }
 
 SEC("cgroup/connect6")
 int dw_net_connect6(struct bpf_sock_addr *ctx) {
-    net_connect_hook(ctx, DW_AF_INET6);
-    return 1;
+    return net_sock_addr_hook(ctx, DW_AF_INET6, DW_NET_OP_CONNECT);
+}
+
+SEC("cgroup/sendmsg4")
+int dw_net_sendmsg4(struct bpf_sock_addr *ctx) {
+    return net_sock_addr_hook(ctx, DW_AF_INET, DW_NET_OP_SENDMSG);
+}
+
+SEC("cgroup/sendmsg6")
+int dw_net_sendmsg6(struct bpf_sock_addr *ctx) {
+    return net_sock_addr_hook(ctx, DW_AF_INET6, DW_NET_OP_SENDMSG);
 }
 
 #endif /* DRIFTWATCH_NET_BPF_H */

@@ -43,6 +43,7 @@ static __always_inline void fill_task(struct dw_task *t, struct task_struct *tas
     t->pidns_ino = pidns_inum(task);
     t->_pad0 = 0;
     bpf_core_read_str(&t->comm, sizeof(t->comm), &task->comm);
+    t->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 }
 
 /* The cgroup v2 id of any task (bpf_get_current_cgroup_id() only covers current). */

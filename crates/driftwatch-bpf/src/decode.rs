@@ -58,6 +58,7 @@ fn task(t: &TaskRecord) -> TaskInfo {
         mntns: u64::from(t.mntns_ino),
         pidns: u64::from(t.pidns_ino),
         comm: driftwatch_event::text::lossy(&t.comm[..comm_len]),
+        start_ns: t.start_ns,
     }
 }
 
@@ -349,6 +350,7 @@ fn net_event(r: &NetRecord, clock: &Clock) -> Result<NetEvent, DecodeError> {
         },
         remote_from_arg: r.has(abi::NET_F_REMOTE_ARG) && !r.has(abi::NET_F_REMOTE_SOCK),
         no_syscall: r.has(abi::NET_F_NO_SYSCALL),
+        denied: r.has(abi::NET_F_DENIED),
     })
 }
 
@@ -422,8 +424,20 @@ mod tests {
             (NetOp::Connect, -111, Some(4), None)
         );
         assert_eq!(n.remote, Some("127.0.0.1:9".parse().unwrap()));
-        assert!(n.remote_from_arg);
+        assert!(n.remote_from_arg && !n.denied);
         assert_eq!(n.local, Some("0.0.0.0:0".parse().unwrap()));
+        let buf = net_raw(NetOp::Connect, |e| {
+            e.ret = -1;
+            e.family = abi::AF_INET;
+            e.flags = abi::NET_F_HAVE_SOCK | abi::NET_F_REMOTE_ARG | abi::NET_F_DENIED;
+            e.task.tgid = 77;
+            e.task.start_ns = 123_456_789;
+        });
+        let Event::Net(n) = decode(&buf, &Clock::new()).expect("decodes") else {
+            panic!("not a net event");
+        };
+        assert!(n.denied, "DW_NET_F_DENIED decoded");
+        assert_eq!((n.ret, n.task.tgid, n.task.start_ns), (-1, 77, 123_456_789));
         let buf = net_raw(NetOp::Socket, |e| {
             e.ret = 5;
             e.family = 17;
@@ -460,7 +474,7 @@ mod tests {
         let Event::Net(n) = decode(&buf, &Clock::new()).expect("decodes") else {
             panic!("not a net event");
         };
-        assert!(n.no_syscall && n.remote_from_arg);
+        assert!(n.no_syscall && n.remote_from_arg && !n.denied);
         assert_eq!((n.fd, n.local), (None, None));
         assert_eq!(n.remote, Some("[::1]:80".parse().unwrap()));
         assert_eq!(

@@ -98,6 +98,23 @@ pub enum BpfError {
         #[source]
         source: io::Error,
     },
+    /// A map has no room for another entry (`dw_net_allow`, `dw_net_drifted`): nothing was
+    /// written.
+    #[error("BPF map `{map}` is full ({capacity} entries)")]
+    MapFull { map: &'static str, capacity: u32 },
+    /// An allowed peer whose prefix length is longer than its address.
+    #[error("invalid allowed peer {addr}/{prefix_len}: the prefix is longer than the address")]
+    InvalidPrefix {
+        addr: std::net::IpAddr,
+        prefix_len: u8,
+    },
+    /// Network enforcement needs `cgroup/connect4|6` and `cgroup/sendmsg4|6` attached at the
+    /// cgroup v2 root (see [`crate::ExecSensor::net_enforce_available`]).
+    #[error(
+        "network enforcement is unavailable: the cgroup connect/sendmsg programs are not \
+         attached (network sensor not loaded, or no cgroup v2 hierarchy)"
+    )]
+    NetEnforceUnavailable,
     /// The cgroup v2 hierarchy is not mounted, or its root cannot be opened.
     #[error("cgroup v2 root {path}: cannot open")]
     CgroupRoot {
@@ -197,6 +214,20 @@ impl BpfError {
         } else {
             Self::from_program(program, name, "attach", e)
         }
+    }
+
+    /// A map insert's error, full maps told apart (`E2BIG` from a hash map, `ENOSPC` from an
+    /// LPM trie).
+    pub(crate) fn map_insert(map: &'static str, capacity: u32, source: MapError) -> Self {
+        if let MapError::SyscallError(s) = &source {
+            let full = [rustix::io::Errno::TOOBIG, rustix::io::Errno::NOSPC]
+                .iter()
+                .any(|e| s.io_error.raw_os_error() == Some(e.raw_os_error()));
+            if full {
+                return Self::MapFull { map, capacity };
+            }
+        }
+        Self::map(map, "insert", source)
     }
 
     pub(crate) fn map(map: &'static str, action: &'static str, source: MapError) -> Self {

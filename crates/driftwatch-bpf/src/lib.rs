@@ -38,7 +38,8 @@ pub use error::BpfError;
 pub use object::EXEC_BPF_OBJECT;
 pub use ring_buf::{EventStream, POLL_INTERVAL};
 pub use sensor::{
-    boot_time_ns, ExecArgs, ExecSensor, GateMaps, SensorOptions, SensorStats, Tamper, UpperFile,
+    boot_time_ns, ExecArgs, ExecSensor, GateMaps, NetPeer, SensorOptions, SensorStats, Tamper,
+    UpperFile, IPPROTO_TCP, IPPROTO_UDP,
 };
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! programs (executable mmap / mprotect) and their maps, loaded and unloaded as one unit.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::cgroup_skb::CgroupSkbLink;
 use aya::programs::cgroup_sock_addr::CgroupSockAddrLink;
@@ -90,9 +92,14 @@ pub const NET_SYSCALLS: [(&str, &str, &str); 11] = [
     ("dup2", "sys_enter_dup2", "sys_exit_dup2"),
     ("dup3", "sys_enter_dup3", "sys_exit_dup3"),
 ];
-/// `cgroup/connect4` and `cgroup/connect6`, attached at the root of the cgroup v2 hierarchy:
-/// connects that bypass the syscall (io_uring).
-const NET_CGROUP_CONNECT: [&str; 2] = ["dw_net_connect4", "dw_net_connect6"];
+/// `cgroup/connect4|6` and `cgroup/sendmsg4|6`, attached at the root of the cgroup v2
+/// hierarchy: connects that bypass the syscall (io_uring), and network enforcement.
+const NET_CGROUP_PROGRAMS: [&str; 4] = [
+    "dw_net_connect4",
+    "dw_net_connect6",
+    "dw_net_sendmsg4",
+    "dw_net_sendmsg6",
+];
 /// `cgroup_skb/ingress`, attached at the root of the cgroup v2 hierarchy: the DNS answers
 /// (UDP from port 53) that sockets of tracked containers receive.
 const DNS_INGRESS: &str = "dw_dns_ingress";
@@ -110,6 +117,13 @@ const MAP_STATS: &str = "dw_stats";
 const MAP_ALLOW: &str = "dw_allow";
 const MAP_DOOM: &str = "dw_doom";
 const MAP_EXEC_ARGS: &str = "dw_exec_args";
+const MAP_NET_ALLOW: &str = "dw_net_allow";
+const MAP_NET_DRIFTED: &str = "dw_net_drifted";
+/// The data of a `dw_net_allow` key after its prefix length: protocol (1), family (1), port
+/// (2, network byte order), cgroup id (8), address (16).
+const NET_ALLOW_DATA: usize = 28;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 /// `struct dw_exec_args`: ktime (8), argc (4), truncated (4), then the arguments.
 const EXEC_ARGS_SIZE: usize =
     16 + driftwatch_abi::DW_EXEC_ARGS_MAX * driftwatch_abi::DW_EXEC_ARG_LEN;
@@ -184,6 +198,10 @@ pub struct ExecSensor {
     /// What `dw_config` must hold; anything else was written by someone else.
     config_bytes: [u8; CONFIG_SIZE],
     gate: Option<GateMaps>,
+    /// `dw_net_allow`: the peers of network-enforced cgroups.
+    net_allow: LpmTrie<MapData, [u8; NET_ALLOW_DATA], u32>,
+    /// `dw_net_drifted`: tgid → start_ns of drifted processes.
+    net_drifted: HashMap<MapData, u32, u64>,
     /// The file programs are attached.
     files: bool,
     /// The network programs are attached.
@@ -287,6 +305,130 @@ impl UpperFile {
     }
 }
 
+/// `IPPROTO_TCP`, for [`NetPeer::protocol`].
+pub const IPPROTO_TCP: u8 = 6;
+/// `IPPROTO_UDP`, for [`NetPeer::protocol`].
+pub const IPPROTO_UDP: u8 = 17;
+
+/// A peer a network-enforced cgroup may connect or send datagrams to: one entry of
+/// `dw_net_allow`.
+///
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, prefix ≥ 96) is the IPv4 entry it maps (the
+/// kernel matches an IPv6 socket's mapped destinations against IPv4 entries); the address's
+/// bits past the prefix are ignored (`10.1.2.3/16` is `10.1.0.0/16`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetPeer {
+    /// The cgroup v2 id of the container.
+    pub cgroup_id: u64,
+    /// The socket's `IPPROTO_*` ([`IPPROTO_TCP`], [`IPPROTO_UDP`]).
+    pub protocol: u8,
+    /// The address, or any address of the network.
+    pub addr: IpAddr,
+    /// The network's prefix length: 32 (IPv4) or 128 (IPv6) for one address, 0 for any.
+    pub prefix_len: u8,
+    /// The destination port; `None` for any port.
+    pub port: Option<u16>,
+}
+
+impl NetPeer {
+    /// One address (`/32`, `/128`) on one port or any.
+    pub fn host(cgroup_id: u64, protocol: u8, addr: IpAddr, port: Option<u16>) -> NetPeer {
+        let prefix_len = if addr.is_ipv4() { 32 } else { 128 };
+        NetPeer {
+            cgroup_id,
+            protocol,
+            addr,
+            prefix_len,
+            port,
+        }
+    }
+
+    /// The canonical form: an IPv4-mapped address as IPv4, bits past the prefix cleared.
+    pub fn normalized(&self) -> Result<NetPeer, BpfError> {
+        let invalid = BpfError::InvalidPrefix {
+            addr: self.addr,
+            prefix_len: self.prefix_len,
+        };
+        let (addr, prefix_len) = match self.addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if self.prefix_len >= 96 => (IpAddr::V4(v4), self.prefix_len - 96),
+                _ => (IpAddr::V6(v6), self.prefix_len),
+            },
+            v4 => (v4, self.prefix_len),
+        };
+        let addr = match addr {
+            IpAddr::V4(a) if prefix_len <= 32 => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(prefix_len))
+                    .unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) if prefix_len <= 128 => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(prefix_len))
+                    .unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+            _ => return Err(invalid),
+        };
+        Ok(NetPeer {
+            addr,
+            prefix_len,
+            ..*self
+        })
+    }
+
+    /// The `dw_net_allow` key (`struct dw_net_allow_key`, abi.h) of the canonical form.
+    fn key(&self) -> Result<LpmKey<[u8; NET_ALLOW_DATA]>, BpfError> {
+        let p = self.normalized()?;
+        let mut d = [0u8; NET_ALLOW_DATA];
+        d[0] = p.protocol;
+        d[2..4].copy_from_slice(&p.port.unwrap_or(0).to_be_bytes());
+        d[4..12].copy_from_slice(&p.cgroup_id.to_ne_bytes());
+        match p.addr {
+            IpAddr::V4(a) => {
+                d[1] = AF_INET;
+                d[12..16].copy_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                d[1] = AF_INET6;
+                d[12..28].copy_from_slice(&a.octets());
+            }
+        }
+        Ok(LpmKey::new(
+            driftwatch_abi::DW_NET_ALLOW_FIXED_BITS + u32::from(p.prefix_len),
+            d,
+        ))
+    }
+
+    /// A `dw_net_allow` key read back; `None` if it is not one this loader writes.
+    fn from_key(key: &LpmKey<[u8; NET_ALLOW_DATA]>) -> Option<NetPeer> {
+        let d = key.data();
+        let prefix = key
+            .prefix_len()
+            .checked_sub(driftwatch_abi::DW_NET_ALLOW_FIXED_BITS)?;
+        let mut cg = [0u8; 8];
+        cg.copy_from_slice(d.get(4..12)?);
+        let addr = match d[1] {
+            AF_INET => IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15])),
+            AF_INET6 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(d.get(12..28)?);
+                IpAddr::V6(Ipv6Addr::from(a))
+            }
+            _ => return None,
+        };
+        let port = u16::from_be_bytes([d[2], d[3]]);
+        Some(NetPeer {
+            cgroup_id: u64::from_ne_bytes(cg),
+            protocol: d[0],
+            addr,
+            prefix_len: u8::try_from(prefix).ok()?,
+            port: (port != 0).then_some(port),
+        })
+    }
+}
+
 fn ignore_absent(r: Result<(), aya::maps::MapError>, map: &'static str) -> Result<(), BpfError> {
     match r {
         Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
@@ -351,6 +493,19 @@ pub enum Tamper {
         expected: u32,
         found: u32,
     },
+    /// An allowed peer (`dw_net_allow`) the agent did not write; `None` for a key this loader
+    /// never writes.
+    NetPeerAdded { peer: Option<NetPeer> },
+    /// An allowed peer the agent wrote was deleted.
+    NetPeerRemoved { peer: NetPeer },
+    /// A drifted process (`dw_net_drifted`) the agent did not name.
+    NetDriftedAdded { tgid: u32, start_ns: u64 },
+    /// A drifted process the agent named was deleted (`found: None`) or its start time changed.
+    NetDriftedChanged {
+        tgid: u32,
+        expected: u64,
+        found: Option<u64>,
+    },
 }
 
 impl fmt::Display for Tamper {
@@ -371,6 +526,47 @@ impl fmt::Display for Tamper {
             } => write!(
                 f,
                 "the policy entry of cgroup {cgroup_id} was changed from {expected:#x} to {found:#x}"
+            ),
+            Tamper::NetPeerAdded { peer: Some(p) } => write!(
+                f,
+                "an allowed peer was added for cgroup {}: protocol {} {}/{} port {}",
+                p.cgroup_id,
+                p.protocol,
+                p.addr,
+                p.prefix_len,
+                p.port.map_or_else(|| "any".to_string(), |p| p.to_string())
+            ),
+            Tamper::NetPeerAdded { peer: None } => {
+                write!(f, "a malformed entry was added to dw_net_allow")
+            }
+            Tamper::NetPeerRemoved { peer: p } => write!(
+                f,
+                "an allowed peer of cgroup {} was deleted: protocol {} {}/{} port {}",
+                p.cgroup_id,
+                p.protocol,
+                p.addr,
+                p.prefix_len,
+                p.port.map_or_else(|| "any".to_string(), |p| p.to_string())
+            ),
+            Tamper::NetDriftedAdded { tgid, start_ns } => write!(
+                f,
+                "process {tgid} (start {start_ns}) was named drifted by someone else"
+            ),
+            Tamper::NetDriftedChanged {
+                tgid,
+                expected,
+                found: None,
+            } => write!(
+                f,
+                "the drifted entry of process {tgid} (start {expected}) was deleted"
+            ),
+            Tamper::NetDriftedChanged {
+                tgid,
+                expected,
+                found: Some(found),
+            } => write!(
+                f,
+                "the drifted entry of process {tgid} was changed from start {expected} to {found}"
             ),
         }
     }
@@ -436,6 +632,10 @@ impl ExecSensor {
             exec_args: HashMap::try_from(take_map(&mut ebpf, MAP_EXEC_ARGS)?)
                 .map_err(|e| BpfError::map(MAP_EXEC_ARGS, "open", e))?,
         };
+        let net_allow = LpmTrie::try_from(take_map(&mut ebpf, MAP_NET_ALLOW)?)
+            .map_err(|e| BpfError::map(MAP_NET_ALLOW, "open", e))?;
+        let net_drifted = HashMap::try_from(take_map(&mut ebpf, MAP_NET_DRIFTED)?)
+            .map_err(|e| BpfError::map(MAP_NET_DRIFTED, "open", e))?;
 
         let mut links = Vec::with_capacity(PROGRAMS.len());
         for (name, tracepoint) in PROGRAMS {
@@ -496,12 +696,13 @@ impl ExecSensor {
         }
         let mut cgroup_links = Vec::new();
         if opts.net {
-            match attach_cgroup_connect(&mut ebpf) {
+            match attach_cgroup_programs(&mut ebpf) {
                 Ok(links) => cgroup_links = links,
                 // The syscall programs still see every connect but io_uring's.
                 Err(e) => tracing::warn!(
                     error = %e,
-                    "cgroup/connect4|6 not attached: connects made through io_uring are not seen"
+                    "cgroup/connect4|6 and sendmsg4|6 not attached: connects made through \
+                     io_uring are not seen, network enforcement is unavailable"
                 ),
             }
         }
@@ -539,6 +740,8 @@ impl ExecSensor {
             config,
             config_bytes,
             gate: Some(gate),
+            net_allow,
+            net_drifted,
             files: opts.files,
             net: opts.net,
             _ebpf: ebpf,
@@ -662,6 +865,194 @@ impl ExecSensor {
         self.dns_link.is_some()
     }
 
+    /// Whether network enforcement can work: `cgroup/connect4|6` and `cgroup/sendmsg4|6` are
+    /// attached at the cgroup v2 root (bpf links owned by this process, never pinned: when it
+    /// exits, whatever the way, the kernel detaches them and nothing stays refused).
+    pub fn net_enforce_available(&self) -> bool {
+        self.cgroup_links.len() == NET_CGROUP_PROGRAMS.len()
+    }
+
+    /// Turns network enforcement on or off for a cgroup: sets or clears
+    /// [`driftwatch_abi::POLICY_F_NET_ENFORCE`] in its `dw_policy` flags (a cgroup without an
+    /// entry gets `POLICY_F_TRACKED | POLICY_F_NET_ENFORCE`; turning it off for one writes
+    /// nothing and returns 0) and returns the flags now in the map, which
+    /// [`ExecSensor::check_integrity`]'s `expected_policy` must hold from then on. Writing the
+    /// flags with [`ExecSensor::set_policy`] does the same. [`BpfError::NetEnforceUnavailable`]
+    /// when turning it on without the cgroup programs.
+    ///
+    /// While it is on (and the sensor was loaded with `enforce`), every connect and every
+    /// datagram with a destination of the cgroup's tasks is refused with `EPERM` before
+    /// anything leaves, unless its destination is this host (loopback, `0.0.0.0`, `::`), or the
+    /// process is not in `dw_net_drifted` ([`ExecSensor::mark_net_drifted`]) and `dw_net_allow`
+    /// has the destination ([`ExecSensor::allow_net_peer`]). Refused attempts are reported
+    /// ([`driftwatch_event::NetEvent::denied`]).
+    pub fn set_net_enforce(&mut self, cgroup_id: u64, enabled: bool) -> Result<u32, BpfError> {
+        use driftwatch_abi::{POLICY_F_NET_ENFORCE, POLICY_F_TRACKED};
+        if enabled && !self.net_enforce_available() {
+            return Err(BpfError::NetEnforceUnavailable);
+        }
+        let current = match self.policy.get(&cgroup_id, 0) {
+            Ok(flags) => Some(flags),
+            Err(aya::maps::MapError::KeyNotFound) => None,
+            Err(e) => return Err(BpfError::map(MAP_POLICY, "read", e)),
+        };
+        let flags = match (current, enabled) {
+            (None, false) => return Ok(0),
+            (None, true) => POLICY_F_TRACKED | POLICY_F_NET_ENFORCE,
+            (Some(f), true) => f | POLICY_F_NET_ENFORCE,
+            (Some(f), false) => f & !POLICY_F_NET_ENFORCE,
+        };
+        self.set_policy(cgroup_id, flags)?;
+        Ok(flags)
+    }
+
+    /// Lets `peer.cgroup_id` reach `peer` under network enforcement (an entry of
+    /// `dw_net_allow`; writing it again is not an error). [`BpfError::MapFull`] past
+    /// `DW_NET_ALLOW_MAX_ENTRIES` (65,536) entries over all cgroups.
+    pub fn allow_net_peer(&mut self, peer: &NetPeer) -> Result<(), BpfError> {
+        let key = peer.key()?;
+        self.net_allow
+            .insert(&key, driftwatch_abi::DW_NET_ALLOW_VALUE, 0)
+            .map_err(|e| {
+                BpfError::map_insert(MAP_NET_ALLOW, driftwatch_abi::DW_NET_ALLOW_MAX_ENTRIES, e)
+            })
+    }
+
+    /// Removes an entry written by [`ExecSensor::allow_net_peer`] (the same peer, in any
+    /// spelling that normalizes alike); an absent entry is not an error.
+    pub fn remove_net_peer(&mut self, peer: &NetPeer) -> Result<(), BpfError> {
+        let key = peer.key()?;
+        ignore_absent(self.net_allow.remove(&key), MAP_NET_ALLOW)
+    }
+
+    /// The allowed peers of a cgroup, in their canonical form ([`NetPeer::normalized`]).
+    pub fn net_peers(&self, cgroup_id: u64) -> Result<Vec<NetPeer>, BpfError> {
+        let mut out = Vec::new();
+        for key in self.net_allow.keys() {
+            let key = key.map_err(|e| BpfError::map(MAP_NET_ALLOW, "iterate", e))?;
+            if let Some(p) = NetPeer::from_key(&key).filter(|p| p.cgroup_id == cgroup_id) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every allowed peer of a cgroup (its container went away); returns how many.
+    pub fn clear_net_peers(&mut self, cgroup_id: u64) -> Result<usize, BpfError> {
+        let peers = self.net_peers(cgroup_id)?;
+        for p in &peers {
+            self.remove_net_peer(p)?;
+        }
+        Ok(peers.len())
+    }
+
+    /// Names a process whose code is drift (`dw_net_drifted`): in a network-enforced cgroup
+    /// its connects and datagrams are refused, allowed peers included (loopback excepted).
+    /// `start_ns` is [`driftwatch_event::TaskInfo::start_ns`] of one of its events (the
+    /// kernel compares it with the process's own, so a reused PID is not refused); replaces an
+    /// earlier entry of `tgid`. [`BpfError::MapFull`] past `DW_NET_DRIFTED_MAX_ENTRIES`
+    /// (16,384) processes: unmark them when they exit.
+    pub fn mark_net_drifted(&mut self, tgid: u32, start_ns: u64) -> Result<(), BpfError> {
+        self.net_drifted.insert(tgid, start_ns, 0).map_err(|e| {
+            BpfError::map_insert(
+                MAP_NET_DRIFTED,
+                driftwatch_abi::DW_NET_DRIFTED_MAX_ENTRIES,
+                e,
+            )
+        })
+    }
+
+    /// As [`ExecSensor::check_integrity`], for network enforcement's maps: compares
+    /// `dw_net_allow` with `expected_peers` (compared in their canonical form) and
+    /// `dw_net_drifted` with `expected_drifted` (tgid → start_ns), repairs every difference and
+    /// returns what was found. Costs a syscall or two per entry of each map.
+    pub fn check_net_integrity(
+        &mut self,
+        expected_peers: &std::collections::HashSet<NetPeer>,
+        expected_drifted: &std::collections::HashMap<u32, u64>,
+    ) -> Result<Vec<Tamper>, BpfError> {
+        type KeyId = (u32, [u8; NET_ALLOW_DATA]);
+        let mut found = Vec::new();
+        let mut expected: std::collections::HashMap<KeyId, NetPeer> =
+            std::collections::HashMap::new();
+        for p in expected_peers {
+            let key = p.key()?;
+            expected.insert((key.prefix_len(), key.data()), p.normalized()?);
+        }
+        let keys: Vec<LpmKey<[u8; NET_ALLOW_DATA]>> = self
+            .net_allow
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| BpfError::map(MAP_NET_ALLOW, "iterate", e))?;
+        let mut seen = std::collections::HashSet::new();
+        for key in keys {
+            let id = (key.prefix_len(), key.data());
+            if expected.contains_key(&id) {
+                seen.insert(id);
+                continue;
+            }
+            ignore_absent(self.net_allow.remove(&key), MAP_NET_ALLOW)?;
+            found.push(Tamper::NetPeerAdded {
+                peer: NetPeer::from_key(&key),
+            });
+        }
+        for (id, peer) in &expected {
+            if !seen.contains(id) {
+                self.allow_net_peer(peer)?;
+                found.push(Tamper::NetPeerRemoved { peer: *peer });
+            }
+        }
+        let entries: Vec<(u32, u64)> = self
+            .net_drifted
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(|e| BpfError::map(MAP_NET_DRIFTED, "iterate", e))?;
+        let mut seen = std::collections::HashSet::new();
+        for (tgid, start_ns) in entries {
+            seen.insert(tgid);
+            match expected_drifted.get(&tgid) {
+                None => {
+                    ignore_absent(self.net_drifted.remove(&tgid), MAP_NET_DRIFTED)?;
+                    found.push(Tamper::NetDriftedAdded { tgid, start_ns });
+                }
+                Some(&want) if want != start_ns => {
+                    self.mark_net_drifted(tgid, want)?;
+                    found.push(Tamper::NetDriftedChanged {
+                        tgid,
+                        expected: want,
+                        found: Some(start_ns),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        for (&tgid, &want) in expected_drifted {
+            if !seen.contains(&tgid) {
+                self.mark_net_drifted(tgid, want)?;
+                found.push(Tamper::NetDriftedChanged {
+                    tgid,
+                    expected: want,
+                    found: None,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes the `dw_net_drifted` entry of process (`tgid`, `start_ns`) if it is that
+    /// process's (an entry of a later process with the same PID stays); returns whether one
+    /// was removed.
+    pub fn unmark_net_drifted(&mut self, tgid: u32, start_ns: u64) -> Result<bool, BpfError> {
+        match self.net_drifted.get(&tgid, 0) {
+            Ok(v) if v == start_ns => {
+                ignore_absent(self.net_drifted.remove(&tgid), MAP_NET_DRIFTED)?;
+                Ok(true)
+            }
+            Ok(_) | Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(BpfError::map(MAP_NET_DRIFTED, "read", e)),
+        }
+    }
+
     /// Whether all five programs are attached (they stay so until the sensor is dropped).
     pub fn programs_attached(&self) -> bool {
         self.links.len() == PROGRAMS.len()
@@ -774,9 +1165,10 @@ fn open_cgroup2_root() -> Result<(std::path::PathBuf, std::fs::File), BpfError> 
     Ok((root, dir))
 }
 
-/// Loads and attaches `cgroup/connect4|6` at the cgroup v2 root (bpf links: several programs
-/// coexist there, ours only ever allow).
-fn attach_cgroup_connect(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, BpfError> {
+/// Loads and attaches `cgroup/connect4|6` and `cgroup/sendmsg4|6` at the cgroup v2 root (bpf
+/// links, so several programs coexist there; never pinned, so they go when this process's fds
+/// close: network enforcement fails open).
+fn attach_cgroup_programs(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, BpfError> {
     let root = cgroup2_mount().ok_or_else(|| BpfError::CgroupRoot {
         path: "(no cgroup2 mount in /proc/self/mountinfo)".to_string(),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
@@ -785,25 +1177,25 @@ fn attach_cgroup_connect(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, Bpf
         path: root.display().to_string(),
         source,
     })?;
-    let mut links = Vec::with_capacity(NET_CGROUP_CONNECT.len());
-    for name in NET_CGROUP_CONNECT {
+    let mut links = Vec::with_capacity(NET_CGROUP_PROGRAMS.len());
+    for name in NET_CGROUP_PROGRAMS {
         let prog: &mut CgroupSockAddr = match ebpf.program_mut(name) {
             Some(Program::CgroupSockAddr(p)) => p,
             _ => {
                 return Err(BpfError::MissingItem {
-                    what: "cgroup/connect program",
+                    what: "cgroup sock_addr program",
                     name,
                 })
             }
         };
         prog.load()
-            .map_err(|e| BpfError::from_program(name, "cgroup/connect", "load", e))?;
+            .map_err(|e| BpfError::from_program(name, "cgroup/sock_addr", "load", e))?;
         let id = prog
             .attach(&dir, CgroupAttachMode::Single)
-            .map_err(|e| BpfError::from_program(name, "cgroup/connect", "attach", e))?;
+            .map_err(|e| BpfError::from_program(name, "cgroup/sock_addr", "attach", e))?;
         links.push(
             prog.take_link(id)
-                .map_err(|e| BpfError::from_program(name, "cgroup/connect", "attach", e))?,
+                .map_err(|e| BpfError::from_program(name, "cgroup/sock_addr", "attach", e))?,
         );
     }
     debug!(root = %root.display(), "cgroup connect programs attached");

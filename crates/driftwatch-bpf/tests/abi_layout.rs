@@ -133,7 +133,8 @@ fn abi_structs_match_compiled_bpf_object() {
         "dw_task",
         size_of::<Task>(),
         fields!(Task:
-        pid, tgid, ppid, uid, gid, euid, egid, mntns_ino, cgroup_id, pidns_ino, _pad0, comm),
+        pid, tgid, ppid, uid, gid, euid, egid, mntns_ino, cgroup_id, pidns_ino, _pad0, comm,
+        start_ns),
     );
     check(
         &all,
@@ -215,6 +216,21 @@ fn abi_structs_match_compiled_bpf_object() {
             ("argc", 8),
             ("truncated", 12),
             ("args", 16),
+        ],
+    );
+    // dw_net_allow keys are written as bytes by `driftwatch_bpf::NetPeer` (prefix length, then
+    // protocol, family, port, cgroup id and address).
+    check(
+        &all,
+        "dw_net_allow_key",
+        32,
+        &[
+            ("prefixlen", 0),
+            ("protocol", 4),
+            ("family", 5),
+            ("port", 6),
+            ("cgroup_id", 8),
+            ("addr", 16),
         ],
     );
     check(

@@ -196,6 +196,9 @@ async fn executable_mappings_of_suspicious_files_are_reported() {
     });
     assert_ne!(u64::from(m.task.mntns_ino), ns_ino("mnt"));
     assert_eq!(m.task.comm_bytes(), b"dwmap");
+    // The process's start time, as its exec record has it: what names it to dw_net_drifted.
+    assert_eq!(m.task.start_ns, last_exec(&recs, up).task.start_ns);
+    assert!(m.task.start_ns > 0);
 
     // The exec of the image helper itself: on the root mount, not upper.
     let e = last_exec(&recs, up);

@@ -350,6 +350,23 @@ async fn container_network_calls_are_reported_with_kernel_addresses() {
     );
     assert_eq!(t.cgroup_id, cg.id());
     assert!(t.ppid > 1);
+    // The process's start time, the same in every record of it (the network sensor reads it
+    // by direct loads, the exec program by CO-RE reads) and not the forked child's.
+    assert!(t.start_ns > 0 && t.start_ns < driftwatch_bpf::boot_time_ns());
+    assert!(
+        recs.iter()
+            .filter_map(|r| r.task())
+            .filter(|task| task.tgid == pid)
+            .all(|task| task.start_ns == t.start_ns),
+        "one start time per process"
+    );
+    let child_start = all
+        .iter()
+        .find(|n| n.task.tgid == child)
+        .expect("child records")
+        .task
+        .start_ns;
+    assert!(child_start > t.start_ns, "the child started later");
 
     // socket: one record per socket, with its arguments.
     let sockets: Vec<_> = nets

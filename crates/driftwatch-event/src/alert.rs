@@ -1,5 +1,6 @@
 //! Alerts, serialised in Falco's JSON shape so Falcosidekick and SIEM pipelines take them as-is.
 
+use crate::format_rfc3339_nanos;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -111,53 +112,9 @@ impl Serialize for Alert {
     }
 }
 
-/// Format nanoseconds since the epoch as RFC 3339 UTC with nanosecond precision.
-pub fn format_rfc3339_nanos(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let nanos = ns % 1_000_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, mo, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(format_rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
-        // 2000-02-29T12:34:56.000000007Z (leap day)
-        assert_eq!(
-            format_rfc3339_nanos(951_827_696_000_000_007),
-            "2000-02-29T12:34:56.000000007Z"
-        );
-        // 2026-11-29T19:30:00.123456789Z
-        assert_eq!(
-            format_rfc3339_nanos(1_795_980_600_123_456_789),
-            "2026-11-29T19:30:00.123456789Z"
-        );
-    }
 
     #[test]
     fn priority_parses_falco_spellings() {

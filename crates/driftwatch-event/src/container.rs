@@ -31,6 +31,9 @@ pub struct ContainerInfo {
     pub image_tag: String,
     /// Manifest digest (`sha256:...`) when known.
     pub image_digest: Option<String>,
+    /// The listening ports the image declares (`ExposedPorts` of its config: `8080/tcp`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
     pub labels: BTreeMap<String, String>,
     /// `io.kubernetes.pod.name`, `.namespace`, `.uid` CRI labels.
     pub pod_name: Option<String>,

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod alert;
+mod clock;
 mod container;
 mod dns;
 mod file;
@@ -14,11 +15,12 @@ mod origin;
 mod process;
 pub mod text;
 
-pub use alert::{format_rfc3339_nanos, Alert, Priority, RFC3339_NANOS};
+pub use alert::{Alert, Priority, RFC3339_NANOS};
+pub use clock::{format_rfc3339_nanos, format_rfc3339_secs, parse_rfc3339_secs};
 pub use container::{ContainerInfo, OverlayLayers, HOST_CONTAINER_ID};
 pub use dns::DnsEvent;
 pub use file::{FileEvent, FileLayer, FileOp};
-pub use net::{ip_from_raw, NetEvent, NetOp, AF_INET, AF_INET6, AF_PACKET, AF_UNIX};
+pub use net::{ip_from_raw, IpNet, NetEvent, NetOp, AF_INET, AF_INET6, AF_PACKET, AF_UNIX};
 pub use origin::ExeOrigin;
 pub use process::{
     Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, ForkEvent, MapEvent, MapHow, TaskInfo,

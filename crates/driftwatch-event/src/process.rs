@@ -21,6 +21,10 @@ pub struct TaskInfo {
     pub pidns: u64,
     /// The 15-character kernel comm (`proc.name`).
     pub comm: String,
+    /// The process's start as the kernel knows it (its thread-group leader's `start_boottime`,
+    /// boot-time ns; an exec keeps it). With `tgid` it names one process whatever PIDs are
+    /// reused: the value to give `ExecSensor::mark_net_drifted` for a drifted process.
+    pub start_ns: u64,
 }
 
 /// Identity of the executable file of an exec.

@@ -1,8 +1,8 @@
 //! Per-container drift summaries: what `GET /containers` and `driftwatch containers` show.
 //!
 //! Every alert the agent writes is counted for its container (`container.id`) by kind, taken
-//! from the alert's tags ([`DriftKind::of`]): `binary_drift`, `file_drift`, `package_drift`,
-//! `config_drift`, `tamper` (and the agent's own `Driftwatch Sensor Tampered`), anything else is
+//! from the alert's tags ([`DriftKind::of`]): `network_drift`, `binary_drift`, `file_drift`,
+//! `package_drift`, `config_drift`, `tamper` (and the agent's own `Driftwatch Sensor Tampered`), anything else is
 //! `other`. A summary also keeps the first and last alert times, the last rule, and the paths
 //! alerted on most (`drift.path`, else `fd.name`, else `proc.exepath`).
 //!
@@ -46,16 +46,18 @@ pub enum DriftKind {
     File,
     Package,
     Config,
+    Network,
     Tamper,
     Other,
 }
 
 impl DriftKind {
-    pub const ALL: [DriftKind; 6] = [
+    pub const ALL: [DriftKind; 7] = [
         DriftKind::Binary,
         DriftKind::File,
         DriftKind::Package,
         DriftKind::Config,
+        DriftKind::Network,
         DriftKind::Tamper,
         DriftKind::Other,
     ];
@@ -66,17 +68,20 @@ impl DriftKind {
             DriftKind::File => "file",
             DriftKind::Package => "package",
             DriftKind::Config => "config",
+            DriftKind::Network => "network",
             DriftKind::Tamper => "tamper",
             DriftKind::Other => "other",
         }
     }
 
-    /// The kind of an alert, from its tags (the first that applies: tamper, binary, package,
-    /// file, config), else `other`.
+    /// The kind of an alert, from its tags (the first that applies: tamper, network, binary,
+    /// package, file, config), else `other`. Network activity by drifted code is network drift.
     pub fn of(rule: &str, tags: &[String]) -> DriftKind {
         let has = |t: &str| tags.iter().any(|x| x == t);
         if rule == TAMPER_RULE || has("tamper") {
             DriftKind::Tamper
+        } else if has("network_drift") {
+            DriftKind::Network
         } else if has("binary_drift") {
             DriftKind::Binary
         } else if has("package_drift") {
@@ -98,6 +103,8 @@ pub struct KindCounts {
     pub file: u64,
     pub package: u64,
     pub config: u64,
+    #[serde(default)]
+    pub network: u64,
     pub tamper: u64,
     pub other: u64,
 }
@@ -109,6 +116,7 @@ impl KindCounts {
             DriftKind::File => self.file,
             DriftKind::Package => self.package,
             DriftKind::Config => self.config,
+            DriftKind::Network => self.network,
             DriftKind::Tamper => self.tamper,
             DriftKind::Other => self.other,
         }
@@ -120,6 +128,7 @@ impl KindCounts {
             DriftKind::File => &mut self.file,
             DriftKind::Package => &mut self.package,
             DriftKind::Config => &mut self.config,
+            DriftKind::Network => &mut self.network,
             DriftKind::Tamper => &mut self.tamper,
             DriftKind::Other => &mut self.other,
         };
@@ -549,6 +558,10 @@ mod tests {
         assert_eq!(k("x", &["package_drift"]), DriftKind::Package);
         assert_eq!(k("x", &["file_drift"]), DriftKind::File);
         assert_eq!(k("x", &["config_drift"]), DriftKind::Config);
+        assert_eq!(
+            k("x", &["network_drift", "binary_drift"]),
+            DriftKind::Network
+        );
         assert_eq!(k("x", &["drift", "shell"]), DriftKind::Other);
         assert_eq!(k(TAMPER_RULE, &[]), DriftKind::Tamper);
         assert_eq!(k("x", &["tamper", "binary_drift"]), DriftKind::Tamper);

@@ -4,13 +4,18 @@
 //!   writable root until its verdict is in the kernel (copied-up-unchanged image files are
 //!   allowed, drift is killed by the BPF program).
 //! * [`kill`]: the userspace kill of a drifted process the kernel could not stop first.
+//! * [`net`]: network enforcement: the kernel's allowed peers of each container, from its
+//!   workload's network baseline, and the processes that ran drifted code.
 //!
 //! Architecture invariant: every action here can only be triggered under `--enforce`, and every
 //! failure leaves the kernel policy alone: the gate can only let *more* run, and only files it
-//! proved to hold the image's bytes.
+//! proved to hold the image's bytes; network enforcement fails open (links owned by the agent,
+//! never pinned).
 #![forbid(unsafe_code)]
 
 pub mod gate;
 pub mod kill;
+pub mod net;
 
 pub use gate::{ExecGate, GateError, GateMetrics};
+pub use net::NetEnforcer;

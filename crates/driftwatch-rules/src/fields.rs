@@ -420,6 +420,7 @@ pub static FIELDS: &[FieldDef] = &[
     f("proc.exe_ino.ctime", T::AbsTime, A::None, E::EXEC, true, "Last status change time of the executable file."),
     f("proc.exe_ino.mtime", T::AbsTime, A::None, E::EXEC, true, "Last modification time of the executable file."),
     f("proc.exe_origin", T::String, A::None, E::ALL, false, "Where the executed code came from: image, added, modified, copied-up-unchanged, writable-mount, memfd, anonymous, host or unknown."),
+    f("proc.drifted", T::Bool, A::None, E::ALL, false, "The process ran code that is drift: its executable, a script it interprets or a file it mapped executable was drift, in this process or before the fork that made it (kept across exec: a dropped binary that execs an image program stays drifted)."),
     f("user.uid", T::U64, A::None, E::ALL, true, "Effective user id."),
     f("user.name", T::String, A::None, E::ALL, true, "Effective user name, from the container's /etc/passwd."),
     f("group.gid", T::U64, A::None, E::ALL, true, "Effective group id."),
@@ -436,7 +437,10 @@ pub static FIELDS: &[FieldDef] = &[
     f("drift.path", T::Path, A::None, E::PROC, false, "The drifted file inside the container; absent when nothing drifted."),
     f("drift.origin", T::String, A::None, E::PROC, false, "Origin of the drifted file (values as proc.exe_origin)."),
     f("drift.image_copy_of", T::Path, A::None, E::PROC, false, "For a file copied from the image, the image path it is a copy of."),
-    f("response.action", T::String, A::None, E::ALL, false, "What enforcement did: none, killed or killed-after-start."),
+    f("response.action", T::String, A::None, E::ALL, false, "What enforcement did: none, killed, killed-after-start, or denied (a connection refused in the kernel under network enforcement)."),
+    f("net.workload", T::String, A::None, E::NET, false, "The workload whose network baseline judges this event: `k8s:<namespace>/<owner>/<container>` (the owner is the pod name without its controller's generated suffix) or `image:<repository>/<container>`."),
+    f("net.activity", T::String, A::None, E::NET, false, "What the network baseline judged the event as: `listen` (a TCP listen, a UDP bind to a port, an accept, a datagram a UDP listener answers with) or `connect` (a connect, the first datagram to a new peer); none for other network events."),
+    f("net.baseline", T::String, A::None, E::NET, false, "A listen, accept, connect or new datagram peer compared with the workload's network baseline: `learning` (the workload is still learning), `expected` (in the baseline, or loopback) or `unexpected`; none for other network events (socket, dup, a bind that is not a UDP listener) and when baselines are off."),
 ];
 
 /// The field named `name`, if driftwatch provides it (a field of the table marked not

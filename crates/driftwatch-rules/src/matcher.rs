@@ -1,6 +1,8 @@
 //! Prepared string matchers: globs (`glob`/`iglob`), path-prefix sets (`pmatch`) and the hex
 //! byte strings of `bcontains`/`bstartswith`.
 
+pub(crate) use driftwatch_event::IpNet;
+
 /// One element of a compiled glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -235,106 +237,5 @@ mod tests {
         assert_eq!(decode_hex(b"7F454c46"), Some(vec![0x7f, b'E', b'L', b'F']));
         assert_eq!(decode_hex(b"7F4"), None);
         assert_eq!(decode_hex(b"zz"), None);
-    }
-}
-
-/// A network for Falco's ipnet fields (`fd.net = "10.0.0.0/8"`): an address and a prefix
-/// length. An IPv4 network never contains an IPv6 address, nor the reverse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct IpNet {
-    addr: std::net::IpAddr,
-    prefix: u8,
-}
-
-impl IpNet {
-    /// Parses `addr/len` or a single address (`/32`, `/128`); `None` when it is neither or
-    /// the length is longer than the address.
-    pub(crate) fn parse(text: &str) -> Option<IpNet> {
-        let text = text.trim();
-        let (a, len) = match text.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (text, None),
-        };
-        let addr: std::net::IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match len {
-            Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => l.parse().ok()?,
-            Some(_) => return None,
-            None => max,
-        };
-        (prefix <= max).then_some(IpNet { addr, prefix })
-    }
-
-    /// Whether the address written as `text` (as a field gives it) is in the network.
-    pub(crate) fn contains_text(&self, text: &[u8]) -> bool {
-        std::str::from_utf8(text)
-            .ok()
-            .and_then(|t| t.parse::<std::net::IpAddr>().ok())
-            .is_some_and(|a| self.contains(a))
-    }
-
-    /// Whether `addr` is in the network.
-    pub(crate) fn contains(&self, addr: std::net::IpAddr) -> bool {
-        use std::net::IpAddr as A;
-        let keep = |bits: u32, width: u32| -> u128 {
-            if bits == 0 {
-                0
-            } else {
-                (u128::MAX >> (128 - width)) & !((1u128 << (width - bits)) - 1)
-            }
-        };
-        match (self.addr, addr) {
-            (A::V4(n), A::V4(a)) => {
-                let m = keep(u32::from(self.prefix), 32);
-                u128::from(u32::from(n)) & m == u128::from(u32::from(a)) & m
-            }
-            (A::V6(n), A::V6(a)) => {
-                let m = if self.prefix == 128 {
-                    u128::MAX
-                } else {
-                    keep(u32::from(self.prefix), 128)
-                };
-                u128::from(n) & m == u128::from(a) & m
-            }
-            _ => false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod ipnet_tests {
-    use super::IpNet;
-
-    #[test]
-    fn cidr_membership() {
-        let n = IpNet::parse("10.0.0.0/8").unwrap_or_else(|| panic!("parse"));
-        assert!(n.contains_text(b"10.1.2.3"));
-        assert!(!n.contains_text(b"11.0.0.1"));
-        assert!(!n.contains_text(b"::ffff:10.0.0.1"), "no family mixing");
-        assert!(!n.contains_text(b"not an address"));
-        let n = IpNet::parse("192.168.0.0/16").unwrap_or_else(|| panic!("parse"));
-        assert!(n.contains_text(b"192.168.255.1") && !n.contains_text(b"192.169.0.1"));
-        let all = IpNet::parse("0.0.0.0/0").unwrap_or_else(|| panic!("parse"));
-        assert!(all.contains_text(b"8.8.8.8") && !all.contains_text(b"::1"));
-        let one = IpNet::parse("127.0.0.1").unwrap_or_else(|| panic!("parse"));
-        assert!(one.contains_text(b"127.0.0.1") && !one.contains_text(b"127.0.0.2"));
-        let v6 = IpNet::parse("fd00::/8").unwrap_or_else(|| panic!("parse"));
-        assert!(v6.contains_text(b"fd12:3456::1") && !v6.contains_text(b"fe80::1"));
-        let host6 = IpNet::parse("::1/128").unwrap_or_else(|| panic!("parse"));
-        assert!(host6.contains_text(b"::1") && !host6.contains_text(b"::2"));
-        let all6 = IpNet::parse("::/0").unwrap_or_else(|| panic!("parse"));
-        assert!(all6.contains_text(b"2001:db8::1"));
-        let odd = IpNet::parse("10.0.0.0/9").unwrap_or_else(|| panic!("parse"));
-        assert!(odd.contains_text(b"10.127.0.1") && !odd.contains_text(b"10.128.0.1"));
-        for bad in [
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0.0/",
-            "10.0.0/8",
-            "x/8",
-            "10.0.0.0/-1",
-        ] {
-            assert_eq!(IpNet::parse(bad), None, "{bad}");
-        }
     }
 }

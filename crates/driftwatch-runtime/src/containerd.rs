@@ -214,6 +214,19 @@ impl Containerd {
         }
     }
 
+    /// The listening ports the image config declares (`ExposedPorts` keys, `8080/tcp`); none
+    /// when the config cannot be read.
+    pub(crate) async fn exposed_ports(&self, ns: &str, name: &str) -> Vec<String> {
+        match crate::inspect::image_config(self, ns, name).await {
+            Ok(Some(blob)) => exposed_ports(&blob),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::debug!(namespace = ns, image = name, error = %crate::error::chain(&e), "no image config");
+                Vec::new()
+            }
+        }
+    }
+
     /// Overlay layers from the snapshotter's `Mounts` for the container's snapshot.
     pub(crate) async fn snapshot_layers(
         &self,
@@ -255,7 +268,7 @@ impl Containerd {
         &self,
         ns: &str,
         c: &Container,
-        digests: &mut HashMap<String, Option<String>>,
+        images: &mut HashMap<String, ImageFacts>,
     ) -> ContainerInfo {
         let mut info = ContainerInfo {
             id: c.id.clone(),
@@ -270,15 +283,19 @@ impl Containerd {
         cri::apply_labels(&mut info);
         cri::apply_image_ref(&mut info, &c.image);
         if !c.image.is_empty() {
-            let digest = match digests.get(&c.image) {
-                Some(d) => d.clone(),
+            let facts = match images.get(&c.image) {
+                Some(f) => f.clone(),
                 None => {
-                    let d = self.image_digest(ns, &c.image).await;
-                    digests.insert(c.image.clone(), d.clone());
-                    d
+                    let f = ImageFacts {
+                        digest: self.image_digest(ns, &c.image).await,
+                        exposed_ports: self.exposed_ports(ns, &c.image).await,
+                    };
+                    images.insert(c.image.clone(), f.clone());
+                    f
                 }
             };
-            info.image_digest = digest;
+            info.image_digest = facts.digest;
+            info.exposed_ports = facts.exposed_ports;
         }
         if let Some(any) = &c.spec {
             match spec::parse(&any.value) {
@@ -378,18 +395,39 @@ impl Containerd {
             let containers = self
                 .call("containers.list", self.client().containers().list(req))
                 .await?;
-            let mut digests = HashMap::new();
+            let mut images = HashMap::new();
             for c in containers.containers {
                 let Some(&pid) = pids.get(&c.id) else {
                     continue;
                 };
-                let mut info = self.metadata(&ns, &c, &mut digests).await;
+                let mut info = self.metadata(&ns, &c, &mut images).await;
                 self.complete(&ns, &c, &mut info, pid, proc).await;
                 out.push(info);
             }
         }
         Ok(out)
     }
+}
+
+/// What the agent keeps of an image, read once per image per listing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ImageFacts {
+    digest: Option<String>,
+    exposed_ports: Vec<String>,
+}
+
+/// The keys of `config.ExposedPorts` of an image config blob (`["8080/tcp", "53/udp"]`), sorted;
+/// at most 1024.
+pub(crate) fn exposed_ports(config: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(config) else {
+        return Vec::new();
+    };
+    let mut ports: Vec<String> = v["config"]["ExposedPorts"]
+        .as_object()
+        .map(|m| m.keys().take(1024).cloned().collect())
+        .unwrap_or_default();
+    ports.sort();
+    ports
 }
 
 /// Fill init pid, mntns, cgroup and rootfs layers from /proc. A vanished process leaves the
@@ -411,6 +449,14 @@ pub(crate) fn complete_from_proc(info: &mut ContainerInfo, pid: u32, proc: &Proc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposed_ports_of_an_image_config() {
+        let cfg = br#"{"config":{"ExposedPorts":{"8080/tcp":{},"53/udp":{}}}}"#;
+        assert_eq!(exposed_ports(cfg), ["53/udp", "8080/tcp"]);
+        assert!(exposed_ports(br#"{"config":{}}"#).is_empty());
+        assert!(exposed_ports(b"not json").is_empty());
+    }
 
     #[test]
     fn task_states_with_a_process() {

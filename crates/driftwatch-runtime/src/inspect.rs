@@ -181,7 +181,7 @@ fn go_arch() -> &'static str {
 }
 
 /// The image config blob of `image`: target → (index → platform manifest) → config.
-async fn image_config(
+pub(crate) async fn image_config(
     cd: &Containerd,
     ns: &str,
     image: &str,

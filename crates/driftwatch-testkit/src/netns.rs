@@ -1,175 +1,159 @@
-//! A network peer for a container: a network namespace made by the test, joined to the
-//! container's network namespace (which `ctr run` gives only loopback) by a veth pair.
-//!
-//! Each [`PeerNet`] gets `n`, unique in the process: the namespace `dwpeer-<pid>-<n>`, the
-//! subnets `10.213.<n>.0/24` and `fd00:dd:<n>::/64` (the peer is `.1`/`::1`, the container
-//! `.2`/`::2`). The container gets an address on its end of the pair and, through it, a route
-//! to the peer's subnet only: nothing else becomes reachable from it. IPv6 addresses are added
-//! with `nodad`, so they are usable at once. Dropping the peer kills every process in its
-//! namespace (what [`PeerNet::spawn`] started) and deletes the namespace, which removes the pair.
-
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+//! A network peer for a container, made by the test: a network namespace of its own and a veth
+//! pair from it into the container's network namespace, with addresses of the test's choosing.
+//! A container made by `ctr run` has only loopback; with a [`PeerNet`] it can reach servers the
+//! test runs in the peer namespace ([`PeerNet::spawn`]) and nothing else (the container gets a
+//! route to the peer's subnet only). Dropping it kills what runs in the peer namespace and
+//! deletes the namespace, which removes the veth pair.
 
 use crate::error::{Result, TestkitError};
 use crate::subprocess::run_checked;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-/// How long one `ip`/`nsenter` call may take.
-const IP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the pair may take to come up (carrier on both ends).
-const UP_TIMEOUT: Duration = Duration::from_secs(5);
-/// The peer end's name, inside the peer's namespace.
-const PEER_IF: &str = "dwpeer0";
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A test-made network namespace joined to a container's by a veth pair.
+/// A test-made network namespace joined to a container by a veth pair.
 #[derive(Debug)]
 pub struct PeerNet {
-    /// The namespace's name (`ip netns exec <netns> …`).
+    /// The peer namespace (`ip netns` name).
     pub netns: String,
     pub peer_v4: Ipv4Addr,
     pub container_v4: Ipv4Addr,
     pub peer_v6: Ipv6Addr,
     pub container_v6: Ipv6Addr,
+    /// The veth end inside the container.
+    pub container_if: String,
+    container_pid: u32,
 }
 
-fn ip_cmd(args: &[&str]) -> Result<()> {
-    let mut cmd = Command::new("ip");
-    cmd.args(args);
-    run_checked(cmd, IP_TIMEOUT).map(|_| ())
-}
-
-/// `ip …` run in the network namespace of `pid` (the host's `ip`, the container's network).
-fn ip_in(pid: u32, args: &[&str]) -> Result<()> {
-    let mut cmd = Command::new("nsenter");
-    cmd.args(["-t", &pid.to_string(), "-n", "ip"]).args(args);
-    run_checked(cmd, IP_TIMEOUT).map(|_| ())
+fn ip(args: &[&str]) -> Result<()> {
+    let mut c = Command::new("ip");
+    c.args(args);
+    run_checked(c, TIMEOUT).map(|_| ())
 }
 
 impl PeerNet {
-    /// Creates the namespace and the pair, moves one end into the network namespace of
-    /// `container_pid` (the container's init), addresses both ends and waits until the link is
-    /// up. On failure whatever was made is removed.
+    /// Joins the network namespace of `container_pid` (the container's init process) to a new
+    /// peer namespace: the peer is 10.213.N.1/24 and fd00:dd:N::1/64, the container 10.213.N.2
+    /// and fd00:dd:N::2 (N unique in this process).
     pub fn attach(container_pid: u32) -> Result<PeerNet> {
-        static SEQ: AtomicU8 = AtomicU8::new(1);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        if n == 0 || n == 255 {
-            return Err(TestkitError::Parse {
-                what: "PeerNet subnet".to_string(),
-                detail: "more than 254 peers in one process (10.213.<n>.0/24)".to_string(),
-            });
-        }
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let sub = (std::process::id() + n) % 250 + 1;
+        let netns = format!("dwpeer-{}-{n}", std::process::id());
+        let tag = format!("{:x}", (std::process::id() % 0xfffff) * 64 + n % 64);
+        let (vp, vc) = (format!("dwp{tag}"), format!("dwc{tag}"));
         let peer = PeerNet {
-            netns: format!("dwpeer-{}-{n}", std::process::id()),
-            peer_v4: Ipv4Addr::new(10, 213, n, 1),
-            container_v4: Ipv4Addr::new(10, 213, n, 2),
-            peer_v6: Ipv6Addr::new(0xfd00, 0xdd, u16::from(n), 0, 0, 0, 0, 1),
-            container_v6: Ipv6Addr::new(0xfd00, 0xdd, u16::from(n), 0, 0, 0, 0, 2),
+            netns: netns.clone(),
+            peer_v4: Ipv4Addr::new(10, 213, sub as u8, 1),
+            container_v4: Ipv4Addr::new(10, 213, sub as u8, 2),
+            peer_v6: format!("fd00:dd:{sub:x}::1")
+                .parse()
+                .unwrap_or(Ipv6Addr::LOCALHOST),
+            container_v6: format!("fd00:dd:{sub:x}::2")
+                .parse()
+                .unwrap_or(Ipv6Addr::LOCALHOST),
+            container_if: vc.clone(),
+            container_pid,
         };
-        ip_cmd(&["netns", "add", &peer.netns])?;
-        // From here on, Drop cleans up.
-        peer.set_up(container_pid, n)?;
+        ip(&["netns", "add", &netns])?;
+        // From here on, Drop cleans up whatever was made.
+        let pid = container_pid.to_string();
+        let (p4, c4) = (
+            format!("{}/24", peer.peer_v4),
+            format!("{}/24", peer.container_v4),
+        );
+        let (p6, c6) = (
+            format!("{}/64", peer.peer_v6),
+            format!("{}/64", peer.container_v6),
+        );
+        ip(&["link", "add", &vp, "type", "veth", "peer", "name", &vc])?;
+        ip(&["link", "set", &vp, "netns", &netns])?;
+        ip(&["link", "set", &vc, "netns", &pid])?;
+        for args in [
+            vec!["link", "set", "lo", "up"],
+            vec!["addr", "add", &p4, "dev", &vp],
+            vec!["-6", "addr", "add", &p6, "dev", &vp, "nodad"],
+            vec!["link", "set", &vp, "up"],
+        ] {
+            let mut full = vec!["netns", "exec", &netns, "ip"];
+            full.extend(args);
+            ip(&full)?;
+        }
+        for args in [
+            vec!["addr", "add", &c4, "dev", &vc],
+            vec!["-6", "addr", "add", &c6, "dev", &vc, "nodad"],
+            vec!["link", "set", &vc, "up"],
+        ] {
+            peer.in_container(&args)?;
+        }
         Ok(peer)
     }
 
-    fn set_up(&self, pid: u32, n: u8) -> Result<()> {
-        let ns = self.netns.as_str();
-        let cif = format!("dwc{n}");
-        let pid_s = pid.to_string();
-        ip_cmd(&[
-            "-n", ns, "link", "add", PEER_IF, "type", "veth", "peer", "name", &cif,
-        ])?;
-        ip_cmd(&["-n", ns, "link", "set", &cif, "netns", &pid_s])?;
-        let v4 = |a: Ipv4Addr| format!("{a}/24");
-        let v6 = |a: Ipv6Addr| format!("{a}/64");
-        ip_cmd(&["-n", ns, "link", "set", "lo", "up"])?;
-        ip_cmd(&["-n", ns, "addr", "add", &v4(self.peer_v4), "dev", PEER_IF])?;
-        ip_cmd(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &v6(self.peer_v6),
-            "dev",
-            PEER_IF,
-            "nodad",
-        ])?;
-        ip_cmd(&["-n", ns, "link", "set", PEER_IF, "up"])?;
-        // The container's end: its address gives it the route to the peer's subnet, and only
-        // that (no default route).
-        ip_in(pid, &["addr", "add", &v4(self.container_v4), "dev", &cif])?;
-        ip_in(
-            pid,
-            &["addr", "add", &v6(self.container_v6), "dev", &cif, "nodad"],
-        )?;
-        ip_in(pid, &["link", "set", &cif, "up"])?;
-        self.wait_up()
+    /// Runs `ip ARGS` in the container's network namespace.
+    pub fn in_container(&self, args: &[&str]) -> Result<()> {
+        let mut c = Command::new("nsenter");
+        c.arg("-t")
+            .arg(self.container_pid.to_string())
+            .arg("-n")
+            .arg("ip")
+            .args(args);
+        run_checked(c, TIMEOUT).map(|_| ())
     }
 
-    /// Bounded wait for the peer end's carrier (both ends up).
-    fn wait_up(&self) -> Result<()> {
-        let deadline = Instant::now() + UP_TIMEOUT;
-        loop {
-            let out = Command::new("ip")
-                .args(["-n", &self.netns, "link", "show", PEER_IF])
-                .output()
-                .map_err(|source| TestkitError::Spawn {
-                    program: "ip".to_string(),
-                    source,
-                })?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            if text.contains("LOWER_UP") && !text.contains("NO-CARRIER") {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(TestkitError::Timeout {
-                    command: format!("ip -n {} link show {PEER_IF} (carrier)", self.netns),
-                    timeout: UP_TIMEOUT,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Gives the peer one more address (`169.254.169.254`), routed to it from the container.
+    pub fn add_peer_address(&self, addr: std::net::IpAddr) -> Result<()> {
+        let (len, v6) = if addr.is_ipv4() {
+            (32, None)
+        } else {
+            (128, Some("-6"))
+        };
+        let a = format!("{addr}/{len}");
+        let vp = self.container_if.replacen("dwc", "dwp", 1);
+        let mut args = vec!["netns", "exec", &self.netns, "ip"];
+        args.extend(v6);
+        args.extend(["addr", "add", &a, "dev", &vp]);
+        if v6.is_some() {
+            args.push("nodad");
         }
+        ip(&args)?;
+        let mut route: Vec<&str> = v6.into_iter().collect();
+        route.extend(["route", "add", &a, "dev", &self.container_if]);
+        self.in_container(&route)
     }
 
-    /// Runs `argv` in the peer's namespace (`ip netns exec`), stdin closed; killed when the
-    /// peer is dropped.
+    /// Starts `argv` in the peer namespace (stdin closed, output discarded unless piped by the
+    /// caller through the returned child). It is killed when the [`PeerNet`] drops.
     pub fn spawn(&self, argv: &[&str]) -> std::io::Result<Child> {
         Command::new("ip")
             .args(["netns", "exec", &self.netns])
             .args(argv)
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
-    }
-
-    /// The processes in the peer's namespace.
-    fn pids(&self) -> Vec<String> {
-        Command::new("ip")
-            .args(["netns", "pids", &self.netns])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }
 
 impl Drop for PeerNet {
     fn drop(&mut self) {
-        // Bounded: a process that survives SIGKILL (none should) is given up on.
-        for _ in 0..50 {
-            let pids = self.pids();
-            if pids.is_empty() {
-                break;
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.netns])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                    }
+                }
             }
-            let _ = Command::new("kill").arg("-KILL").args(&pids).status();
-            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
+        if let Err(e) = ip(&["netns", "del", &self.netns]) {
+            let err: TestkitError = e;
+            eprintln!("cannot delete network namespace {}: {err}", self.netns);
+        }
     }
 }

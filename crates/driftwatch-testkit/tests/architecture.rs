@@ -27,6 +27,7 @@ const ORDER: &[&str] = &[
     "driftwatch-image",
     "driftwatch-origin",
     "driftwatch-rules",
+    "driftwatch-baseline",
     "driftwatch-diff",
     "driftwatch-respond",
     "driftwatch-output",

@@ -9,6 +9,7 @@ use driftwatch_agent::AgentError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod baseline_cmd;
 mod containers_cmd;
 mod diff_cmd;
 mod rules_cmd;
@@ -36,6 +37,9 @@ enum Command {
     /// Per-container drift summaries of the agent running on this node (read from its
     /// listener). Exit code 0 ok, 1 no agent answered, 2 usage error.
     Containers(containers_cmd::ContainersArgs),
+    /// The network baselines the agent learns per workload: list, show, edit, check.
+    /// Exit code 0 ok, 1 a file has a mistake (check), 2 error.
+    Baseline(baseline_cmd::BaselineArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +76,18 @@ struct AgentArgs {
     /// Do not load the built-in rules (only --rules files).
     #[arg(long)]
     no_builtin_rules: bool,
+    /// Directory of the network baselines, one YAML file per workload
+    /// [default: /var/lib/driftwatch/baselines].
+    #[arg(long, value_name = "DIR")]
+    baseline_dir: Option<PathBuf>,
+    /// How long a workload learns its network baseline after it is first seen (`1h`, `30m`,
+    /// `0s`) [default: 1h].
+    #[arg(long, value_name = "DURATION")]
+    learn_for: Option<String>,
+    /// With --enforce: refuse, in the kernel, connections outside the baseline of workloads
+    /// that finished learning, and connections by drifted code.
+    #[arg(long)]
+    enforce_network: bool,
 }
 
 /// Exit code for configuration and usage errors.
@@ -103,6 +119,13 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
+        Command::Baseline(args) => match baseline_cmd::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
         Command::Rules(args) => match rules_cmd::run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -118,7 +141,11 @@ fn main() -> ExitCode {
                     c.downcast_ref::<ConfigError>().is_some()
                         || matches!(
                             c.downcast_ref::<AgentError>(),
-                            Some(AgentError::Config(_) | AgentError::Rules(_))
+                            Some(
+                                AgentError::Config(_)
+                                    | AgentError::Rules(_)
+                                    | AgentError::Baseline(_)
+                            )
                         )
                 });
                 ExitCode::from(if usage { EXIT_USAGE } else { 1 })
@@ -156,6 +183,15 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
     }
     if args.no_builtin_rules {
         cfg.rules.builtin = false;
+    }
+    if let Some(d) = args.baseline_dir {
+        cfg.network.baseline_dir = d;
+    }
+    if let Some(l) = args.learn_for {
+        cfg.network.learn_for = l;
+    }
+    if args.enforce_network {
+        cfg.network.enforce = true;
     }
     let valid = cfg.validate()?;
     let rt = tokio::runtime::Builder::new_multi_thread()

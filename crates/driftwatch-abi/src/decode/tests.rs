@@ -134,6 +134,7 @@ fn sample_task(pid: u32) -> Task {
         pidns_ino: 4_026_531_836,
         _pad0: 0,
         comm,
+        start_ns: 5_000_000_123,
     }
 }
 
@@ -257,6 +258,7 @@ fn exec_round_trip() {
     assert_eq!(e.task.egid, 1003);
     assert_eq!(e.task.cgroup_id, 0x1234_5678_9abc);
     assert_eq!(e.task.pidns_ino, 4_026_531_836);
+    assert_eq!(e.task.start_ns, 5_000_000_123);
     assert_eq!(e.task.comm_bytes(), b"true");
     assert_eq!(e.exe_ino, 1_311_000);
     assert_eq!((e.exe_ctime_sec, e.exe_ctime_nsec), (1_700_000_000, 123));

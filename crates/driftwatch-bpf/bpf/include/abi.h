@@ -15,15 +15,15 @@
  * hdr.len = offsetof(filename) + the five lengths. A map record is packed the same way: the
  * fixed part of struct dw_map_event, then path_len bytes of path. A file record (version 4) is
  * the fixed part of struct dw_file_event, then path, name1, dir1, name2 and dir2 (their *_len
- * bytes each), back to back. A network record (version 5) is struct dw_net_event, whole. A DNS
- * record (version 6) is the fixed part of struct dw_dns_event, then payload_len bytes of payload.
- * The structs below are the kernel's scratch layouts (and the maximum
- * record sizes).
+ * bytes each), back to back. A network record (version 5) is struct dw_net_event, whole.
+ * Version 6 added struct dw_task.start_ns (every record). A DNS record (version 7) is the fixed
+ * part of struct dw_dns_event, then payload_len bytes of payload. The structs below are the
+ * kernel's scratch layouts (and the maximum record sizes).
  */
 #ifndef DRIFTWATCH_ABI_H
 #define DRIFTWATCH_ABI_H
 
-#define DW_ABI_VERSION 6
+#define DW_ABI_VERSION 7
 
 #define DW_COMM_LEN 16
 #define DW_FILENAME_MAX 512
@@ -134,10 +134,16 @@ enum dw_net_op {
 /* A connect that did not go through the connect syscall (io_uring), seen by cgroup/connect4|6
  * before it ran: ret is 0 and means "not known", fd is -1. */
 #define DW_NET_F_NO_SYSCALL (1u << 4)
+/* Refused by network enforcement (cgroup/connect4|6, cgroup/sendmsg4|6 returned 0: the caller got
+ * EPERM and nothing left the socket). */
+#define DW_NET_F_DENIED (1u << 5)
 
 /* dw_policy map value flags (key: u64 cgroup id) */
 #define DW_POLICY_F_TRACKED (1u << 0) /* a container cgroup the agent knows */
 #define DW_POLICY_F_ENFORCE (1u << 1) /* kill drifted execs in this cgroup */
+/* Refuse this cgroup's connects and datagrams outside dw_net_allow, and every one by a process in
+ * dw_net_drifted (loopback excepted); only with dw_config.enforce. */
+#define DW_POLICY_F_NET_ENFORCE (1u << 2)
 
 /* dw_stats per-CPU array indexes */
 enum dw_stat {
@@ -175,6 +181,9 @@ struct dw_task {
     __u32 pidns_ino;
     __u32 _pad0;
     __u8 comm[DW_COMM_LEN];
+    /* The process's start (its thread-group leader's start_boottime, boot-time ns; an exec keeps
+     * it): with tgid, names one process whatever PIDs are reused (dw_net_drifted). */
+    __u64 start_ns;
 };
 
 /* Identity of a file (an executable, or a file mapped executable). */
@@ -420,5 +429,32 @@ struct dw_exec_args {
     __u32 truncated; /* an argument was cut or more than DW_EXEC_ARGS_MAX were passed */
     __u8 args[DW_EXEC_ARGS_MAX][DW_EXEC_ARG_LEN]; /* NUL-terminated each */
 };
+
+/*
+ * LPM trie map dw_net_allow: the peers a DW_POLICY_F_NET_ENFORCE cgroup may connect or send
+ * datagrams to. The trie matches the longest prefix of the bits after prefixlen, in order:
+ * protocol, family, port and cgroup id always whole (DW_NET_ALLOW_FIXED_BITS), then the first
+ * bits of the address (its prefix length: a single address or a CIDR). The programs look up the
+ * destination with its port, then with port 0 (any port). Value: DW_NET_ALLOW_VALUE (reserved).
+ */
+#define DW_NET_ALLOW_FIXED_BITS 96
+#define DW_NET_ALLOW_MAX_ENTRIES 65536
+#define DW_NET_ALLOW_VALUE 1
+
+struct dw_net_allow_key {
+    __u32 prefixlen; /* DW_NET_ALLOW_FIXED_BITS + the address's prefix length */
+    __u8 protocol;   /* IPPROTO_* of the socket (TCP 6, UDP 17) */
+    __u8 family;     /* AF_INET or AF_INET6; an IPv4-mapped IPv6 peer is AF_INET */
+    __u16 port;      /* destination port, network byte order; 0 = any port */
+    __u64 cgroup_id; /* cgroup v2 id */
+    __u8 addr[16];   /* network byte order; IPv4 in the first 4 bytes, the rest 0 */
+};
+
+/*
+ * Hash map dw_net_drifted: tgid -> start_ns (struct dw_task.start_ns) of a process whose code is
+ * drift. In a DW_POLICY_F_NET_ENFORCE cgroup its connects and datagrams are refused (loopback
+ * excepted) when the start time matches: a reused PID is another process.
+ */
+#define DW_NET_DRIFTED_MAX_ENTRIES 16384
 
 #endif /* DRIFTWATCH_ABI_H */

@@ -117,8 +117,14 @@ pub fn debian_image(containerd: &Containerd, namespace: &str) -> Result<Imported
                 let blob = layer::encode(rootfs_tar(&rootfs)?, Compression::Gzip)?;
                 let env = vec![format!("PATH={}", super::DEFAULT_PATH)];
                 let cmd = vec!["bash".to_owned()];
-                let image =
-                    layout::assemble(DEBIAN_IMAGE, vec![blob], &env, &cmd, &Default::default())?;
+                let image = layout::assemble(
+                    DEBIAN_IMAGE,
+                    vec![blob],
+                    &env,
+                    &cmd,
+                    &Default::default(),
+                    &[],
+                )?;
                 image.write_oci_tar(&tar)?;
                 let v = serde_json::json!({
                     "manifest_digest": image.manifest_digest,

@@ -80,17 +80,26 @@ pub(crate) fn assemble(
     env: &[String],
     cmd: &[String],
     labels: &BTreeMap<String, String>,
+    exposed_ports: &[String],
 ) -> Result<BuiltImage> {
+    let mut image_config = json!({
+        "Env": env,
+        "Cmd": cmd,
+        "WorkingDir": "/",
+        "Labels": labels,
+    });
+    if !exposed_ports.is_empty() {
+        let ports: serde_json::Map<String, serde_json::Value> = exposed_ports
+            .iter()
+            .map(|p| (p.clone(), json!({})))
+            .collect();
+        image_config["ExposedPorts"] = serde_json::Value::Object(ports);
+    }
     let config = to_json(&json!({
         "architecture": go_arch(),
         "os": "linux",
         "created": "2020-01-01T00:00:00Z",
-        "config": {
-            "Env": env,
-            "Cmd": cmd,
-            "WorkingDir": "/",
-            "Labels": labels,
-        },
+        "config": image_config,
         "rootfs": {
             "type": "layers",
             "diff_ids": layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>(),

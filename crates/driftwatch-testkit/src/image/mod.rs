@@ -54,6 +54,7 @@ pub struct ImageBuilder {
     env: Vec<String>,
     cmd: Vec<String>,
     labels: BTreeMap<String, String>,
+    exposed_ports: Vec<String>,
     error: Option<TestkitError>,
 }
 
@@ -68,6 +69,7 @@ impl ImageBuilder {
             env: vec![format!("PATH={DEFAULT_PATH}")],
             cmd: vec!["sh".to_owned()],
             labels: BTreeMap::new(),
+            exposed_ports: Vec::new(),
             error: None,
         }
     }
@@ -270,6 +272,12 @@ impl ImageBuilder {
         self
     }
 
+    /// Declares a listening port in the config's `ExposedPorts` (`8080/tcp`, `53/udp`).
+    pub fn expose(mut self, port: &str) -> Self {
+        self.exposed_ports.push(port.to_owned());
+        self
+    }
+
     /// Adds an image config label.
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.insert(key.to_owned(), value.to_owned());
@@ -301,7 +309,14 @@ impl ImageBuilder {
             let tar = l.render_tar(&dir_modes)?;
             blobs.push(layer::encode(tar, self.compression)?);
         }
-        layout::assemble(&self.name, blobs, &self.env, &self.cmd, &self.labels)
+        layout::assemble(
+            &self.name,
+            blobs,
+            &self.env,
+            &self.cmd,
+            &self.labels,
+            &self.exposed_ports,
+        )
     }
 
     /// Writes the image as an OCI image layout tar to `out` and returns what it contains.

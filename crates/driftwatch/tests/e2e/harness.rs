@@ -189,19 +189,24 @@ pub fn agent_bin() -> &'static str {
 }
 
 impl Agent {
-    /// Start `driftwatch agent --json --output-file … --listen …` and wait for /readyz.
+    /// Start `driftwatch agent --json --output-file … --listen …` and wait for /readyz. The
+    /// network baselines go to a directory of the agent's own unless `extra` names one.
     pub fn start(extra: &[&str]) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let stdout = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
         let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
-        let child = Command::new(agent_bin())
-            .arg("agent")
+        let mut cmd = Command::new(agent_bin());
+        cmd.arg("agent")
             .arg("--json")
             .arg("--output-file")
             .arg(dir.path().join("alerts.jsonl"))
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{port}"));
+        if !extra.contains(&"--baseline-dir") {
+            cmd.arg("--baseline-dir").arg(dir.path().join("baselines"));
+        }
+        let child = cmd
             .args(extra)
             .env("DRIFTWATCH_LOG", "info")
             .stdin(Stdio::null())

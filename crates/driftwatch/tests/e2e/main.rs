@@ -10,4 +10,5 @@ mod files;
 mod harness;
 mod hiding;
 mod net;
+mod netdrift;
 mod rules;
