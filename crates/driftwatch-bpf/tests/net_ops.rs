@@ -394,6 +394,10 @@ async fn container_network_calls_are_reported_with_kernel_addresses() {
     assert_eq!(bind4.ret, 0);
     assert_eq!(local(&bind4), addr("127.0.0.1", p4), "the kernel's port");
     assert!(bind4.has(NET_F_HAVE_SOCK) && !bind4.has(NET_F_REMOTE_SOCK));
+    assert!(
+        bind4.has(driftwatch_abi::NET_F_PORT_CHOSEN),
+        "bind asked for port 0"
+    );
     let listen4 = one(&nets, NetOp::Listen, v["l4"]);
     assert_eq!(
         (listen4.arg, listen4.sock_type, listen4.protocol),
