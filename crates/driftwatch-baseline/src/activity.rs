@@ -170,7 +170,11 @@ mod tests {
         );
         let mut any = ub.clone();
         any.port_chosen = true;
-        assert_eq!(activity_of(&any, none), None, "bind to port 0: a client's port");
+        assert_eq!(
+            activity_of(&any, none),
+            None,
+            "bind to port 0: a client's port"
+        );
         let refused = ev(
             NetOp::Connect,
             -111,
