@@ -87,6 +87,9 @@ pub const NET_F_NO_SYSCALL: u32 = 1 << 4;
 /// `dw_net_event.flags`: refused by network enforcement (a cgroup connect/sendmsg program
 /// returned 0): the caller got `EPERM` and nothing left the socket.
 pub const NET_F_DENIED: u32 = 1 << 5;
+/// `dw_net_event.flags`: a bind that asked for port 0 (the local port is the kernel's choice: a
+/// client's source port, not a listener's).
+pub const NET_F_PORT_CHOSEN: u32 = 1 << 6;
 /// `AF_INET`.
 pub const AF_INET: u16 = 2;
 /// `AF_INET6`.

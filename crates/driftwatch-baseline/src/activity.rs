@@ -30,7 +30,8 @@ pub fn proto_of(ev: &NetEvent) -> Option<Proto> {
 ///   datagram leaves a UDP listener's socket, then it is that listener answering.
 /// - Anything else (`socket`, `dup*`, a failed `listen`, a TCP `bind`): not judged.
 ///
-/// A UDP `bind` to port 0 shows the port the kernel chose and is judged as that listener.
+/// A UDP `bind` to port 0 (the kernel chooses the port: a client's source port) is not a
+/// listener.
 pub fn activity_of(
     ev: &NetEvent,
     udp_listener: impl Fn(u16) -> bool,
@@ -52,7 +53,7 @@ pub fn activity_of(
         NetOp::Listen if ok && proto == Proto::Tcp => {
             Some((listen(ev.local?.port()).filter_port()?, true))
         }
-        NetOp::Bind if ok && proto == Proto::Udp => {
+        NetOp::Bind if ok && proto == Proto::Udp && !ev.port_chosen => {
             Some((listen(ev.local?.port()).filter_port()?, true))
         }
         NetOp::Accept | NetOp::Accept4 if ok => {
@@ -166,6 +167,13 @@ mod tests {
                 port: 53,
                 loopback: false
             })
+        );
+        let mut any = ub.clone();
+        any.port_chosen = true;
+        assert_eq!(
+            activity_of(&any, none),
+            None,
+            "bind to port 0: a client's port"
         );
         let refused = ev(
             NetOp::Connect,

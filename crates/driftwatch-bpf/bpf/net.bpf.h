@@ -473,6 +473,9 @@ int dw_net_exit(struct trace_event_raw_sys_exit *ctx) {
         sock_facts(&e, sk);
     if (a.op != DW_NET_OP_SOCKET && !is_inet(e.family) && !a.sa_len)
         return 0;
+    /* sin_port and sin6_port are both at offset 2 */
+    if (a.op == DW_NET_OP_BIND && a.sa_len >= 4 && a.sa[2] == 0 && a.sa[3] == 0)
+        e.flags |= DW_NET_F_PORT_CHOSEN;
     if (a.op == DW_NET_OP_CONNECT && !(e.flags & DW_NET_F_REMOTE_SOCK))
         remote_from_arg(&e, &a);
     if (datagram) {

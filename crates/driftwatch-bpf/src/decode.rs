@@ -351,6 +351,7 @@ fn net_event(r: &NetRecord, clock: &Clock) -> Result<NetEvent, DecodeError> {
         remote_from_arg: r.has(abi::NET_F_REMOTE_ARG) && !r.has(abi::NET_F_REMOTE_SOCK),
         no_syscall: r.has(abi::NET_F_NO_SYSCALL),
         denied: r.has(abi::NET_F_DENIED),
+        port_chosen: r.has(abi::NET_F_PORT_CHOSEN),
     })
 }
 

@@ -132,6 +132,9 @@ pub struct NetEvent {
     /// a connect or datagram of an enforced container outside its allowed peers, or by drifted
     /// code).
     pub denied: bool,
+    /// A bind that asked for port 0: `local`'s port is the one the kernel chose (a client's
+    /// source port, not a listener).
+    pub port_chosen: bool,
 }
 
 impl NetEvent {

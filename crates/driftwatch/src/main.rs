@@ -44,7 +44,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct AgentArgs {
-    /// TOML configuration file (see docs/config.md); flags override it.
+    /// TOML configuration file (see the README, "Configuration file"); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Print alerts on stdout as JSON lines (Falco's JSON shape) instead of text lines.

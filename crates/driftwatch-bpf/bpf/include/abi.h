@@ -137,6 +137,9 @@ enum dw_net_op {
 /* Refused by network enforcement (cgroup/connect4|6, cgroup/sendmsg4|6 returned 0: the caller got
  * EPERM and nothing left the socket). */
 #define DW_NET_F_DENIED (1u << 5)
+/* A bind that asked for port 0: the local port is one the kernel chose (a client's source port,
+ * not a listener's). */
+#define DW_NET_F_PORT_CHOSEN (1u << 6)
 
 /* dw_policy map value flags (key: u64 cgroup id) */
 #define DW_POLICY_F_TRACKED (1u << 0) /* a container cgroup the agent knows */

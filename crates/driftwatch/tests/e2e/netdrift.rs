@@ -292,6 +292,24 @@ fn network_baseline_is_learned_kept_across_a_restart_and_then_judges() {
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     assert!(listed.contains("learning until"), "{listed}");
 
+    // Host network activity never crosses the ring buffer: 50 loopback connects and datagrams
+    // of this (host) process leave the agent's network event count where it was.
+    let series = r#"driftwatch_events_total{kind="net"}"#;
+    let before = agent.wait_metric(series, 10, |_| true);
+    std::thread::sleep(Duration::from_millis(500));
+    let settled = agent.wait_metric(series, 10, |_| true);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let addr = l.local_addr().expect("addr");
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("host udp");
+    for i in 0..50u16 {
+        drop(std::net::TcpStream::connect(addr).expect("host connect"));
+        let _ = u.send_to(b"x", ("127.0.0.1", 40000 + i));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = agent.wait_metric(series, 10, |_| true);
+    assert!(before <= settled);
+    assert_eq!(after, settled, "host traffic produced network records");
+
     // A restart in the middle of learning neither restarts nor extends it.
     assert!(agent.stop().success());
     let agent = Agent::start(&learn);
