@@ -8,7 +8,7 @@ use driftwatch_testkit::{Container, ImageBuilder, PeerNet, RunOpts, MARKER_HELPE
 use serde_json::Value;
 use std::process::Child;
 
-/// `dnsconn SERVER NAME PORT ADDR6`: an A query for NAME to SERVER:53 (at most 10 tries of
+/// `dnsconn SERVER NAME PORT ADDR6`: an A query for NAME to SERVER:53 (at most 20 tries of
 /// 500 ms), a TCP connect to the address of the answer's last A record on PORT, then one to
 /// [ADDR6]:PORT (never resolved); each connect retried at most 25 times while refused. Prints
 /// `resolved IP`, `connected4`, `connected6`.
@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (connect(s, (struct sockaddr *)&srv, sizeof srv)) return 5;
     ssize_t got = -1;
-    for (int i = 0; i < 10 && got < 0; i++) {
+    for (int i = 0; i < 20 && got < 0; i++) {
         if (send(s, q, n, 0) != n) { usleep(200000); continue; }
         got = recv(s, a, sizeof a, 0);
         if (got >= 0 && (got < n + 16 || a[0] != q[0] || a[1] != q[1] || !(a[2] & 0x80))) got = -1;
@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
 
 /// The peer's servers: a DNS responder on V4:53 answering an A query for NAME with ANSWER (and
 /// anything else with no answer), TCP listeners on V4:PORT and [V6]:PORT that accept and close;
-/// everything stops after 120 s.
+/// prints `ready` once all are bound; everything stops after 120 s.
 const PEER_PY: &str = r#"
 import socket, sys, threading, time
 v4, v6, name, answer, port = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
@@ -121,6 +121,7 @@ for fam, addr in ((socket.AF_INET, v4), (socket.AF_INET6, v6)):
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.bind((v4, 53))
 u.settimeout(0.5)
+print("ready", flush=True)
 while time.time() < deadline:
     try:
         q, peer = u.recvfrom(512)
@@ -143,6 +144,30 @@ while time.time() < deadline:
         resp += b'\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04' + socket.inet_aton(answer)
     u.sendto(resp, peer)
 "#;
+
+/// Waits (at most 60 s: the machine may be busy) for the peer's servers to say `ready`.
+fn wait_ready(child: &mut Child) {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("the peer's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_default();
+    if line.trim() != "ready" {
+        let _ = child.kill();
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        let _ = child.wait();
+        panic!("the peer's servers did not start: {line:?} {err}");
+    }
+}
 
 fn f<'a>(a: &'a Value, k: &str) -> &'a Value {
     &a["output_fields"][k]
@@ -182,7 +207,7 @@ fn sip_name_comes_from_the_containers_own_dns_answer() {
     // the container is tracked (its cgroup in the kernel policy) once its drift is seen
     agent.sentinel(&c);
     let (p4, p6) = (peer.peer_v4.to_string(), peer.peer_v6.to_string());
-    let _servers = Reap(
+    let mut servers = Reap(
         peer.spawn(&[
             "/usr/bin/python3",
             "-c",
@@ -195,6 +220,7 @@ fn sip_name_comes_from_the_containers_own_dns_answer() {
         ])
         .expect("spawn the peer's servers"),
     );
+    wait_ready(&mut servers.0);
     let out = c
         .exec(&["/usr/bin/dnsconn", &p4, "svc.drift.test", "8080", &p6])
         .expect("exec dnsconn");
