@@ -16,9 +16,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-/// Addresses kept per container by the agent (until the configuration says otherwise).
-pub const DEFAULT_MAX_PER_CONTAINER: usize = 4096;
-
 /// The longest name in presentation format that is kept (a wire name is at most 255 bytes;
 /// escaped bytes take four characters each).
 const NAME_MAX_WIRE: usize = 255;
@@ -348,6 +345,20 @@ impl DnsNames {
             IpAddr::V4(_) => None,
         });
         found.map(|(name, _)| &**name)
+    }
+
+    /// The addresses the container's answers gave a name matching `pattern` (a name, or
+    /// `*.domain` for any name under it: `driftwatch_baseline::name_matches`).
+    pub fn addresses_of(&self, container_id: &str, pattern: &str) -> Vec<IpAddr> {
+        self.containers
+            .get(container_id)
+            .map_or_else(Vec::new, |n| {
+                n.by_addr
+                    .iter()
+                    .filter(|(_, (name, _))| driftwatch_baseline::name_matches(pattern, name))
+                    .map(|(ip, _)| *ip)
+                    .collect()
+            })
     }
 
     /// Drops everything learnt for a container (it is gone).

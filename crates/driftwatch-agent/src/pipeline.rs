@@ -185,7 +185,7 @@ pub async fn run(
             registry: registry.clone(),
             host_mntns,
             sockets: Default::default(),
-            dns: crate::dns::DnsNames::new(crate::dns::DEFAULT_MAX_PER_CONTAINER),
+            dns: crate::dns::DnsNames::new(c.network.dns_cache_max),
             baselines,
         },
         kernel: Kernel {

@@ -228,8 +228,10 @@ impl Processor {
         if baseline.is_learning(now_secs()) {
             return;
         }
-        let peers =
-            driftwatch_respond::net::allowed_peers(cg, baseline, b.networks(), &|_| Vec::new());
+        let dns = &self.enrich.dns;
+        let peers = driftwatch_respond::net::allowed_peers(cg, baseline, b.networks(), &|name| {
+            dns.addresses_of(&info.id, name)
+        });
         let first = !net.is_enforced(cg);
         match net.sync(&mut k.sensor, cg, peers) {
             Ok(flags) => {
@@ -348,6 +350,17 @@ impl Processor {
         if let Some(c) = self.enrich.registry.by_cgroup(d.cgroup_id) {
             let learned = self.enrich.dns.learn(&c.id, &d.payload);
             tracing::trace!(container = %c.id, learned, "DNS answer");
+            // Under network enforcement a baseline's DNS names are allowed at the addresses the
+            // container resolved: allow the new ones now.
+            if learned > 0
+                && self
+                    .kernel
+                    .net
+                    .as_ref()
+                    .is_some_and(|n| c.cgroup_id.is_some_and(|cg| n.is_enforced(cg)))
+            {
+                self.enforce_net(&c);
+            }
         }
     }
 
@@ -652,7 +665,9 @@ impl Processor {
             .is_some_and(|p| p.drifted);
         let verdict = match self.enrich.baselines.as_mut() {
             Some(b) => {
-                let name = None;
+                let name = n
+                    .remote
+                    .and_then(|r| self.enrich.dns.name_of(&c.id, r.ip()));
                 match b.activity(&workload.key, &n, name) {
                     Some((a, learnable)) => {
                         let now = now_secs();

@@ -12,7 +12,7 @@ use std::process::Child;
 /// 500 ms), a TCP connect to the address of the answer's last A record on PORT, then one to
 /// [ADDR6]:PORT (never resolved); each connect retried at most 25 times while refused. Prints
 /// `resolved IP`, `connected4`, `connected6`.
-const DNSCONN_C: &str = r#"
+pub(crate) const DNSCONN_C: &str = r#"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
 /// The peer's servers: a DNS responder on V4:53 answering an A query for NAME with ANSWER (and
 /// anything else with no answer), TCP listeners on V4:PORT and [V6]:PORT that accept and close;
 /// prints `ready` once all are bound; everything stops after 120 s.
-const PEER_PY: &str = r#"
+pub(crate) const PEER_PY: &str = r#"
 import socket, sys, threading, time
 v4, v6, name, answer, port = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 deadline = time.time() + 120
@@ -146,7 +146,7 @@ while time.time() < deadline:
 "#;
 
 /// Waits (at most 60 s: the machine may be busy) for the peer's servers to say `ready`.
-fn wait_ready(child: &mut Child) {
+pub(crate) fn wait_ready(child: &mut Child) {
     use std::io::BufRead;
     let out = child.stdout.take().expect("the peer's stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();
