@@ -1,6 +1,7 @@
 //! The exec sensor: three `tp_btf` programs (exec, fork, exit), two syscall `tracepoint`
 //! programs (executable mmap / mprotect) and their maps, loaded and unloaded as one unit.
 
+use driftwatch_event::IpNet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -322,10 +323,8 @@ pub struct NetPeer {
     pub cgroup_id: u64,
     /// The socket's `IPPROTO_*` ([`IPPROTO_TCP`], [`IPPROTO_UDP`]).
     pub protocol: u8,
-    /// The address, or any address of the network.
-    pub addr: IpAddr,
-    /// The network's prefix length: 32 (IPv4) or 128 (IPv6) for one address, 0 for any.
-    pub prefix_len: u8,
+    /// The address or network (`/0`: any address).
+    pub net: IpNet,
     /// The destination port; `None` for any port.
     pub port: Option<u16>,
 }
@@ -333,59 +332,32 @@ pub struct NetPeer {
 impl NetPeer {
     /// One address (`/32`, `/128`) on one port or any.
     pub fn host(cgroup_id: u64, protocol: u8, addr: IpAddr, port: Option<u16>) -> NetPeer {
-        let prefix_len = if addr.is_ipv4() { 32 } else { 128 };
         NetPeer {
             cgroup_id,
             protocol,
-            addr,
-            prefix_len,
+            net: IpNet::host(addr),
             port,
         }
     }
 
-    /// The canonical form: an IPv4-mapped address as IPv4, bits past the prefix cleared.
-    pub fn normalized(&self) -> Result<NetPeer, BpfError> {
-        let invalid = BpfError::InvalidPrefix {
-            addr: self.addr,
-            prefix_len: self.prefix_len,
-        };
-        let (addr, prefix_len) = match self.addr {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) if self.prefix_len >= 96 => (IpAddr::V4(v4), self.prefix_len - 96),
-                _ => (IpAddr::V6(v6), self.prefix_len),
-            },
-            v4 => (v4, self.prefix_len),
-        };
-        let addr = match addr {
-            IpAddr::V4(a) if prefix_len <= 32 => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(prefix_len))
-                    .unwrap_or(0);
-                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-            }
-            IpAddr::V6(a) if prefix_len <= 128 => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(prefix_len))
-                    .unwrap_or(0);
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
-            }
-            _ => return Err(invalid),
-        };
-        Ok(NetPeer {
-            addr,
-            prefix_len,
+    /// The canonical form: an IPv4-mapped address as IPv4, bits past the prefix cleared
+    /// ([`IpNet::canonical`]).
+    #[must_use]
+    pub fn normalized(&self) -> NetPeer {
+        NetPeer {
+            net: self.net.canonical(),
             ..*self
-        })
+        }
     }
 
     /// The `dw_net_allow` key (`struct dw_net_allow_key`, abi.h) of the canonical form.
-    fn key(&self) -> Result<LpmKey<[u8; NET_ALLOW_DATA]>, BpfError> {
-        let p = self.normalized()?;
+    fn key(&self) -> LpmKey<[u8; NET_ALLOW_DATA]> {
+        let p = self.normalized();
         let mut d = [0u8; NET_ALLOW_DATA];
         d[0] = p.protocol;
         d[2..4].copy_from_slice(&p.port.unwrap_or(0).to_be_bytes());
         d[4..12].copy_from_slice(&p.cgroup_id.to_ne_bytes());
-        match p.addr {
+        match p.net.addr() {
             IpAddr::V4(a) => {
                 d[1] = AF_INET;
                 d[12..16].copy_from_slice(&a.octets());
@@ -395,10 +367,10 @@ impl NetPeer {
                 d[12..28].copy_from_slice(&a.octets());
             }
         }
-        Ok(LpmKey::new(
-            driftwatch_abi::DW_NET_ALLOW_FIXED_BITS + u32::from(p.prefix_len),
+        LpmKey::new(
+            driftwatch_abi::DW_NET_ALLOW_FIXED_BITS + u32::from(p.net.prefix()),
             d,
-        ))
+        )
     }
 
     /// A `dw_net_allow` key read back; `None` if it is not one this loader writes.
@@ -422,8 +394,7 @@ impl NetPeer {
         Some(NetPeer {
             cgroup_id: u64::from_ne_bytes(cg),
             protocol: d[0],
-            addr,
-            prefix_len: u8::try_from(prefix).ok()?,
+            net: IpNet::new(addr, u8::try_from(prefix).ok()?)?,
             port: (port != 0).then_some(port),
         })
     }
@@ -529,11 +500,10 @@ impl fmt::Display for Tamper {
             ),
             Tamper::NetPeerAdded { peer: Some(p) } => write!(
                 f,
-                "an allowed peer was added for cgroup {}: protocol {} {}/{} port {}",
+                "an allowed peer was added for cgroup {}: protocol {} {} port {}",
                 p.cgroup_id,
                 p.protocol,
-                p.addr,
-                p.prefix_len,
+                p.net,
                 p.port.map_or_else(|| "any".to_string(), |p| p.to_string())
             ),
             Tamper::NetPeerAdded { peer: None } => {
@@ -541,11 +511,10 @@ impl fmt::Display for Tamper {
             }
             Tamper::NetPeerRemoved { peer: p } => write!(
                 f,
-                "an allowed peer of cgroup {} was deleted: protocol {} {}/{} port {}",
+                "an allowed peer of cgroup {} was deleted: protocol {} {} port {}",
                 p.cgroup_id,
                 p.protocol,
-                p.addr,
-                p.prefix_len,
+                p.net,
                 p.port.map_or_else(|| "any".to_string(), |p| p.to_string())
             ),
             Tamper::NetDriftedAdded { tgid, start_ns } => write!(
@@ -910,7 +879,7 @@ impl ExecSensor {
     /// `dw_net_allow`; writing it again is not an error). [`BpfError::MapFull`] past
     /// `DW_NET_ALLOW_MAX_ENTRIES` (65,536) entries over all cgroups.
     pub fn allow_net_peer(&mut self, peer: &NetPeer) -> Result<(), BpfError> {
-        let key = peer.key()?;
+        let key = peer.key();
         self.net_allow
             .insert(&key, driftwatch_abi::DW_NET_ALLOW_VALUE, 0)
             .map_err(|e| {
@@ -921,7 +890,7 @@ impl ExecSensor {
     /// Removes an entry written by [`ExecSensor::allow_net_peer`] (the same peer, in any
     /// spelling that normalizes alike); an absent entry is not an error.
     pub fn remove_net_peer(&mut self, peer: &NetPeer) -> Result<(), BpfError> {
-        let key = peer.key()?;
+        let key = peer.key();
         ignore_absent(self.net_allow.remove(&key), MAP_NET_ALLOW)
     }
 
@@ -976,8 +945,8 @@ impl ExecSensor {
         let mut expected: std::collections::HashMap<KeyId, NetPeer> =
             std::collections::HashMap::new();
         for p in expected_peers {
-            let key = p.key()?;
-            expected.insert((key.prefix_len(), key.data()), p.normalized()?);
+            let key = p.key();
+            expected.insert((key.prefix_len(), key.data()), p.normalized());
         }
         let keys: Vec<LpmKey<[u8; NET_ALLOW_DATA]>> = self
             .net_allow
