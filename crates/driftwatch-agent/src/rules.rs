@@ -16,6 +16,49 @@ pub struct RulesError {
     pub diagnostics: Vec<String>,
 }
 
+/// The items of the rules' drift allow-lists as loaded (the built-in lists with the user's
+/// appends and overrides): approved drift, which enforcement must not kill either (see
+/// `driftwatch_respond::approvals`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowLists {
+    /// `drift_allowed_paths`: path prefixes (whole components).
+    pub paths: Vec<String>,
+    /// `drift_allowed_images`: image repositories.
+    pub images: Vec<String>,
+    /// `known_init_containers`: container names.
+    pub init_containers: Vec<String>,
+}
+
+impl AllowLists {
+    fn of(loaded: &driftwatch_rules::LoadResult) -> AllowLists {
+        let items = |name: &str| -> Vec<String> {
+            loaded
+                .expanded_list_items(name)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| unquote(&i).to_string())
+                .filter(|i| !i.is_empty())
+                .collect()
+        };
+        AllowLists {
+            paths: items("drift_allowed_paths"),
+            images: items("drift_allowed_images"),
+            init_containers: items("known_init_containers"),
+        }
+    }
+}
+
+/// A list item written in quotes (`'"/opt/x"'`) is that string.
+fn unquote(s: &str) -> &str {
+    let s = s.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = s.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    s
+}
+
 /// Load (built-in first unless `builtin` is false) and compile; warnings are logged (when `log`),
 /// errors returned all at once.
 pub fn load(
@@ -24,6 +67,16 @@ pub fn load(
     skip_unknown: bool,
     log: bool,
 ) -> Result<RuleSet, RulesError> {
+    load_with_allow_lists(paths, builtin, skip_unknown, log).map(|(rules, _)| rules)
+}
+
+/// [`load`], and the items of the drift allow-lists.
+pub fn load_with_allow_lists(
+    paths: &[PathBuf],
+    builtin: bool,
+    skip_unknown: bool,
+    log: bool,
+) -> Result<(RuleSet, AllowLists), RulesError> {
     let mut loader = Loader::new(LoadOptions::default());
     if builtin {
         loader.add_str(BUILTIN_NAME, BUILTIN_RULES);
@@ -38,6 +91,7 @@ pub fn load(
         loader.add_file(Path::new(&f));
     }
     let loaded = loader.finish();
+    let allow = AllowLists::of(&loaded);
     let compiled = driftwatch_rules::compile(
         &loaded,
         &CompileOptions {
@@ -59,14 +113,14 @@ pub fn load(
         });
     }
     if !log {
-        return Ok(compiled.rules);
+        return Ok((compiled.rules, allow));
     }
     tracing::info!(
         rules = compiled.stats.loaded,
         skipped = compiled.stats.skipped_unknown,
         "rules loaded"
     );
-    Ok(compiled.rules)
+    Ok((compiled.rules, allow))
 }
 
 #[cfg(test)]
@@ -84,6 +138,25 @@ mod tests {
         ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
+    }
+
+    #[test]
+    fn the_allow_lists_are_read_with_the_users_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("local.yaml");
+        std::fs::write(
+            &f,
+            "- list: drift_allowed_paths\n  items: [/opt/plugins, '\"/srv/x\"']\n  override:\n    items: replace\n\
+             - list: drift_allowed_images\n  items: [registry.example/app]\n  override:\n    items: append\n\
+             - list: known_init_containers\n  items: [installer]\n  override:\n    items: replace\n",
+        )
+        .expect("write");
+        let (_, allow) = load_with_allow_lists(&[f], true, false, false).expect("loads");
+        assert_eq!(allow.paths, vec!["/opt/plugins", "/srv/x"]);
+        assert_eq!(allow.images, vec!["registry.example/app"]);
+        assert_eq!(allow.init_containers, vec!["installer"]);
+        let (_, none) = load_with_allow_lists(&[], true, false, false).expect("loads");
+        assert_eq!(none, AllowLists::default());
     }
 
     #[test]

@@ -457,6 +457,26 @@ impl Approvals {
     }
 }
 
+impl Approvals {
+    /// [`Approvals::file`] for a file of `c`'s root filesystem, hashed (when an entry asks for
+    /// a SHA-256) from its upper-layer copy, opened beneath the upper directory without
+    /// following symlinks; a file that is not there (a lower file, another mount) has no hash.
+    pub fn file_in_container(&self, c: &ContainerInfo, path: &[u8], now: u64) -> Option<&Approval> {
+        let mut hash = || {
+            let upperdir = c.rootfs.as_ref()?.upperdir.as_deref()?;
+            let f = driftwatch_image::open_in_layer(upperdir, path).ok()?;
+            if f.metadata().ok()?.len() > MAX_HASH_BYTES {
+                return None;
+            }
+            driftwatch_image::sha256_fd(f).ok()
+        };
+        self.file(c, path, &mut hash, now)
+    }
+}
+
+/// Files larger than this are not hashed for a `sha256` matcher (they do not match).
+pub const MAX_HASH_BYTES: u64 = 64 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;
