@@ -51,7 +51,7 @@ impl PathGlob {
     /// Parses an absolute glob.
     pub fn parse(text: &str) -> Result<PathGlob, String> {
         if !text.starts_with('/') {
-            return Err(format!("path {text:?} is not absolute"));
+            return Err(format!("{text:?} is not an absolute path"));
         }
         let parts = text
             .split('/')
@@ -263,20 +263,19 @@ fn checked<'de, D: Deserializer<'de>, T>(
 
 fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     checked(d, |s| {
-        driftwatch_event::parse_rfc3339_secs(s).map_err(|e| format!("expires: {e}"))
+        driftwatch_event::parse_rfc3339_secs(s).map_err(|e| e.to_string())
     })
 }
 
 fn kind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ContainerKind>, D::Error> {
     checked(d, |s| {
-        ContainerKind::parse(s).ok_or_else(|| {
-            format!("kind: {s:?} is not one of app, init, ephemeral, sandbox, unknown")
-        })
+        ContainerKind::parse(s)
+            .ok_or_else(|| format!("{s:?} is not one of app, init, ephemeral, sandbox, unknown"))
     })
 }
 
 fn glob<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathGlob>, D::Error> {
-    checked(d, |s| PathGlob::parse(s).map_err(|e| format!("path: {e}")))
+    checked(d, PathGlob::parse)
 }
 
 fn sha256<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
@@ -286,7 +285,7 @@ fn sha256<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error>
 /// 64 hex digits, optionally after `sha256:`.
 fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
     let hex = s.strip_prefix("sha256:").unwrap_or(s);
-    let bad = || format!("sha256: {s:?} is not 64 hex digits");
+    let bad = || format!("{s:?} is not 64 hex digits");
     if hex.len() != 64 {
         return Err(bad());
     }
@@ -620,7 +619,7 @@ mod tests {
         assert_eq!(line, 3, "{msg}");
         let (line, _, msg) = error_at("approvals:\n- reason: x\n  path: opt/*\n");
         assert_eq!(line, 3, "{msg}");
-        assert!(msg.contains("not absolute"), "{msg}");
+        assert!(msg.contains("not an absolute path"), "{msg}");
         let (line, _, msg) = error_at("approvals:\n- reason: x\n  kind: pod\n");
         assert_eq!(line, 3, "{msg}");
         let (_, _, msg) = error_at("approvals:\n- reason: everything\n");

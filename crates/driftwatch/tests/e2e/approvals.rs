@@ -198,3 +198,44 @@ fn a_kill_no_rule_alerts_on_raises_the_agents_kill_alert() {
     assert_eq!(kill_alerts, 1);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn an_invalid_approvals_file_stops_the_agent_with_file_line_col() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("approvals.yaml");
+    let port = free_port().to_string();
+    for (text, at) in [
+        (
+            "approvals:\n- reason: x\n  image: a\n  expires: tomorrow\n",
+            ":4:12: ",
+        ),
+        ("approvals:\n- reason: x\n  paht: /opt/**\n", ":3:3: "),
+        ("approvals:\n- image: a\n", ":2:3: "),
+    ] {
+        std::fs::write(&file, text).expect("write");
+        let cfg = dir.path().join("agent.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[response]\napprovals = {:?}\n",
+                file.to_str().expect("utf-8")
+            ),
+        )
+        .expect("write config");
+        // The flag and the configuration key name the same file.
+        for args in [
+            vec!["--approvals", file.to_str().expect("utf-8")],
+            vec!["--config", cfg.to_str().expect("utf-8")],
+        ] {
+            let out = std::process::Command::new(agent_bin())
+                .args(["agent", "--quiet", "--listen", &format!("127.0.0.1:{port}")])
+                .args(&args)
+                .output()
+                .expect("run agent");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            let want = format!("{}{at}", file.display());
+            assert!(err.contains(&want), "{want} in {err}");
+        }
+    }
+}
