@@ -239,3 +239,64 @@ fn an_invalid_approvals_file_stops_the_agent_with_file_line_col() {
         }
     }
 }
+
+#[test]
+fn ephemeral_containers_are_told_apart_and_matchable_by_kind() {
+    let env = env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("approvals.yaml");
+    std::fs::write(
+        &file,
+        "approvals:\n- reason: kubectl debug sessions\n  kind: ephemeral\n",
+    )
+    .expect("write approvals");
+    let rules = dir.path().join("kind.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: Test Container Kind\n  desc: the kind of the container a program runs in\n  \
+         condition: spawned_process and container and proc.name = marker\n  \
+         output: kind=%container.kind\n  priority: NOTICE\n  tags: [test]\n",
+    )
+    .expect("write rules");
+    let agent = Agent::start(&[
+        "--enforce",
+        "--approvals",
+        file.to_str().expect("utf-8"),
+        "--rules",
+        rules.to_str().expect("utf-8"),
+    ]);
+    // What containerd's CRI plugin and the kubelet put on a `kubectl debug` container.
+    let cri = |name: &str| RunOpts {
+        labels: vec![
+            ("io.cri-containerd.kind".into(), "container".into()),
+            ("io.kubernetes.container.name".into(), name.into()),
+            ("io.kubernetes.pod.name".into(), "web-0".into()),
+            ("io.kubernetes.pod.namespace".into(), "shop".into()),
+            ("io.kubernetes.pod.uid".into(), "1111-2222".into()),
+        ],
+        ..RunOpts::default()
+    };
+    let debug = env.run("approve-debug", cri("debugger-x7k2p"));
+    let app = env.run("approve-app", cri("web"));
+    assert_eq!(sh(&debug, "/bin/marker /tmp/m.ran").0, Some(0));
+    let k = agent.wait_alert(30, "the debug container's kind", |a| {
+        a["rule"] == "Test Container Kind" && f(a, "container.id") == debug.id()
+    });
+    assert_eq!(k["output"], "kind=ephemeral");
+    assert_eq!(sh(&app, "/bin/marker /tmp/m.ran").0, Some(0));
+    let k = agent.wait_alert(30, "the app container's kind", |a| {
+        a["rule"] == "Test Container Kind" && f(a, "container.id") == app.id()
+    });
+    assert_eq!(k["output"], "kind=app");
+    assert_eq!(
+        run_copy(&debug, "/tmp/tool"),
+        "status=0",
+        "approved by kind"
+    );
+    killed_and_alerted(&agent, &app, "/tmp/tool");
+    assert_eq!(
+        alerts_about(&agent, &debug, "/tmp/tool"),
+        Vec::<Value>::new()
+    );
+    assert!(agent.stop().success());
+}
