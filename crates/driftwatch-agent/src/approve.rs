@@ -10,15 +10,16 @@
 //! * a file (path glob, path prefix, SHA-256) is allowed by the exec gate (`dw_allow`) and its
 //!   arrival is not evaluated as drift here (no alert, no userspace kill, no drifted mark).
 //!
-//! What is not told to the kernel: `user_known_drift_activities` (an arbitrary condition) and
-//! the rule's exceptions are evaluated by the rules after the fact; they silence the rule but
-//! cannot stop a kernel kill, which is then reported by the agent's own `Drifted Code Killed`
-//! alert.
+//! The drift rule's exception values on the image repository, the container name and
+//! `drift.path` (`=`, `startswith`) are approvals too. What is not told to the kernel:
+//! `user_known_drift_activities` (an arbitrary condition) and exceptions on other fields are
+//! evaluated by the rules after the fact; they silence the rule but cannot stop a kernel kill,
+//! which is then reported by the agent's own `Drifted Code Killed` alert.
 
 use crate::processor::Processor;
 use crate::rules::AllowLists;
 use driftwatch_event::ContainerInfo;
-use driftwatch_respond::{Approvals, ApprovalsError};
+use driftwatch_respond::{Approval, Approvals, ApprovalsError};
 use std::path::Path;
 
 /// The approvals file (if any) and the rule allow-lists.
@@ -29,6 +30,27 @@ pub(crate) fn load(file: Option<&Path>, lists: &AllowLists) -> Result<Approvals,
     };
     let from_file = a.len();
     a.add_rule_lists(&lists.paths, &lists.images, &lists.init_containers);
+    for e in &lists.exceptions {
+        a.push(Approval {
+            reason: format!(
+                "rules: exception {} of {}",
+                e.name,
+                crate::rules::DRIFT_RULE
+            ),
+            origin: format!("rules exception {}", e.name),
+            image: e.image.clone(),
+            container: e.container.clone(),
+            path_starts: e.path_starts.as_ref().map(|p| p.as_bytes().to_vec()),
+            path_is: e.path_is.as_ref().map(|p| p.as_bytes().to_vec()),
+            ..Approval::default()
+        });
+    }
+    if lists.exceptions_not_enforceable > 0 {
+        tracing::info!(
+            values = lists.exceptions_not_enforceable,
+            "values of the drift rule's exceptions on other fields silence the rule only: under --enforce those execs are still killed (and alerted as Drifted Code Killed)"
+        );
+    }
     if !a.is_empty() {
         tracing::info!(
             file = from_file,

@@ -27,6 +27,84 @@ pub struct AllowLists {
     pub images: Vec<String>,
     /// `known_init_containers`: container names.
     pub init_containers: Vec<String>,
+    /// The values of the drift rule's exceptions that compare only what the kernel can be
+    /// told (image repository, container name, `drift.path` by `=` or `startswith`).
+    pub exceptions: Vec<ExceptionAllow>,
+    /// Values of the drift rule's exceptions on anything else (they silence the rule only).
+    pub exceptions_not_enforceable: usize,
+}
+
+/// One value of an exception of the drift rule, as matchers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExceptionAllow {
+    /// The exception's name.
+    pub name: String,
+    pub image: Option<String>,
+    pub container: Option<String>,
+    pub path_starts: Option<String>,
+    pub path_is: Option<String>,
+}
+
+/// The rule whose exceptions and allow-lists approve drift.
+pub const DRIFT_RULE: &str = "Drift Detected (Container Image Modified Binary)";
+
+/// The values of the drift rule's exceptions as matchers, and how many could not be.
+fn exception_allows(loaded: &driftwatch_rules::LoadResult) -> (Vec<ExceptionAllow>, usize) {
+    use driftwatch_rules::{ExceptionComps, ExceptionFields, ExceptionValue, TupleItem};
+    let Some(rule) = loaded.rule(DRIFT_RULE) else {
+        return (Vec::new(), 0);
+    };
+    let mut out = Vec::new();
+    let mut other = 0;
+    for ex in &rule.exceptions {
+        let (fields, comps): (Vec<&str>, Vec<&str>) = match (&ex.fields, &ex.comps) {
+            (ExceptionFields::Single(f), ExceptionComps::Single(c)) => {
+                (vec![f.as_str()], vec![c.as_str()])
+            }
+            (ExceptionFields::List(f), ExceptionComps::List(c)) => (
+                f.iter().map(String::as_str).collect(),
+                c.iter().map(String::as_str).collect(),
+            ),
+            _ => {
+                other += ex.values.len();
+                continue;
+            }
+        };
+        for v in &ex.values {
+            let items: Vec<&str> = match &v.value {
+                ExceptionValue::Scalar(s) => vec![s.as_str()],
+                ExceptionValue::Tuple(t) => t
+                    .iter()
+                    .map(|i| match i {
+                        TupleItem::Scalar(s) => Some(s.as_str()),
+                        TupleItem::List(_) => None,
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_default(),
+            };
+            let mut a = ExceptionAllow {
+                name: ex.name.clone(),
+                ..ExceptionAllow::default()
+            };
+            let mut ok = items.len() == fields.len() && fields.len() == comps.len();
+            for ((field, comp), item) in fields.iter().zip(&comps).zip(&items) {
+                let item = unquote(item).to_string();
+                match (*field, *comp) {
+                    ("container.image.repository", "=") => a.image = Some(item),
+                    ("container.name", "=") => a.container = Some(item),
+                    ("drift.path", "startswith") => a.path_starts = Some(item),
+                    ("drift.path", "=") => a.path_is = Some(item),
+                    _ => ok = false,
+                }
+            }
+            if ok {
+                out.push(a);
+            } else {
+                other += 1;
+            }
+        }
+    }
+    (out, other)
 }
 
 impl AllowLists {
@@ -40,10 +118,13 @@ impl AllowLists {
                 .filter(|i| !i.is_empty())
                 .collect()
         };
+        let (exceptions, exceptions_not_enforceable) = exception_allows(loaded);
         AllowLists {
             paths: items("drift_allowed_paths"),
             images: items("drift_allowed_images"),
             init_containers: items("known_init_containers"),
+            exceptions,
+            exceptions_not_enforceable,
         }
     }
 }
@@ -151,10 +232,31 @@ mod tests {
              - list: known_init_containers\n  items: [installer]\n  override:\n    items: replace\n",
         )
         .expect("write");
-        let (_, allow) = load_with_allow_lists(&[f], true, false, false).expect("loads");
+        let (_, allow) = load_with_allow_lists(&[f.clone()], true, false, false).expect("loads");
         assert_eq!(allow.paths, vec!["/opt/plugins", "/srv/x"]);
         assert_eq!(allow.images, vec!["registry.example/app"]);
         assert_eq!(allow.init_containers, vec!["installer"]);
+        std::fs::write(
+            &f,
+            format!(
+                "- rule: {DRIFT_RULE}\n  exceptions:\n    - name: image_and_path\n      values:\n\
+                 \x20       - [registry.example/app, /opt/app/bin/]\n  override:\n    exceptions: append\n\
+                 - rule: {DRIFT_RULE}\n  exceptions:\n    - name: by_user\n      fields: [user.name]\n\
+                 \x20     comps: [=]\n      values:\n        - [builder]\n  override:\n    exceptions: append\n"
+            ),
+        )
+        .expect("write");
+        let (_, allow) = load_with_allow_lists(&[f], true, false, false).expect("loads");
+        assert_eq!(
+            allow.exceptions,
+            vec![ExceptionAllow {
+                name: "image_and_path".into(),
+                image: Some("registry.example/app".into()),
+                path_starts: Some("/opt/app/bin/".into()),
+                ..ExceptionAllow::default()
+            }]
+        );
+        assert_eq!(allow.exceptions_not_enforceable, 1);
         let (_, none) = load_with_allow_lists(&[], true, false, false).expect("loads");
         assert_eq!(none, AllowLists::default());
     }

@@ -129,13 +129,21 @@ pub struct Approval {
     pub path: Option<PathGlob>,
     /// Path prefixes, whole components (from the rules' `drift_allowed_paths`).
     pub path_prefix: Option<Vec<u8>>,
+    /// Paths that start with these bytes (a rule exception's `startswith`).
+    pub path_starts: Option<Vec<u8>>,
+    /// This exact path (a rule exception's `=`).
+    pub path_is: Option<Vec<u8>>,
     pub sha256: Option<[u8; 32]>,
 }
 
 impl Approval {
     /// It names a file (`path`, `sha256`): it approves files, not the whole container.
     pub fn is_about_files(&self) -> bool {
-        self.path.is_some() || self.path_prefix.is_some() || self.sha256.is_some()
+        self.path.is_some()
+            || self.path_prefix.is_some()
+            || self.path_starts.is_some()
+            || self.path_is.is_some()
+            || self.sha256.is_some()
     }
 
     fn expired(&self, now: u64) -> bool {
@@ -163,6 +171,11 @@ impl Approval {
     fn matches_path(&self, path: &[u8]) -> bool {
         self.path.as_ref().is_none_or(|g| g.matches(path))
             && self.path_prefix.as_ref().is_none_or(|p| under(p, path))
+            && self
+                .path_starts
+                .as_ref()
+                .is_none_or(|p| path.starts_with(p))
+            && self.path_is.as_ref().is_none_or(|p| p.as_slice() == path)
     }
 }
 
@@ -220,6 +233,8 @@ impl TryFrom<RawFields> for RawEntry {
             kind: r.kind,
             path: r.path,
             path_prefix: None,
+            path_starts: None,
+            path_is: None,
             sha256: r.sha256,
         };
         let any = a.image.is_some()
@@ -390,6 +405,14 @@ impl Approvals {
                 },
             );
         }
+        if let Ok(mut l) = self.expired_logged.lock() {
+            l.resize(self.entries.len(), false);
+        }
+    }
+
+    /// Adds one entry (the agent's translation of a rule exception).
+    pub fn push(&mut self, a: Approval) {
+        self.entries.push(a);
         if let Ok(mut l) = self.expired_logged.lock() {
             l.resize(self.entries.len(), false);
         }
@@ -646,5 +669,31 @@ mod tests {
         c.name = "installer".into();
         assert!(a.container(&c, 0).is_some());
         assert!(a.container(&web(), 0).is_some());
+        // A rule exception's `startswith` and `=` on drift.path.
+        a.push(Approval {
+            reason: "exception".into(),
+            image: Some("other".into()),
+            path_starts: Some(b"/opt/vend".to_vec()),
+            ..Approval::default()
+        });
+        a.push(Approval {
+            reason: "exception".into(),
+            path_is: Some(b"/usr/local/bin/tool".to_vec()),
+            ..Approval::default()
+        });
+        let mut c = web();
+        c.image_repository = "other".into();
+        assert!(a.file(&c, b"/opt/vendor/x", &mut no_hash, 0).is_some());
+        assert!(a.file(&web(), b"/opt/vendor/x", &mut no_hash, 0).is_some());
+        c.name = "x".into();
+        c.image_repository = "third".into();
+        c.image_ref = "third".into();
+        assert!(a.file(&c, b"/opt/vendor/x", &mut no_hash, 0).is_none());
+        assert!(a
+            .file(&c, b"/usr/local/bin/tool", &mut no_hash, 0)
+            .is_some());
+        assert!(a
+            .file(&c, b"/usr/local/bin/tool2", &mut no_hash, 0)
+            .is_none());
     }
 }

@@ -105,6 +105,14 @@ const ALLOWED_PATHS: &str = r#"
   items: [/opt/tools]
   override:
     items: append
+
+- rule: Drift Detected (Container Image Modified Binary)
+  exceptions:
+    - name: image_and_path
+      values:
+        - [driftwatch-test/e2e, /opt/vendor/]
+  override:
+    exceptions: append
 "#;
 
 #[test]
@@ -121,8 +129,17 @@ fn a_drift_allowed_path_from_a_user_rules_file_is_not_killed() {
         "status=137",
         "whole components"
     );
+    assert_eq!(
+        run_copy(&c, "/opt/vendor/v"),
+        "status=0",
+        "the rule's exception"
+    );
     killed_and_alerted(&agent, &c, "/tmp/evil");
     assert_eq!(alerts_about(&agent, &c, "/opt/tools/"), Vec::<Value>::new());
+    assert_eq!(
+        alerts_about(&agent, &c, "/opt/vendor/"),
+        Vec::<Value>::new()
+    );
     assert!(agent.stop().success());
 }
 
