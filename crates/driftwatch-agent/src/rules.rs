@@ -232,7 +232,8 @@ mod tests {
              - list: known_init_containers\n  items: [installer]\n  override:\n    items: replace\n",
         )
         .expect("write");
-        let (_, allow) = load_with_allow_lists(&[f.clone()], true, false, false).expect("loads");
+        let (_, allow) =
+            load_with_allow_lists(std::slice::from_ref(&f), true, false, false).expect("loads");
         assert_eq!(allow.paths, vec!["/opt/plugins", "/srv/x"]);
         assert_eq!(allow.images, vec!["registry.example/app"]);
         assert_eq!(allow.init_containers, vec!["installer"]);
