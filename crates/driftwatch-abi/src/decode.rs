@@ -7,14 +7,16 @@ use core::fmt;
 use core::mem::offset_of;
 
 use crate::layout::{
-    EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent, Task,
+    DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent,
+    Task,
 };
 use crate::{
-    c_str_bytes, DW_ABI_VERSION, DW_ARGV_MAX, DW_COMM_LEN, DW_CWD_MAX, DW_EV_EXEC, DW_EV_EXIT,
-    DW_EV_FILE, DW_EV_FORK, DW_EV_MAP, DW_EV_NET, DW_FILENAME_MAX, DW_FILE_OP_MAX, DW_INTERP_MAX,
-    DW_NET_OP_MAX, DW_PATH_MAX, DW_PATH_MAX_COMPONENTS, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE,
-    EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE,
-    MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE, MAP_HOW_INTERP, MAP_HOW_MMAP, NET_EVENT_SIZE,
+    c_str_bytes, DNS_EVENT_MIN_SIZE, DNS_EVENT_SIZE, DW_ABI_VERSION, DW_ARGV_MAX, DW_COMM_LEN,
+    DW_CWD_MAX, DW_DNS_PAYLOAD_MAX, DW_EV_DNS, DW_EV_EXEC, DW_EV_EXIT, DW_EV_FILE, DW_EV_FORK,
+    DW_EV_MAP, DW_EV_NET, DW_FILENAME_MAX, DW_FILE_OP_MAX, DW_INTERP_MAX, DW_NET_OP_MAX,
+    DW_PATH_MAX, DW_PATH_MAX_COMPONENTS, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE,
+    EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE,
+    MAP_EVENT_SIZE, MAP_HOW_INTERP, MAP_HOW_MMAP, NET_EVENT_SIZE,
 };
 
 /// Why a record was rejected.
@@ -107,6 +109,8 @@ pub enum Record<'a> {
     File(FileOpRecord<'a>),
     /// A network syscall of a container task (`DW_EV_NET`).
     Net(NetRecord),
+    /// A DNS answer a container's socket received (`DW_EV_DNS`).
+    Dns(DnsRecord<'a>),
 }
 
 impl Record<'_> {
@@ -119,19 +123,22 @@ impl Record<'_> {
             Record::Map(m) => m.ktime_ns,
             Record::File(f) => f.ktime_ns,
             Record::Net(n) => n.ktime_ns,
+            Record::Dns(d) => d.ktime_ns,
         }
     }
 
-    /// The task the record is about (the child for a fork).
-    pub fn task(&self) -> &TaskRecord {
-        match self {
+    /// The task the record is about (the child for a fork); none for a DNS answer, which the
+    /// kernel delivers to a socket outside any task's context (its cgroup is the socket's).
+    pub fn task(&self) -> Option<&TaskRecord> {
+        Some(match self {
             Record::Exec(e) => &e.task,
             Record::Fork(f) => &f.child,
             Record::Exit(e) => &e.task,
             Record::Map(m) => &m.task,
             Record::File(f) => &f.task,
             Record::Net(n) => &n.task,
-        }
+            Record::Dns(_) => return None,
+        })
     }
 }
 
@@ -445,6 +452,37 @@ impl NetRecord {
     }
 }
 
+/// Decoded `struct dw_dns_event`: a UDP datagram from port 53 that a socket of a tracked cgroup
+/// received (a DNS answer), its payload cut to at most [`DW_DNS_PAYLOAD_MAX`] bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsRecord<'a> {
+    pub ktime_ns: u64,
+    /// The receiving socket's cgroup v2 id.
+    pub cgroup_id: u64,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// Host byte order.
+    pub sport: u16,
+    /// Host byte order.
+    pub dport: u16,
+    /// `DNS_F_*`.
+    pub flags: u32,
+    /// The UDP payload's length as the datagram says (more than `payload.len()` when cut).
+    pub udp_len: u32,
+    /// IPv4 in the first 4 bytes (network order), IPv6 in all 16.
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    /// The DNS message (as much of it as was kept).
+    pub payload: &'a [u8],
+}
+
+impl DnsRecord<'_> {
+    /// Whether `flag` (a `DNS_F_*` constant) is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag == flag
+    }
+}
+
 /// Decoded `struct dw_fork_event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ForkRecord {
@@ -557,6 +595,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
         DW_EV_MAP => (MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE),
         DW_EV_FILE => (FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE),
         DW_EV_NET => (NET_EVENT_SIZE, NET_EVENT_SIZE),
+        DW_EV_DNS => (DNS_EVENT_MIN_SIZE, DNS_EVENT_SIZE),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     let rec_len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -580,6 +619,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
         DW_EV_MAP => decode_map(v, ktime_ns).map(Record::Map),
         DW_EV_FILE => decode_file(v, ktime_ns).map(Record::File),
         DW_EV_NET => decode_net(v, ktime_ns).map(Record::Net),
+        DW_EV_DNS => decode_dns(v, ktime_ns).map(Record::Dns),
         DW_EV_FORK => Ok(Record::Fork(ForkRecord {
             ktime_ns,
             child: task(v.at(offset_of!(ForkEvent, child))),
@@ -781,6 +821,27 @@ fn decode_net(v: View<'_>, ktime_ns: u64) -> Result<NetRecord, DecodeError> {
         rport: v.u16(offset_of!(NetEvent, rport)),
         laddr: v.bytes(offset_of!(NetEvent, laddr)),
         raddr: v.bytes(offset_of!(NetEvent, raddr)),
+    })
+}
+
+fn decode_dns(v: View<'_>, ktime_ns: u64) -> Result<DnsRecord<'_>, DecodeError> {
+    let payload_len = checked_len(
+        "payload",
+        v.u16(offset_of!(DnsEvent, payload_len)),
+        DW_DNS_PAYLOAD_MAX,
+    )?;
+    let [payload_at] = packed(v, offset_of!(DnsEvent, payload), [("payload", payload_len)])?;
+    Ok(DnsRecord {
+        ktime_ns,
+        cgroup_id: v.u64(offset_of!(DnsEvent, cgroup_id)),
+        family: v.u16(offset_of!(DnsEvent, family)),
+        sport: v.u16(offset_of!(DnsEvent, sport)),
+        dport: v.u16(offset_of!(DnsEvent, dport)),
+        flags: v.u32(offset_of!(DnsEvent, flags)),
+        udp_len: v.u32(offset_of!(DnsEvent, udp_len)),
+        saddr: v.bytes(offset_of!(DnsEvent, saddr)),
+        daddr: v.bytes(offset_of!(DnsEvent, daddr)),
+        payload: v.slice(payload_at, payload_len),
     })
 }
 

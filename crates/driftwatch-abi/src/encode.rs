@@ -6,11 +6,12 @@
 use core::mem::offset_of;
 
 use crate::layout::{
-    EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent, Task,
+    DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent,
+    Task,
 };
 use crate::{
-    EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_SIZE,
-    NET_EVENT_SIZE,
+    DNS_EVENT_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE,
+    MAP_EVENT_SIZE, NET_EVENT_SIZE,
 };
 
 struct Out<'a> {
@@ -271,6 +272,36 @@ impl NetEvent {
         }
         o.put(offset_of!(NetEvent, laddr), &self.laddr);
         o.put(offset_of!(NetEvent, raddr), &self.raddr);
+        buf
+    }
+}
+
+impl DnsEvent {
+    /// The record's bytes, the whole struct (`hdr.len` says how much of the payload counts).
+    pub fn to_bytes(&self) -> [u8; DNS_EVENT_SIZE] {
+        let mut buf = [0u8; DNS_EVENT_SIZE];
+        let mut o = Out {
+            buf: &mut buf,
+            base: 0,
+        };
+        put_header(&mut o.at(offset_of!(DnsEvent, hdr)), &self.hdr);
+        o.put(
+            offset_of!(DnsEvent, cgroup_id),
+            &self.cgroup_id.to_ne_bytes(),
+        );
+        for (off, v) in [
+            (offset_of!(DnsEvent, family), self.family),
+            (offset_of!(DnsEvent, sport), self.sport),
+            (offset_of!(DnsEvent, dport), self.dport),
+            (offset_of!(DnsEvent, payload_len), self.payload_len),
+        ] {
+            o.put(off, &v.to_ne_bytes());
+        }
+        o.put(offset_of!(DnsEvent, flags), &self.flags.to_ne_bytes());
+        o.put(offset_of!(DnsEvent, udp_len), &self.udp_len.to_ne_bytes());
+        o.put(offset_of!(DnsEvent, saddr), &self.saddr);
+        o.put(offset_of!(DnsEvent, daddr), &self.daddr);
+        o.put(offset_of!(DnsEvent, payload), &self.payload);
         buf
     }
 }

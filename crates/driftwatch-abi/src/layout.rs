@@ -6,7 +6,10 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::{DW_ARGV_MAX, DW_COMM_LEN, DW_CWD_MAX, DW_FILENAME_MAX, DW_INTERP_MAX, DW_PATH_MAX};
+use crate::{
+    DW_ARGV_MAX, DW_COMM_LEN, DW_CWD_MAX, DW_DNS_PAYLOAD_MAX, DW_FILENAME_MAX, DW_INTERP_MAX,
+    DW_PATH_MAX,
+};
 
 /// `struct dw_event_header`: the first 16 bytes of every ring-buffer record.
 #[repr(C)]
@@ -304,6 +307,52 @@ pub struct NetEvent {
     pub raddr: [u8; 16],
 }
 
+/// `struct dw_dns_event`: a UDP datagram from port 53 received by a socket of a tracked cgroup
+/// (a DNS answer a container received). The largest record; on the wire the payload is cut to
+/// `payload_len` bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsEvent {
+    pub hdr: EventHeader,
+    /// The receiving socket's cgroup v2 id.
+    pub cgroup_id: u64,
+    /// `AF_INET`, `AF_INET6`.
+    pub family: u16,
+    /// The server's port (53), host byte order.
+    pub sport: u16,
+    /// The receiving socket's port, host byte order.
+    pub dport: u16,
+    /// Bytes of `payload` kept (at most [`DW_DNS_PAYLOAD_MAX`]).
+    pub payload_len: u16,
+    /// `DNS_F_*`.
+    pub flags: u32,
+    /// The UDP payload's length as the datagram says.
+    pub udp_len: u32,
+    /// The server that answered: IPv4 in the first 4 bytes (network order), IPv6 in all 16.
+    pub saddr: [u8; 16],
+    /// The receiving end.
+    pub daddr: [u8; 16],
+    pub payload: [u8; DW_DNS_PAYLOAD_MAX],
+}
+
+impl Default for DnsEvent {
+    fn default() -> Self {
+        DnsEvent {
+            hdr: EventHeader::default(),
+            cgroup_id: 0,
+            family: 0,
+            sport: 0,
+            dport: 0,
+            payload_len: 0,
+            flags: 0,
+            udp_len: 0,
+            saddr: [0; 16],
+            daddr: [0; 16],
+            payload: [0; DW_DNS_PAYLOAD_MAX],
+        }
+    }
+}
+
 /// `struct dw_fork_event`: a new thread-group leader.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -371,6 +420,11 @@ pub const FILE_EVENT_SIZE: usize = size_of::<FileEvent>();
 pub const FILE_EVENT_MIN_SIZE: usize = offset_of!(FileEvent, path);
 /// Size of `struct dw_net_event` (network records are always whole).
 pub const NET_EVENT_SIZE: usize = size_of::<NetEvent>();
+/// Size of `struct dw_dns_event` (the largest DNS record).
+pub const DNS_EVENT_SIZE: usize = size_of::<DnsEvent>();
+/// The fixed part of a DNS record (`offsetof(struct dw_dns_event, payload)`); `payload_len`
+/// bytes of payload follow.
+pub const DNS_EVENT_MIN_SIZE: usize = offset_of!(DnsEvent, payload);
 /// Size of `struct dw_fork_event`.
 pub const FORK_EVENT_SIZE: usize = size_of::<ForkEvent>();
 /// Size of `struct dw_exit_event`.
@@ -396,6 +450,8 @@ const _: () = assert!(size_of::<FileEvent>() == 216 + 5 * DW_PATH_MAX);
 const _: () = assert!(offset_of!(NetEvent, ret) == 88);
 const _: () = assert!(offset_of!(NetEvent, laddr) == 128);
 const _: () = assert!(size_of::<NetEvent>() == 160);
+const _: () = assert!(offset_of!(DnsEvent, payload) == 72);
+const _: () = assert!(size_of::<DnsEvent>() == 72 + DW_DNS_PAYLOAD_MAX);
 const _: () = assert!(size_of::<ForkEvent>() == 88);
 const _: () = assert!(size_of::<ExitEvent>() == 96);
 const _: () = assert!(size_of::<Config>() == 16);

@@ -18,18 +18,18 @@ pub mod encode;
 pub mod layout;
 
 pub use decode::{
-    decode, DecodeError, ExecRecord, ExitRecord, FileOpRecord, FileRecord, ForkRecord, MapRecord,
-    NetRecord, PathDisplay, Record, TaskRecord,
+    decode, DecodeError, DnsRecord, ExecRecord, ExitRecord, FileOpRecord, FileRecord, ForkRecord,
+    MapRecord, NetRecord, PathDisplay, Record, TaskRecord,
 };
 pub use layout::{
-    Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent,
-    Task, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE, EXEC_EVENT_SIZE, EXIT_EVENT_SIZE,
-    FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE, MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE,
-    NET_EVENT_SIZE,
+    Config, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent,
+    NetEvent, Task, DNS_EVENT_MIN_SIZE, DNS_EVENT_SIZE, EVENT_HEADER_SIZE, EXEC_EVENT_MIN_SIZE,
+    EXEC_EVENT_SIZE, EXIT_EVENT_SIZE, FILE_EVENT_MIN_SIZE, FILE_EVENT_SIZE, FORK_EVENT_SIZE,
+    MAP_EVENT_MIN_SIZE, MAP_EVENT_SIZE, NET_EVENT_SIZE,
 };
 
 /// `DW_ABI_VERSION`: bumped whenever a layout in `abi.h` changes.
-pub const DW_ABI_VERSION: u16 = 6;
+pub const DW_ABI_VERSION: u16 = 7;
 
 /// `DW_COMM_LEN`.
 pub const DW_COMM_LEN: usize = 16;
@@ -59,6 +59,13 @@ pub const DW_EV_MAP: u16 = 4;
 pub const DW_EV_FILE: u16 = 5;
 /// `DW_EV_NET`.
 pub const DW_EV_NET: u16 = 6;
+/// `DW_EV_DNS`.
+pub const DW_EV_DNS: u16 = 7;
+
+/// `DW_DNS_PAYLOAD_MAX`: bytes of a DNS answer kept (`dw_dns_event.payload`).
+pub const DW_DNS_PAYLOAD_MAX: usize = 512;
+/// `dw_dns_event.flags`: the UDP payload was longer than [`DW_DNS_PAYLOAD_MAX`].
+pub const DNS_F_TRUNCATED: u32 = 1 << 0;
 
 /// `DW_NET_OP_MAX`: network ops are `1..=DW_NET_OP_MAX` (`enum dw_net_op`; named by
 /// `driftwatch_event::NetOp`, whose discriminants the `abi_layout` test checks against the
@@ -204,6 +211,8 @@ pub const DW_STAT_FILE_ARGS_FULL: u32 = 6;
 pub const DW_STAT_RINGBUF_LOST_NET: u32 = 7;
 /// `dw_stats` index: network syscalls whose arguments could not be kept until their exit.
 pub const DW_STAT_NET_ARGS_FULL: u32 = 8;
+/// `dw_stats` index: DNS records lost.
+pub const DW_STAT_RINGBUF_LOST_DNS: u32 = 9;
 /// Number of `dw_stats` entries.
 pub const DW_STAT_MAX: u32 = 10;
 

@@ -9,6 +9,7 @@
 mod net;
 
 use crate::detect::Action;
+use crate::dns::DnsNames;
 use crate::enrich::{AlertCtx, Arrival};
 use crate::proctable::ProcessTable;
 use driftwatch_event::{FileEvent, FileLayer, FileOp, NetEvent};
@@ -90,6 +91,8 @@ enum F {
     Addr(End),
     /// A port of a socket.
     Port(End),
+    /// The DNS name of an end's address (`fd.sip.name`, …), from the container's answers.
+    AddrName(End),
     /// Both ends' addresses (`fd.ip`, `fd.net`).
     EitherAddr,
     /// Both ends' ports (`fd.port`).
@@ -371,6 +374,10 @@ impl Default for FieldMap {
                     "fd.sip" | "fd.snet" => F::Addr(End::Server),
                     "fd.lip" | "fd.lnet" => F::Addr(End::Local),
                     "fd.rip" | "fd.rnet" => F::Addr(End::Remote),
+                    "fd.cip.name" => F::AddrName(End::Client),
+                    "fd.sip.name" => F::AddrName(End::Server),
+                    "fd.lip.name" => F::AddrName(End::Local),
+                    "fd.rip.name" => F::AddrName(End::Remote),
                     "fd.cport" => F::Port(End::Client),
                     "fd.sport" => F::Port(End::Server),
                     "fd.lport" => F::Port(End::Local),
@@ -432,6 +439,8 @@ pub struct EventSource<'a> {
     /// The file or network syscall.
     pub call: Call<'a>,
     pub table: &'a ProcessTable,
+    /// The names the containers' DNS answers gave addresses (`fd.sip.name`, …).
+    pub dns: &'a DnsNames,
     pub hostname: &'a str,
 }
 
@@ -576,6 +585,15 @@ impl FieldSource for EventSource<'_> {
                 .and_then(|a| a.verdict.image_copy_of.as_deref())
                 .map(Value::Str),
             F::Action => Some(Value::Str(self.action.as_str().as_bytes())),
+            F::AddrName(e) => match self.call {
+                Call::Net(ev, facts) => {
+                    let ip = sock_end(ev, facts.local_is_server, e)?.ip();
+                    self.dns
+                        .name_of(&c?.id, ip)
+                        .map(|n| Value::Str(n.as_bytes()))
+                }
+                _ => None,
+            },
             _ => match self.call {
                 Call::File(ev) => file_field(ev, f, scratch),
                 Call::Net(_, facts) if f == F::NetWorkload => facts.workload.and_then(s),
@@ -614,6 +632,17 @@ fn res<'a>(ret: i64, scratch: &'a mut Scratch) -> Value<'a> {
 fn decimal(n: impl std::fmt::Display, scratch: &mut Scratch) -> Value<'_> {
     let _ = std::io::Write::write_fmt(&mut scratch.bytes, format_args!("{n}"));
     Value::Str(&scratch.bytes)
+}
+
+/// One end of a network event's socket.
+fn sock_end(ev: &NetEvent, local_is_server: Option<bool>, e: End) -> Option<std::net::SocketAddr> {
+    let s = Sock::of(ev, local_is_server);
+    match e {
+        End::Client => s.client(),
+        End::Server => s.server(),
+        End::Local => s.local(),
+        End::Remote => s.remote(),
+    }
 }
 
 /// The network-event fields (see [`net`]).
@@ -866,12 +895,26 @@ mod tests {
         out
     }
 
+    /// A DNS response naming one IPv4 address `name` (the answer's owner compressed).
+    pub(super) fn dns_answer(name: &str, ip: [u8; 4]) -> Vec<u8> {
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        for label in name.split('.') {
+            m.push(u8::try_from(label.len()).unwrap());
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        m.extend_from_slice(&ip);
+        m
+    }
+
     /// The synthetic events of one kind that [`every_field_in_the_table_is_provided_or_rejected_at_load`]
     /// reads fields from, built as the processor builds them (an exec carries its executable's
     /// facts and working directory, a mapping its drift arrival, a file event its syscall).
     struct Synthetic {
         fields: FieldMap,
         table: ProcessTable,
+        /// Names for the synthetic network events' addresses (`fd.sip.name`, …).
+        dns: DnsNames,
         arrival: Arrival,
         events: Vec<Synthetic1>,
     }
@@ -1013,9 +1056,17 @@ mod tests {
                     net: Some(ev),
                 });
             }
+            let mut dns = DnsNames::new(16);
+            for (name, ip) in [
+                ("server.test", [10, 0, 0, 1]),
+                ("client.test", [10, 0, 0, 2]),
+            ] {
+                assert_eq!(dns.learn("0123456789abcdef", &dns_answer(name, ip)), 1);
+            }
             Synthetic {
                 fields: FieldMap::default(),
                 table,
+                dns,
                 arrival: Arrival {
                     via: Via::Exec,
                     path: b"/tmp/sh".to_vec(),
@@ -1064,6 +1115,7 @@ mod tests {
                         (None, None) => Call::None,
                     },
                     table: &self.table,
+                    dns: &self.dns,
                     hostname: "node-1",
                 };
                 scratch.clear();
@@ -1243,6 +1295,7 @@ mod net_tests {
                 },
             ),
             table: &table,
+            dns: &DnsNames::new(1),
             hostname: "node",
         };
         f(&src)
@@ -1732,5 +1785,65 @@ mod net_tests {
             &listen
         ));
         assert!(!matches("evt.type = connect", &listen));
+    }
+
+    #[test]
+    fn peer_names_come_from_the_containers_own_answers() {
+        let mut dns = DnsNames::new(16);
+        dns.learn(
+            "c1",
+            &super::tests::dns_answer("svc.drift.test", [10, 0, 0, 1]),
+        );
+        let ev = NetEvent {
+            op: NetOp::Connect,
+            family: AF_INET,
+            sock_type: 1,
+            protocol: 6,
+            local: Some(sa("10.0.0.2:40000")),
+            remote: Some(sa("10.0.0.1:8080")),
+            ..NetEvent::default()
+        };
+        let map = FieldMap::default();
+        let table = ProcessTable::new(4);
+        let mut ctx = ctx();
+        let names = ["fd.sip.name", "fd.rip.name", "fd.cip.name", "fd.lip.name"];
+        let get = |ctx: &AlertCtx, dns: &DnsNames| -> Vec<Option<String>> {
+            let src = EventSource {
+                fields: &map,
+                evt_type: EventType::Net(ev.op),
+                num: 1,
+                ctx,
+                arrival: None,
+                action: Action::None,
+                cwd: None,
+                call: Call::Net(&ev, NetFacts::default()),
+                table: &table,
+                dns,
+                hostname: "node",
+            };
+            names
+                .iter()
+                .map(|n| {
+                    let mut scratch = Scratch::default();
+                    src.get(lookup(n).unwrap(), &FieldArg::None, &mut scratch)
+                        .map(|v| match v {
+                            Value::Str(b) => String::from_utf8_lossy(b).into_owned(),
+                            other => format!("{other:?}"),
+                        })
+                })
+                .collect()
+        };
+        let mine = ctx.container.as_ref().map(|c| c.id.clone()).unwrap();
+        dns.learn(
+            &mine,
+            &super::tests::dns_answer("svc.drift.test", [10, 0, 0, 1]),
+        );
+        let svc = Some("svc.drift.test".to_string());
+        assert_eq!(get(&ctx, &dns), [svc.clone(), svc, None, None]);
+        // another container's answers say nothing about this one's peers; the host has none
+        dns.forget(&mine);
+        assert_eq!(get(&ctx, &dns), [None, None, None, None]);
+        ctx.container = None;
+        assert_eq!(get(&ctx, &dns), [None, None, None, None]);
     }
 }

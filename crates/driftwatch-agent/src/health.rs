@@ -76,6 +76,7 @@ impl Health {
                 mirror(&lost.map, s.lost_map);
                 mirror(&lost.file, s.lost_file);
                 mirror(&lost.net, s.lost_net);
+                mirror(&lost.dns, s.lost_dns);
                 mirror(&metrics.kernel_kills, s.kills);
             }
             Err(e) => tracing::warn!(error = %e, "cannot read sensor statistics"),

@@ -13,6 +13,7 @@
 mod approve;
 pub mod config;
 pub mod detect;
+pub mod dns;
 pub mod enrich;
 pub mod fields;
 mod health;

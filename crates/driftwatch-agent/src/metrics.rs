@@ -28,6 +28,7 @@ pub struct ByKind {
     pub map: Counter,
     pub file: Counter,
     pub net: Counter,
+    pub dns: Counter,
 }
 
 impl Default for ByKind {
@@ -41,6 +42,7 @@ impl Default for ByKind {
             map: series("map"),
             file: series("file"),
             net: series("net"),
+            dns: series("dns"),
             family,
         }
     }

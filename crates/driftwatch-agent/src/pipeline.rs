@@ -196,6 +196,7 @@ pub async fn run(
             registry: registry.clone(),
             host_mntns,
             sockets: Default::default(),
+            dns: crate::dns::DnsNames::new(c.network.dns_cache_max),
             baselines,
         },
         kernel: Kernel {

@@ -7,6 +7,7 @@
 //! rules and their scratch state) and the sensor's [`Health`].
 
 use crate::detect::{self, Action};
+use crate::dns::DnsNames;
 use crate::enrich::{self, AlertCtx, Arrival, Via};
 use crate::fields::{Call, EventSource, FieldMap, NetFacts, SocketRoles};
 use crate::health::Health;
@@ -16,8 +17,8 @@ use crate::users::UserNames;
 use driftwatch_baseline::{Proto, Workload};
 use driftwatch_bpf::ExecSensor;
 use driftwatch_event::{
-    Alert, ContainerInfo, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp, MapEvent,
-    MapHow, NetEvent, NetOp, TaskInfo,
+    Alert, ContainerInfo, DnsEvent, Event, ExeOrigin, ExecEvent, FileEvent, FileLayer, FileOp,
+    MapEvent, MapHow, NetEvent, NetOp, TaskInfo,
 };
 use driftwatch_origin::{script, FileFacts, Origins, Verdict};
 use driftwatch_output::Summaries;
@@ -40,6 +41,8 @@ pub(crate) struct Enrichment {
     pub host_mntns: u64,
     /// Which end of its connections a container process is (for the fields of a dup).
     pub sockets: SocketRoles,
+    /// The DNS names each container's own DNS answers gave its peers (`fd.sip.name`, …).
+    pub dns: DnsNames,
     /// The workloads' network baselines (`None` when `network.baselines` is off).
     pub baselines: Option<driftwatch_baseline::Baselines>,
 }
@@ -226,8 +229,10 @@ impl Processor {
         if baseline.is_learning(now_secs()) {
             return;
         }
-        let peers =
-            driftwatch_respond::net::allowed_peers(cg, baseline, b.networks(), &|_| Vec::new());
+        let dns = &self.enrich.dns;
+        let peers = driftwatch_respond::net::allowed_peers(cg, baseline, b.networks(), &|name| {
+            dns.addresses_of(&info.id, name)
+        });
         let first = !net.is_enforced(cg);
         match net.sync(&mut k.sensor, cg, peers) {
             Ok(flags) => {
@@ -272,6 +277,7 @@ impl Processor {
         }
         self.enrich.origins.forget_container(&info.id);
         self.enrich.users.forget(&info.id);
+        self.enrich.dns.forget(&info.id);
     }
 
     fn on_update(&mut self, u: RegistryUpdate) {
@@ -330,6 +336,31 @@ impl Processor {
             Event::Net(n) => {
                 counted.net.inc();
                 self.on_net(n).await;
+            }
+            Event::Dns(d) => {
+                counted.dns.inc();
+                self.on_dns(&d);
+            }
+        }
+    }
+
+    /// A DNS answer a container received: its names for the addresses it resolved. Only
+    /// containers the registry knows by cgroup (the kernel copies answers for `dw_policy`
+    /// cgroups only, which the processor wrote from the registry).
+    fn on_dns(&mut self, d: &DnsEvent) {
+        if let Some(c) = self.enrich.registry.by_cgroup(d.cgroup_id) {
+            let learned = self.enrich.dns.learn(&c.id, &d.payload);
+            tracing::trace!(container = %c.id, learned, "DNS answer");
+            // Under network enforcement a baseline's DNS names are allowed at the addresses the
+            // container resolved: allow the new ones now.
+            if learned > 0
+                && self
+                    .kernel
+                    .net
+                    .as_ref()
+                    .is_some_and(|n| c.cgroup_id.is_some_and(|cg| n.is_enforced(cg)))
+            {
+                self.enforce_net(&c);
             }
         }
     }
@@ -414,9 +445,15 @@ impl Processor {
         cwd: Option<&[u8]>,
         call: Call<'_>,
     ) {
-        let alerts = self
-            .eval
-            .alerts(&self.enrich.table, ctx, evt_type, arrivals, cwd, call);
+        let alerts = self.eval.alerts(
+            &self.enrich.table,
+            &self.enrich.dns,
+            ctx,
+            evt_type,
+            arrivals,
+            cwd,
+            call,
+        );
         for alert in alerts {
             self.send(alert).await;
         }
@@ -640,7 +677,9 @@ impl Processor {
             .is_some_and(|p| p.drifted);
         let verdict = match self.enrich.baselines.as_mut() {
             Some(b) => {
-                let name = None;
+                let name = n
+                    .remote
+                    .and_then(|r| self.enrich.dns.name_of(&c.id, r.ip()));
                 match b.activity(&workload.key, &n, name) {
                     Some((a, learnable)) => {
                         let now = now_secs();
@@ -681,9 +720,14 @@ impl Processor {
 
 impl Evaluation {
     /// The alerts of one event (see [`Processor::evaluate`]).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one event's parts, passed through to its field source"
+    )]
     fn alerts(
         &mut self,
         table: &ProcessTable,
+        dns: &DnsNames,
         ctx: &AlertCtx,
         evt_type: EventType,
         arrivals: &[(Arrival, Action)],
@@ -709,6 +753,7 @@ impl Evaluation {
                 cwd,
                 call,
                 table,
+                dns,
                 hostname: &self.hostname,
             };
             let hostname = self.hostname.as_str();

@@ -63,9 +63,8 @@ impl Store {
         &self.dir
     }
 
-    /// Every `*.yaml` file of the directory (none when it does not exist yet), sorted by name.
-    /// Symbolic links and other non-regular files are skipped with a warning.
-    pub fn load_all(&self) -> Result<Vec<Loaded>, BaselineError> {
+    /// The `*.yaml` files of the directory, sorted by name (none when it does not exist yet).
+    pub fn files(&self) -> Result<Vec<PathBuf>, BaselineError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -82,6 +81,13 @@ impl Store {
             .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
             .collect();
         paths.sort();
+        Ok(paths)
+    }
+
+    /// Every baseline of the directory ([`Store::files`]). Symbolic links and other non-regular
+    /// files are skipped with a warning.
+    pub fn load_all(&self) -> Result<Vec<Loaded>, BaselineError> {
+        let paths = self.files()?;
         let mut out: Vec<Loaded> = Vec::new();
         for path in paths {
             match std::fs::symlink_metadata(&path) {

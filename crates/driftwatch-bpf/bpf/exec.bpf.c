@@ -9,7 +9,8 @@
  * This file holds the programs. The maps are in maps.bpf.h, the helpers they share in
  * inode.bpf.h (file identity), task.bpf.h (task fields and filters), path.bpf.h (the path walk)
  * and verdict.bpf.h (verdict and policy). File-changing syscalls of container tasks are in
- * file.bpf.h, network syscalls in net.bpf.h (both included at the end: one object, shared maps).
+ * file.bpf.h, network syscalls in net.bpf.h, the DNS answers containers receive in dns.bpf.h
+ * (all included at the end: one object, shared maps).
  *
  * Records are laid out as in abi.h; userspace decodes them with driftwatch-abi.
  */
@@ -463,3 +464,4 @@ int BPF_PROG(dw_exit, struct task_struct *p) {
 
 #include "file.bpf.h"
 #include "net.bpf.h"
+#include "dns.bpf.h"

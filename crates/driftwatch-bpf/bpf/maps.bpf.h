@@ -28,6 +28,7 @@ union dw_any_event {
     struct dw_map_event map;
     struct dw_file_event file;
     struct dw_net_event net;
+    struct dw_dns_event dns;
 };
 
 struct dw_scratch_value {

@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 
 use driftwatch_abi::{
-    DecodeError, ExecRecord, FileOpRecord, FileRecord, MapRecord, NetRecord, Record, TaskRecord,
+    DecodeError, DnsRecord, ExecRecord, FileOpRecord, FileRecord, MapRecord, NetRecord, Record,
+    TaskRecord,
 };
 use driftwatch_event::{
-    ip_from_raw, Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, FileEvent, FileLayer, FileOp,
-    ForkEvent, MapEvent, MapHow, NetEvent, NetOp, TaskInfo,
+    ip_from_raw, DnsEvent, Event, ExeFile, ExecEvent, ExecFlags, ExitEvent, FileEvent, FileLayer,
+    FileOp, ForkEvent, MapEvent, MapHow, NetEvent, NetOp, TaskInfo,
 };
 use rustix::time::{clock_gettime, ClockId};
 
@@ -354,6 +355,16 @@ fn net_event(r: &NetRecord, clock: &Clock) -> Result<NetEvent, DecodeError> {
     })
 }
 
+fn dns_event(r: &DnsRecord<'_>, clock: &Clock) -> DnsEvent {
+    DnsEvent {
+        time_ns: clock.wall_ns(r.ktime_ns),
+        cgroup_id: r.cgroup_id,
+        server: ip_from_raw(r.family, &r.saddr).map(|ip| SocketAddr::new(ip, r.sport)),
+        payload: r.payload.to_vec(),
+        truncated: r.has(driftwatch_abi::DNS_F_TRUNCATED),
+    }
+}
+
 /// Decode one ring-buffer record into an event.
 pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
     Ok(match driftwatch_abi::decode(buf)? {
@@ -370,6 +381,7 @@ pub fn decode(buf: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
         Record::Map(r) => Event::Map(map(&r, clock)?),
         Record::File(r) => Event::File(file_event(&r, clock)?),
         Record::Net(r) => Event::Net(net_event(&r, clock)?),
+        Record::Dns(r) => Event::Dns(dns_event(&r, clock)),
     })
 }
 
@@ -470,6 +482,35 @@ mod tests {
             decode(&net_raw(NetOp::Listen, |e| e.op = 99), &Clock::new()),
             Err(DecodeError::UnknownNetOp(99))
         );
+    }
+
+    #[test]
+    fn dns_records_become_dns_events_with_the_server_and_payload() {
+        use driftwatch_abi as abi;
+        let mut ev = abi::DnsEvent {
+            cgroup_id: 7,
+            family: abi::AF_INET6,
+            sport: 53,
+            dport: 40000,
+            payload_len: 14,
+            flags: abi::DNS_F_TRUNCATED,
+            ..abi::DnsEvent::default()
+        };
+        ev.hdr.kind = abi::DW_EV_DNS;
+        ev.hdr.version = abi::DW_ABI_VERSION;
+        ev.hdr.len = (abi::DNS_EVENT_MIN_SIZE + 14) as u32;
+        ev.saddr[15] = 1;
+        ev.payload[..14].copy_from_slice(b"0123456789abcd");
+        let bytes = ev.to_bytes();
+        let Event::Dns(d) =
+            decode(&bytes[..abi::DNS_EVENT_MIN_SIZE + 14], &Clock::new()).expect("decodes")
+        else {
+            panic!("not a DNS event");
+        };
+        assert_eq!(d.cgroup_id, 7);
+        assert_eq!(d.server, Some("[::1]:53".parse().unwrap()));
+        assert_eq!(d.payload, b"0123456789abcd");
+        assert!(d.truncated);
     }
 
     #[test]

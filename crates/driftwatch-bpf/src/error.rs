@@ -102,12 +102,6 @@ pub enum BpfError {
     /// written.
     #[error("BPF map `{map}` is full ({capacity} entries)")]
     MapFull { map: &'static str, capacity: u32 },
-    /// An allowed peer whose prefix length is longer than its address.
-    #[error("invalid allowed peer {addr}/{prefix_len}: the prefix is longer than the address")]
-    InvalidPrefix {
-        addr: std::net::IpAddr,
-        prefix_len: u8,
-    },
     /// Network enforcement needs `cgroup/connect4|6` and `cgroup/sendmsg4|6` attached at the
     /// cgroup v2 root (see [`crate::ExecSensor::net_enforce_available`]).
     #[error(

@@ -1,19 +1,24 @@
 //! The exec sensor: three `tp_btf` programs (exec, fork, exit), two syscall `tracepoint`
 //! programs (executable mmap / mprotect) and their maps, loaded and unloaded as one unit.
 
+use driftwatch_event::IpNet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::cgroup_skb::CgroupSkbLink;
 use aya::programs::cgroup_sock_addr::CgroupSockAddrLink;
 use aya::programs::tp_btf::BtfTracePointLink;
 use aya::programs::trace_point::TracePointLink;
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, Program, TracePoint};
+use aya::programs::{
+    BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program,
+    TracePoint,
+};
 use aya::{Btf, Ebpf, EbpfLoader};
 use driftwatch_abi::{
-    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_NET_ARGS_FULL,
+    Config, DW_STAT_FILE_ARGS_FULL, DW_STAT_KILLS, DW_STAT_NET_ARGS_FULL, DW_STAT_RINGBUF_LOST_DNS,
     DW_STAT_RINGBUF_LOST_EXEC, DW_STAT_RINGBUF_LOST_EXIT, DW_STAT_RINGBUF_LOST_FILE,
     DW_STAT_RINGBUF_LOST_FORK, DW_STAT_RINGBUF_LOST_MAP, DW_STAT_RINGBUF_LOST_NET,
 };
@@ -96,6 +101,9 @@ const NET_CGROUP_PROGRAMS: [&str; 4] = [
     "dw_net_sendmsg4",
     "dw_net_sendmsg6",
 ];
+/// `cgroup_skb/ingress`, attached at the root of the cgroup v2 hierarchy: the DNS answers
+/// (UDP from port 53) that sockets of tracked containers receive.
+const DNS_INGRESS: &str = "dw_dns_ingress";
 const NET_ENTER: &str = "dw_net_enter";
 const NET_EXIT: &str = "dw_net_exit";
 const FILE_ENTER: &str = "dw_file_enter";
@@ -165,6 +173,8 @@ pub struct SensorStats {
     /// Network syscalls whose arguments could not be kept until their exit (`dw_net_args`
     /// full).
     pub net_args_full: u64,
+    /// DNS records dropped because the ring buffer was full.
+    pub lost_dns: u64,
 }
 
 /// The loaded and attached process sensor.
@@ -180,6 +190,8 @@ pub struct ExecSensor {
     links: Vec<BtfTracePointLink>,
     syscall_links: Vec<TracePointLink>,
     cgroup_links: Vec<CgroupSockAddrLink>,
+    /// `cgroup_skb/ingress` (DNS answers), when attached.
+    dns_link: Option<CgroupSkbLink>,
     events: Option<RingBuf<MapData>>,
     policy: HashMap<MapData, u64, u32>,
     stats: PerCpuArray<MapData, u64>,
@@ -311,10 +323,8 @@ pub struct NetPeer {
     pub cgroup_id: u64,
     /// The socket's `IPPROTO_*` ([`IPPROTO_TCP`], [`IPPROTO_UDP`]).
     pub protocol: u8,
-    /// The address, or any address of the network.
-    pub addr: IpAddr,
-    /// The network's prefix length: 32 (IPv4) or 128 (IPv6) for one address, 0 for any.
-    pub prefix_len: u8,
+    /// The address or network (`/0`: any address).
+    pub net: IpNet,
     /// The destination port; `None` for any port.
     pub port: Option<u16>,
 }
@@ -322,59 +332,32 @@ pub struct NetPeer {
 impl NetPeer {
     /// One address (`/32`, `/128`) on one port or any.
     pub fn host(cgroup_id: u64, protocol: u8, addr: IpAddr, port: Option<u16>) -> NetPeer {
-        let prefix_len = if addr.is_ipv4() { 32 } else { 128 };
         NetPeer {
             cgroup_id,
             protocol,
-            addr,
-            prefix_len,
+            net: IpNet::host(addr),
             port,
         }
     }
 
-    /// The canonical form: an IPv4-mapped address as IPv4, bits past the prefix cleared.
-    pub fn normalized(&self) -> Result<NetPeer, BpfError> {
-        let invalid = BpfError::InvalidPrefix {
-            addr: self.addr,
-            prefix_len: self.prefix_len,
-        };
-        let (addr, prefix_len) = match self.addr {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) if self.prefix_len >= 96 => (IpAddr::V4(v4), self.prefix_len - 96),
-                _ => (IpAddr::V6(v6), self.prefix_len),
-            },
-            v4 => (v4, self.prefix_len),
-        };
-        let addr = match addr {
-            IpAddr::V4(a) if prefix_len <= 32 => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(prefix_len))
-                    .unwrap_or(0);
-                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-            }
-            IpAddr::V6(a) if prefix_len <= 128 => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(prefix_len))
-                    .unwrap_or(0);
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
-            }
-            _ => return Err(invalid),
-        };
-        Ok(NetPeer {
-            addr,
-            prefix_len,
+    /// The canonical form: an IPv4-mapped address as IPv4, bits past the prefix cleared
+    /// ([`IpNet::canonical`]).
+    #[must_use]
+    pub fn normalized(&self) -> NetPeer {
+        NetPeer {
+            net: self.net.canonical(),
             ..*self
-        })
+        }
     }
 
     /// The `dw_net_allow` key (`struct dw_net_allow_key`, abi.h) of the canonical form.
-    fn key(&self) -> Result<LpmKey<[u8; NET_ALLOW_DATA]>, BpfError> {
-        let p = self.normalized()?;
+    fn key(&self) -> LpmKey<[u8; NET_ALLOW_DATA]> {
+        let p = self.normalized();
         let mut d = [0u8; NET_ALLOW_DATA];
         d[0] = p.protocol;
         d[2..4].copy_from_slice(&p.port.unwrap_or(0).to_be_bytes());
         d[4..12].copy_from_slice(&p.cgroup_id.to_ne_bytes());
-        match p.addr {
+        match p.net.addr() {
             IpAddr::V4(a) => {
                 d[1] = AF_INET;
                 d[12..16].copy_from_slice(&a.octets());
@@ -384,10 +367,10 @@ impl NetPeer {
                 d[12..28].copy_from_slice(&a.octets());
             }
         }
-        Ok(LpmKey::new(
-            driftwatch_abi::DW_NET_ALLOW_FIXED_BITS + u32::from(p.prefix_len),
+        LpmKey::new(
+            driftwatch_abi::DW_NET_ALLOW_FIXED_BITS + u32::from(p.net.prefix()),
             d,
-        ))
+        )
     }
 
     /// A `dw_net_allow` key read back; `None` if it is not one this loader writes.
@@ -411,8 +394,7 @@ impl NetPeer {
         Some(NetPeer {
             cgroup_id: u64::from_ne_bytes(cg),
             protocol: d[0],
-            addr,
-            prefix_len: u8::try_from(prefix).ok()?,
+            net: IpNet::new(addr, u8::try_from(prefix).ok()?)?,
             port: (port != 0).then_some(port),
         })
     }
@@ -518,11 +500,10 @@ impl fmt::Display for Tamper {
             ),
             Tamper::NetPeerAdded { peer: Some(p) } => write!(
                 f,
-                "an allowed peer was added for cgroup {}: protocol {} {}/{} port {}",
+                "an allowed peer was added for cgroup {}: protocol {} {} port {}",
                 p.cgroup_id,
                 p.protocol,
-                p.addr,
-                p.prefix_len,
+                p.net,
                 p.port.map_or_else(|| "any".to_string(), |p| p.to_string())
             ),
             Tamper::NetPeerAdded { peer: None } => {
@@ -530,11 +511,10 @@ impl fmt::Display for Tamper {
             }
             Tamper::NetPeerRemoved { peer: p } => write!(
                 f,
-                "an allowed peer of cgroup {} was deleted: protocol {} {}/{} port {}",
+                "an allowed peer of cgroup {} was deleted: protocol {} {} port {}",
                 p.cgroup_id,
                 p.protocol,
-                p.addr,
-                p.prefix_len,
+                p.net,
                 p.port.map_or_else(|| "any".to_string(), |p| p.to_string())
             ),
             Tamper::NetDriftedAdded { tgid, start_ns } => write!(
@@ -695,6 +675,17 @@ impl ExecSensor {
                 ),
             }
         }
+        let mut dns_link = None;
+        if opts.net {
+            match attach_dns_ingress(&mut ebpf) {
+                Ok(link) => dns_link = Some(link),
+                // Everything else works; only the peers' DNS names (fd.sip.name) are missing.
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cgroup_skb/ingress not attached: DNS names of peers are not learned"
+                ),
+            }
+        }
         drop(btf);
         release_freed_heap();
         // Mapped only now: the reader maps the ring's data twice (8 MiB of RSS), which should not
@@ -711,6 +702,7 @@ impl ExecSensor {
             links,
             syscall_links,
             cgroup_links,
+            dns_link,
             events: Some(events),
             policy,
             stats,
@@ -766,6 +758,7 @@ impl ExecSensor {
             file_args_full: read(DW_STAT_FILE_ARGS_FULL)?,
             lost_net: read(DW_STAT_RINGBUF_LOST_NET)?,
             net_args_full: read(DW_STAT_NET_ARGS_FULL)?,
+            lost_dns: read(DW_STAT_RINGBUF_LOST_DNS)?,
             kills: read(DW_STAT_KILLS)?,
         })
     }
@@ -835,6 +828,12 @@ impl ExecSensor {
         !self.cgroup_links.is_empty()
     }
 
+    /// Whether the DNS program (`cgroup_skb/ingress`: the DNS answers containers receive) is
+    /// attached.
+    pub fn dns_answers_seen(&self) -> bool {
+        self.dns_link.is_some()
+    }
+
     /// Whether network enforcement can work: `cgroup/connect4|6` and `cgroup/sendmsg4|6` are
     /// attached at the cgroup v2 root (bpf links owned by this process, never pinned: when it
     /// exits, whatever the way, the kernel detaches them and nothing stays refused).
@@ -880,7 +879,7 @@ impl ExecSensor {
     /// `dw_net_allow`; writing it again is not an error). [`BpfError::MapFull`] past
     /// `DW_NET_ALLOW_MAX_ENTRIES` (65,536) entries over all cgroups.
     pub fn allow_net_peer(&mut self, peer: &NetPeer) -> Result<(), BpfError> {
-        let key = peer.key()?;
+        let key = peer.key();
         self.net_allow
             .insert(&key, driftwatch_abi::DW_NET_ALLOW_VALUE, 0)
             .map_err(|e| {
@@ -891,7 +890,7 @@ impl ExecSensor {
     /// Removes an entry written by [`ExecSensor::allow_net_peer`] (the same peer, in any
     /// spelling that normalizes alike); an absent entry is not an error.
     pub fn remove_net_peer(&mut self, peer: &NetPeer) -> Result<(), BpfError> {
-        let key = peer.key()?;
+        let key = peer.key();
         ignore_absent(self.net_allow.remove(&key), MAP_NET_ALLOW)
     }
 
@@ -946,8 +945,8 @@ impl ExecSensor {
         let mut expected: std::collections::HashMap<KeyId, NetPeer> =
             std::collections::HashMap::new();
         for p in expected_peers {
-            let key = p.key()?;
-            expected.insert((key.prefix_len(), key.data()), p.normalized()?);
+            let key = p.key();
+            expected.insert((key.prefix_len(), key.data()), p.normalized());
         }
         let keys: Vec<LpmKey<[u8; NET_ALLOW_DATA]>> = self
             .net_allow
@@ -1122,6 +1121,19 @@ fn attach_tracepoint(
         .map_err(|e| BpfError::from_program(name, tracepoint, "attach", e))
 }
 
+/// The root of the cgroup v2 hierarchy, opened (for attaching cgroup programs).
+fn open_cgroup2_root() -> Result<(std::path::PathBuf, std::fs::File), BpfError> {
+    let root = cgroup2_mount().ok_or_else(|| BpfError::CgroupRoot {
+        path: "(no cgroup2 mount in /proc/self/mountinfo)".to_string(),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })?;
+    let dir = std::fs::File::open(&root).map_err(|source| BpfError::CgroupRoot {
+        path: root.display().to_string(),
+        source,
+    })?;
+    Ok((root, dir))
+}
+
 /// Loads and attaches `cgroup/connect4|6` and `cgroup/sendmsg4|6` at the cgroup v2 root (bpf
 /// links, so several programs coexist there; never pinned, so they go when this process's fds
 /// close: network enforcement fails open).
@@ -1157,6 +1169,32 @@ fn attach_cgroup_programs(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, Bp
     }
     debug!(root = %root.display(), "cgroup connect programs attached");
     Ok(links)
+}
+
+/// Loads and attaches `cgroup_skb/ingress` (the DNS answers) at the cgroup v2 root, as a bpf
+/// link: the kernel attaches a link in multi mode (`BPF_F_ALLOW_MULTI`), so it coexists with
+/// other programs there; ours never drops a packet.
+fn attach_dns_ingress(ebpf: &mut Ebpf) -> Result<CgroupSkbLink, BpfError> {
+    let (root, dir) = open_cgroup2_root()?;
+    let prog: &mut CgroupSkb = match ebpf.program_mut(DNS_INGRESS) {
+        Some(Program::CgroupSkb(p)) => p,
+        _ => {
+            return Err(BpfError::MissingItem {
+                what: "cgroup_skb program",
+                name: DNS_INGRESS,
+            })
+        }
+    };
+    prog.load()
+        .map_err(|e| BpfError::from_program(DNS_INGRESS, "cgroup_skb/ingress", "load", e))?;
+    let id = prog
+        .attach(&dir, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
+        .map_err(|e| BpfError::from_program(DNS_INGRESS, "cgroup_skb/ingress", "attach", e))?;
+    let link = prog
+        .take_link(id)
+        .map_err(|e| BpfError::from_program(DNS_INGRESS, "cgroup_skb/ingress", "attach", e))?;
+    debug!(root = %root.display(), "cgroup_skb/ingress (DNS) attached");
+    Ok(link)
 }
 
 /// The running kernel's `FMODE_BACKING` bit (`dw_config.fmode_backing`), from its release.

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 
 use driftwatch_abi::{
-    Config, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent, NetEvent,
-    Task,
+    Config, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, FileId, ForkEvent, MapEvent,
+    NetEvent, Task,
 };
 use object::{Object, ObjectSection};
 
@@ -176,6 +176,13 @@ fn abi_structs_match_compiled_bpf_object() {
         fields!(NetEvent:
         hdr, task, ret, fd, fd2, op, family, sock_type, protocol, flags, arg, lport, rport, _pad0,
         laddr, raddr),
+    );
+    check(
+        &all,
+        "dw_dns_event",
+        size_of::<DnsEvent>(),
+        fields!(DnsEvent:
+        hdr, cgroup_id, family, sport, dport, payload_len, flags, udp_len, saddr, daddr, payload),
     );
     check(
         &all,

@@ -29,6 +29,7 @@ use driftwatch_abi::{
     NetRecord, Record, NET_F_DENIED, NET_F_NO_SYSCALL, POLICY_F_NET_ENFORCE, POLICY_F_TRACKED,
 };
 use driftwatch_bpf::{EventStream, ExecSensor, NetPeer, SensorOptions, IPPROTO_TCP, IPPROTO_UDP};
+use driftwatch_event::IpNet;
 use driftwatch_event::{ip_from_raw, NetOp};
 
 const EPERM: i32 = 1;
@@ -73,45 +74,6 @@ static socklen_t sa_of(const char *ip, int port, struct sockaddr_storage *ss) {
     return sizeof(*s);
 }
 
-static int uring_connect(int s, struct sockaddr *sa, socklen_t len) {
-    struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
-    int fd = syscall(__NR_io_uring_setup, 4, &p);
-    if (fd < 0)
-        return -1000;
-    size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-    size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-    char *sq = mmap(0, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                    IORING_OFF_SQ_RING);
-    char *cq = mmap(0, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                    IORING_OFF_CQ_RING);
-    struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe),
-                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                                     IORING_OFF_SQES);
-    if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
-        return -1000;
-    unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
-    unsigned mask = *(unsigned *)(sq + p.sq_off.ring_mask);
-    unsigned *array = (unsigned *)(sq + p.sq_off.array);
-    unsigned t = *tail, idx = t & mask;
-    struct io_uring_sqe *e = &sqes[idx];
-    memset(e, 0, sizeof(*e));
-    e->opcode = IORING_OP_CONNECT;
-    e->fd = s;
-    e->addr = (unsigned long)sa;
-    e->off = len;
-    array[idx] = idx;
-    __atomic_store_n(tail, t + 1, __ATOMIC_RELEASE);
-    if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
-        return -1001;
-    unsigned *head = (unsigned *)(cq + p.cq_off.head);
-    unsigned cmask = *(unsigned *)(cq + p.cq_off.ring_mask);
-    struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
-    int res = cqes[*head & cmask].res;
-    __atomic_store_n(head, *head + 1, __ATOMIC_RELEASE);
-    close(fd);
-    return res;
-}
 
 static void reply(int err) {
     if (err)
@@ -209,7 +171,13 @@ int main(void) {
 
 fn dwenfc() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| compile_static("driftwatch-bpf-net-enforce", "dwenfc", DWENFC_C))
+    BIN.get_or_init(|| {
+        compile_static(
+            "driftwatch-bpf-net-enforce",
+            "dwenfc",
+            &common::with_uring_connect(DWENFC_C),
+        )
+    })
 }
 
 /// The addresses of the test namespace's dummy interface.
@@ -397,8 +365,7 @@ fn peer(cg: &TestCgroup, protocol: u8, addr: &str, prefix_len: u8, port: Option<
     NetPeer {
         cgroup_id: cg.id(),
         protocol,
-        addr: addr.parse().expect("address"),
-        prefix_len,
+        net: IpNet::new(addr.parse().expect("address"), prefix_len).expect("prefix"),
         port,
     }
 }
@@ -685,14 +652,10 @@ async fn ipv6_peers_and_networks() {
     ] {
         assert_eq!(c.call(cmd), Err(EPERM), "refused: {cmd}");
     }
-    let bad = NetPeer {
-        prefix_len: 33,
-        ..peer(&cg, IPPROTO_TCP, "10.214.0.1", 32, None)
-    };
-    assert!(matches!(
-        sensor.allow_net_peer(&bad),
-        Err(driftwatch_bpf::BpfError::InvalidPrefix { .. })
-    ));
+    assert!(
+        IpNet::new("10.214.0.1".parse().expect("ip"), 33).is_none(),
+        "no peer with a prefix longer than its address can be made"
+    );
 }
 
 /// The exec records of `pid` carry the process's start time, the same in each (an exec keeps

@@ -87,47 +87,6 @@ static int bound(int family, int type, const char *ip, int do_listen) {
     return s;
 }
 
-/* connect(2) through io_uring (IORING_OP_CONNECT), no connect syscall: the completion's result,
- * or -1000 when io_uring is not available. */
-static int uring_connect(int s, struct sockaddr *sa, socklen_t len) {
-    struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
-    int fd = syscall(__NR_io_uring_setup, 4, &p);
-    if (fd < 0)
-        return -1000;
-    size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-    size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-    char *sq = mmap(0, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                    IORING_OFF_SQ_RING);
-    char *cq = mmap(0, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                    IORING_OFF_CQ_RING);
-    struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe),
-                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                                     IORING_OFF_SQES);
-    if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
-        return -1000;
-    unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
-    unsigned mask = *(unsigned *)(sq + p.sq_off.ring_mask);
-    unsigned *array = (unsigned *)(sq + p.sq_off.array);
-    unsigned t = *tail, idx = t & mask;
-    struct io_uring_sqe *e = &sqes[idx];
-    memset(e, 0, sizeof(*e));
-    e->opcode = IORING_OP_CONNECT;
-    e->fd = s;
-    e->addr = (unsigned long)sa;
-    e->off = len;
-    array[idx] = idx;
-    __atomic_store_n(tail, t + 1, __ATOMIC_RELEASE);
-    if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
-        return -1001;
-    unsigned *head = (unsigned *)(cq + p.cq_off.head);
-    unsigned cmask = *(unsigned *)(cq + p.cq_off.ring_mask);
-    struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
-    int res = cqes[*head & cmask].res;
-    __atomic_store_n(head, *head + 1, __ATOMIC_RELEASE);
-    close(fd);
-    return res;
-}
 
 static int connect_to(int s, int family, const char *ip, int port) {
     struct sockaddr_storage ss;
@@ -241,7 +200,13 @@ int main(void) {
 
 fn dwnet() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| compile_static("driftwatch-bpf-net-ops", "dwnet", DWNET_C))
+    BIN.get_or_init(|| {
+        compile_static(
+            "driftwatch-bpf-net-ops",
+            "dwnet",
+            &common::with_uring_connect(DWNET_C),
+        )
+    })
 }
 
 fn load() -> (ExecSensor, EventStream) {
@@ -355,8 +320,9 @@ async fn container_network_calls_are_reported_with_kernel_addresses() {
     assert!(t.start_ns > 0 && t.start_ns < driftwatch_bpf::boot_time_ns());
     assert!(
         recs.iter()
-            .filter(|r| r.task().tgid == pid)
-            .all(|r| r.task().start_ns == t.start_ns),
+            .filter_map(|r| r.task())
+            .filter(|task| task.tgid == pid)
+            .all(|task| task.start_ns == t.start_ns),
         "one start time per process"
     );
     let child_start = all

@@ -202,6 +202,38 @@ impl IpNet {
         self.prefix
     }
 
+    /// `addr/prefix`; `None` when the prefix is longer than the address.
+    pub fn new(addr: std::net::IpAddr, prefix: u8) -> Option<IpNet> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    /// The canonical form: an IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4
+    /// network it maps, the address's bits past the prefix cleared (`10.1.2.3/16` is
+    /// `10.1.0.0/16`).
+    #[must_use]
+    pub fn canonical(&self) -> IpNet {
+        use std::net::{IpAddr as A, Ipv4Addr, Ipv6Addr};
+        let (addr, prefix) = match self.addr {
+            A::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if self.prefix >= 96 => (A::V4(v4), self.prefix - 96),
+                _ => (A::V6(v6), self.prefix),
+            },
+            v4 => (v4, self.prefix),
+        };
+        let addr = match addr {
+            A::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                A::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            A::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                A::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        };
+        IpNet { addr, prefix }
+    }
+
     /// A single address (`/32`, `/128`).
     pub fn host(addr: std::net::IpAddr) -> IpNet {
         IpNet {
@@ -300,6 +332,14 @@ mod ipnet_tests {
         assert!(all6.contains_text(b"2001:db8::1"));
         let odd = IpNet::parse("10.0.0.0/9").unwrap_or_else(|| panic!("parse"));
         assert!(odd.contains_text(b"10.127.0.1") && !odd.contains_text(b"10.128.0.1"));
+        let c = |t: &str| IpNet::parse(t).unwrap_or_else(|| panic!("{t}")).canonical();
+        assert_eq!(c("10.1.2.3/16"), c("10.1.0.0/16"));
+        assert_eq!(c("10.1.2.3/16").to_string(), "10.1.0.0/16");
+        assert_eq!(c("::ffff:10.1.2.3/112"), c("10.1.0.0/16"), "IPv4-mapped");
+        assert_eq!(c("::ffff:10.1.2.3").to_string(), "10.1.2.3");
+        assert_eq!(c("0.0.0.0/0").to_string(), "0.0.0.0/0");
+        assert_eq!(c("fd00::1/8").to_string(), "fd00::/8");
+        assert!(IpNet::new("10.0.0.1".parse().unwrap_or_else(|_| panic!("ip")), 33).is_none());
         for bad in [
             "10.0.0.0/33",
             "::/129",

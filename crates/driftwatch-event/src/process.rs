@@ -173,6 +173,8 @@ pub enum Event {
     File(crate::file::FileEvent),
     /// A network syscall of a container process.
     Net(crate::net::NetEvent),
+    /// A DNS answer a container received.
+    Dns(crate::dns::DnsEvent),
 }
 
 impl Event {
@@ -185,6 +187,8 @@ impl Event {
             Event::Map(m) => m.how.evt_type(),
             Event::File(f) => f.op.as_str(),
             Event::Net(n) => n.op.as_str(),
+            // not a syscall: no rule is evaluated on it
+            Event::Dns(_) => "dns",
         }
     }
 
@@ -197,6 +201,7 @@ impl Event {
             Event::Map(_) => "map",
             Event::File(_) => "file",
             Event::Net(_) => "net",
+            Event::Dns(_) => "dns",
         }
     }
 }

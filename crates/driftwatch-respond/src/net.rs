@@ -13,6 +13,7 @@
 
 use driftwatch_baseline::{Baseline, Networks, Peer, Port, Proto};
 use driftwatch_bpf::{BpfError, ExecSensor, NetPeer, IPPROTO_TCP, IPPROTO_UDP};
+use driftwatch_event::IpNet;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -51,28 +52,25 @@ pub fn allowed_peers(
             Port::Any => None,
             Port::One(p) => Some(p),
         };
-        let mut put = |addr: IpAddr, prefix_len: u8| {
+        let mut put = |net: IpNet| {
             let peer = NetPeer {
                 cgroup_id,
                 protocol: protocol(o.proto),
-                addr,
-                prefix_len,
+                net,
                 port,
             };
-            if let Ok(p) = peer.normalized() {
-                out.insert(p);
-            }
+            out.insert(peer.normalized());
         };
         match &o.peer {
-            Peer::Address(net) => put(net.addr(), net.prefix()),
+            Peer::Address(net) => put(*net),
             Peer::Network(name) => {
                 for net in networks.get(name).unwrap_or_default() {
-                    put(net.addr(), net.prefix());
+                    put(*net);
                 }
             }
             Peer::Name(name) => {
                 for ip in resolved(name) {
-                    put(ip, if ip.is_ipv4() { 32 } else { 128 });
+                    put(IpNet::host(ip));
                 }
             }
         }
@@ -167,7 +165,6 @@ impl NetEnforcer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use driftwatch_event::IpNet;
 
     #[test]
     fn a_baseline_becomes_kernel_entries() {
@@ -201,12 +198,11 @@ mod tests {
         assert!(peers.contains(&NetPeer {
             cgroup_id: 7,
             protocol: IPPROTO_UDP,
-            addr: ip("10.96.0.0"),
-            prefix_len: 12,
+            net: IpNet::parse("10.96.0.0/12").unwrap_or_else(|| panic!("cidr")),
             port: Some(53),
         }));
         assert!(peers
             .iter()
-            .any(|p| p.addr == ip("2001:db8::1") && p.prefix_len == 128 && p.port == Some(443)));
+            .any(|p| p.net == IpNet::host(ip("2001:db8::1")) && p.port == Some(443)));
     }
 }

@@ -421,7 +421,7 @@ const SHIPPED_CASES: &str = include_str!("../../../rules/driftwatch_rules.tests.
 fn shipped_rules_pass_their_cases() {
     let c = build(SHIPPED, false);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
-    assert_eq!(c.stats.loaded, 9);
+    assert_eq!(c.stats.loaded, 13);
     assert_eq!(
         c.stats.skipped_unknown, 0,
         "every shipped rule runs, Container File System Write included"

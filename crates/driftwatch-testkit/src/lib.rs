@@ -6,6 +6,8 @@
 //!   static C helpers, whiteouts, opaque dirs) and imports them with `ctr`.
 //! * [`Container`] runs a throwaway container, execs in it, exposes its init pid and overlay
 //!   dirs, and removes everything on drop.
+//! * [`PeerNet`] gives a container a network peer: a test-made network namespace joined to the
+//!   container's by a veth pair, where the test runs its servers.
 //!
 //! Needs root, `ctr`/`containerd`/`runc`, busybox-static and `gcc` with a static libc.
 #![forbid(unsafe_code)]

@@ -88,23 +88,14 @@ fn now() -> u64 {
 
 /// Every file, each mistake on its own line as `file:line:column: message`.
 fn check(dir: &Path) -> anyhow::Result<ExitCode> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!(
-                "no baselines in {} (the directory does not exist)",
-                dir.display()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    paths.sort();
+    if !dir.exists() {
+        println!(
+            "no baselines in {} (the directory does not exist)",
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let paths = Store::new(dir).files()?;
     let mut bad = 0;
     for p in &paths {
         if let Err(e) = Store::load(p) {

@@ -316,7 +316,7 @@ fn map_round_trip() {
     let buf = sample_map();
     let rec = decode(&buf).unwrap();
     assert_eq!(rec.ktime_ns(), 101);
-    assert_eq!(rec.task().pid, 60);
+    assert_eq!(rec.task().map(|t| t.pid), Some(60));
     let Record::Map(m) = rec else {
         panic!("not a map")
     };
@@ -483,7 +483,7 @@ fn fork_and_exit_round_trip() {
     let bytes = exit.to_bytes();
     let rec = decode(&bytes).unwrap();
     assert_eq!(rec.ktime_ns(), 8);
-    assert_eq!(rec.task().pid, 44);
+    assert_eq!(rec.task().map(|t| t.pid), Some(44));
     let Record::Exit(e) = rec else { panic!() };
     assert_eq!(e.exit_code, 9);
 }
@@ -673,7 +673,7 @@ proptest! {
     /// Valid headers with random bodies exercise the per-kind paths, not just header rejection.
     #[test]
     fn decode_never_panics_with_valid_header(
-        kind in 0u16..6,
+        kind in 0u16..9,
         len in 0u32..8000,
         body in proptest::collection::vec(any::<u8>(), 0..8000),
     ) {
@@ -878,6 +878,77 @@ fn net_round_trip_bad_op_and_length_rejected() {
         decode(&ev.to_bytes()),
         Err(DecodeError::BadLength {
             kind: DW_EV_NET,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn dns_round_trip_payload_cut_to_its_length_and_lengths_checked() {
+    use crate::{
+        DnsEvent, DNS_EVENT_MIN_SIZE, DNS_EVENT_SIZE, DNS_F_TRUNCATED, DW_DNS_PAYLOAD_MAX,
+        DW_EV_DNS,
+    };
+    let mut ev = DnsEvent {
+        hdr: EventHeader {
+            kind: DW_EV_DNS,
+            version: DW_ABI_VERSION,
+            len: (DNS_EVENT_MIN_SIZE + 20) as u32,
+            ktime_ns: 12,
+        },
+        cgroup_id: 99,
+        family: crate::AF_INET,
+        sport: 53,
+        dport: 40000,
+        payload_len: 20,
+        flags: DNS_F_TRUNCATED,
+        udp_len: 700,
+        ..DnsEvent::default()
+    };
+    ev.saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+    for (i, b) in ev.payload.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let bytes = ev.to_bytes();
+    // The wire record stops after the payload's length; the rest of the struct is not sent.
+    let wire = &bytes[..DNS_EVENT_MIN_SIZE + 20];
+    let Record::Dns(d) = decode(wire).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (d.ktime_ns, d.cgroup_id, d.family),
+        (12, 99, crate::AF_INET)
+    );
+    assert_eq!((d.sport, d.dport, d.udp_len), (53, 40000, 700));
+    assert_eq!(d.payload, &ev.payload[..20]);
+    assert_eq!(&d.saddr[..4], &[10, 0, 0, 1]);
+    assert!(d.has(DNS_F_TRUNCATED));
+    assert!(decode(wire).unwrap().task().is_none(), "no task");
+    // payload_len beyond the record, beyond the array; a record longer than the struct
+    ev.payload_len = 21;
+    assert!(matches!(
+        decode(&ev.to_bytes()[..DNS_EVENT_MIN_SIZE + 20]),
+        Err(DecodeError::FieldBeyondRecord {
+            field: "payload",
+            ..
+        })
+    ));
+    ev.payload_len = DW_DNS_PAYLOAD_MAX as u16 + 1;
+    ev.hdr.len = DNS_EVENT_SIZE as u32;
+    assert!(matches!(
+        decode(&ev.to_bytes()),
+        Err(DecodeError::LengthExceedsArray {
+            field: "payload",
+            ..
+        })
+    ));
+    ev.hdr.len = DNS_EVENT_SIZE as u32 + 1;
+    let mut long = ev.to_bytes().to_vec();
+    long.push(0);
+    assert!(matches!(
+        decode(&long),
+        Err(DecodeError::BadLength {
+            kind: DW_EV_DNS,
             ..
         })
     ));

@@ -16,13 +16,14 @@
  * fixed part of struct dw_map_event, then path_len bytes of path. A file record (version 4) is
  * the fixed part of struct dw_file_event, then path, name1, dir1, name2 and dir2 (their *_len
  * bytes each), back to back. A network record (version 5) is struct dw_net_event, whole.
- * Version 6 added struct dw_task.start_ns (every record). The structs below are the kernel's
- * scratch layouts (and the maximum record sizes).
+ * Version 6 added struct dw_task.start_ns (every record). A DNS record (version 7) is the fixed
+ * part of struct dw_dns_event, then payload_len bytes of payload. The structs below are the
+ * kernel's scratch layouts (and the maximum record sizes).
  */
 #ifndef DRIFTWATCH_ABI_H
 #define DRIFTWATCH_ABI_H
 
-#define DW_ABI_VERSION 6
+#define DW_ABI_VERSION 7
 
 #define DW_COMM_LEN 16
 #define DW_FILENAME_MAX 512
@@ -39,6 +40,7 @@ enum dw_event_kind {
     DW_EV_MAP = 4,
     DW_EV_FILE = 5,
     DW_EV_NET = 6,
+    DW_EV_DNS = 7,
 };
 
 /*
@@ -157,6 +159,7 @@ enum dw_stat {
     DW_STAT_FILE_ARGS_FULL = 6, /* a file syscall's arguments could not be kept until its exit */
     DW_STAT_RINGBUF_LOST_NET = 7,
     DW_STAT_NET_ARGS_FULL = 8, /* a network syscall's arguments could not be kept until its exit */
+    DW_STAT_RINGBUF_LOST_DNS = 9,
     DW_STAT_MAX = 10,
 };
 
@@ -333,6 +336,35 @@ struct dw_net_event {
     __u32 _pad0;
     __u8 laddr[16];
     __u8 raddr[16];
+};
+
+/* struct dw_dns_event.flags */
+#define DW_DNS_F_TRUNCATED (1u << 0) /* the UDP payload was longer than DW_DNS_PAYLOAD_MAX */
+
+/* Bytes of a DNS answer kept (the classic UDP DNS message limit without EDNS). */
+#define DW_DNS_PAYLOAD_MAX 512
+
+/*
+ * A UDP datagram from source port 53 received by a socket of a dw_policy TRACKED cgroup (a DNS
+ * answer a container received), seen by cgroup_skb/ingress at the root of the cgroup v2
+ * hierarchy. No task: the packet is delivered in softirq context; cgroup_id is the receiving
+ * socket's cgroup (bpf_skb_cgroup_id). Addresses as in struct dw_net_event (IPv4 in the first 4
+ * bytes, network byte order); ports in host byte order. On the wire: the fixed part (everything
+ * before payload), then payload_len bytes of the UDP payload (hdr.len = offsetof(payload) +
+ * payload_len).
+ */
+struct dw_dns_event {
+    struct dw_event_header hdr;
+    __u64 cgroup_id;   /* the receiving socket's cgroup v2 id */
+    __u16 family;      /* AF_INET, AF_INET6 */
+    __u16 sport;       /* the server's port (53) */
+    __u16 dport;       /* the receiving socket's port */
+    __u16 payload_len; /* bytes of payload kept (<= DW_DNS_PAYLOAD_MAX) */
+    __u32 flags;       /* DW_DNS_F_* */
+    __u32 udp_len;     /* the UDP payload's length as the datagram says */
+    __u8 saddr[16];    /* the server that answered */
+    __u8 daddr[16];    /* the receiving end */
+    __u8 payload[DW_DNS_PAYLOAD_MAX];
 };
 
 struct dw_fork_event {

@@ -78,7 +78,7 @@ pub async fn collect(
             events
                 .for_each_record(64, |bytes| {
                     let rec = decode(bytes).expect("kernel record decodes");
-                    if pids.contains(&rec.task().tgid) {
+                    if rec.task().is_some_and(|t| pids.contains(&t.tgid)) {
                         got.push(bytes.to_vec());
                     }
                 })
@@ -258,4 +258,61 @@ impl Drop for TestCgroup {
     fn drop(&mut self) {
         let _ = fs::remove_dir(&self.dir);
     }
+}
+
+/// C: `uring_connect(s, sa, len)`, connect(2) through io_uring (`IORING_OP_CONNECT`, no connect
+/// syscall): the completion's result, or -1000 when io_uring is not available. Prepended to the
+/// test programs that need it ([`with_uring_connect`]).
+const URING_CONNECT_C: &str = r#"
+#include <linux/io_uring.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static int uring_connect(int s, struct sockaddr *sa, socklen_t len) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    int fd = syscall(__NR_io_uring_setup, 4, &p);
+    if (fd < 0)
+        return -1000;
+    size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    char *sq = mmap(0, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    IORING_OFF_SQ_RING);
+    char *cq = mmap(0, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    IORING_OFF_CQ_RING);
+    struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe),
+                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                                     IORING_OFF_SQES);
+    if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
+        return -1000;
+    unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
+    unsigned mask = *(unsigned *)(sq + p.sq_off.ring_mask);
+    unsigned *array = (unsigned *)(sq + p.sq_off.array);
+    unsigned t = *tail, idx = t & mask;
+    struct io_uring_sqe *e = &sqes[idx];
+    memset(e, 0, sizeof(*e));
+    e->opcode = IORING_OP_CONNECT;
+    e->fd = s;
+    e->addr = (unsigned long)sa;
+    e->off = len;
+    array[idx] = idx;
+    __atomic_store_n(tail, t + 1, __ATOMIC_RELEASE);
+    if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+        return -1001;
+    unsigned *head = (unsigned *)(cq + p.cq_off.head);
+    unsigned cmask = *(unsigned *)(cq + p.cq_off.ring_mask);
+    struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+    int res = cqes[*head & cmask].res;
+    __atomic_store_n(head, *head + 1, __ATOMIC_RELEASE);
+    close(fd);
+    return res;
+}
+"#;
+
+/// A test program's C source with [`URING_CONNECT_C`] in front.
+#[allow(dead_code, reason = "used by the network tests only")]
+pub fn with_uring_connect(source: &str) -> String {
+    format!("{URING_CONNECT_C}{source}")
 }

@@ -216,3 +216,58 @@ fn shipped_rules_validate_list_and_pass_their_test_cases() {
     let (code, out, _) = driftwatch(&["rules", "test", wrong.to_str().unwrap(), "--rules", &rules]);
     assert_eq!(code, Some(1), "{out}");
 }
+
+/// `driftwatch baseline`: list, show, check, and edit through $EDITOR — saved only when the edit
+/// parses; a mistake names file, line and column and leaves the file alone; and an agent refuses
+/// to start on a broken baseline file (exit 2, file:line:col).
+#[test]
+fn baseline_files_are_listed_checked_and_edited_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let text = "version: 1\nworkload: \"image:docker.io/library/web/app\"\nlearning:\n  started: \"2026-12-07T01:00:00Z\"\n  until: \"2026-12-07T02:00:00Z\"\nimages: []\nlisten:\n  - {proto: tcp, port: 9090, source: learned}\nconnect: []\n";
+    let file = dir.path().join("image_docker.io_library_web_app.yaml");
+    std::fs::write(&file, text).unwrap();
+    let baseline = |args: &[&str], editor: Option<&str>| {
+        let mut c = Command::new(agent_bin());
+        c.arg("baseline").args(args).args(["--dir", &d]);
+        if let Some(e) = editor {
+            c.env("EDITOR", e).env_remove("VISUAL");
+        }
+        let out = c.output().expect("run baseline");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = baseline(&["list"], None);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("image:docker.io/library/web/app") && out.contains("learned"),
+        "{out}"
+    );
+    let (code, out, _) = baseline(&["show", "web/app"], None);
+    assert_eq!((code, out.as_str()), (Some(0), text));
+    assert_eq!(baseline(&["check"], None).0, Some(0));
+    // A good edit is saved.
+    let (code, out, err) = baseline(&["edit", "web/app"], Some("sed -i s/9090/9091/"));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("port: 9091"));
+    // A mistake: named with line and column, the file unchanged, the edit kept elsewhere.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let (code, _, err) = baseline(&["edit", "web/app"], Some("sed -i s/9091/nine/"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("{}:8:", file.display())), "{err}");
+    assert!(err.contains("is unchanged"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    // check finds a broken file; the agent refuses to start on it.
+    std::fs::write(&file, before.replace("9091", "nine")).unwrap();
+    let (code, _, err) = baseline(&["check"], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains(&format!("{}:8:", file.display())), "{err}");
+    let (code, err) = run_agent(&["--baseline-dir", &d, "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("{}:8:", file.display())), "{err}");
+}

@@ -6,6 +6,7 @@ mod approvals;
 mod cli;
 mod containers;
 mod diff;
+mod dns;
 mod files;
 mod harness;
 mod hiding;

@@ -536,3 +536,138 @@ fn network_enforcement_refuses_what_was_not_learned_and_fails_open() {
         "released at a clean stop"
     );
 }
+
+/// A peer the container reached by a DNS name is learned as the name, and under enforcement is
+/// allowed at the addresses the container itself resolved for it: after an agent restart (which
+/// forgets the names) the address is refused until the container resolves the name again.
+#[test]
+fn dns_named_peers_are_learned_by_name_and_enforced_at_the_resolved_addresses() {
+    let env = env();
+    let img = ImageBuilder::new("driftwatch-test/netdns:1")
+        .busybox()
+        .static_helper("/usr/bin/netc", NETC_C)
+        .static_helper("/usr/bin/dnsconn", crate::dns::DNSCONN_C)
+        .import(&env.containerd, ns())
+        .expect("import netdns image");
+    let id = driftwatch_testkit::unique_id("netdns");
+    let c = Container::run(
+        &env.containerd,
+        ns(),
+        &img.reference,
+        &id,
+        RunOpts::default(),
+    )
+    .expect("run container");
+    let peer = PeerNet::attach(c.init_pid()).expect("peer network");
+    let (p4, p6) = (peer.peer_v4.to_string(), peer.peer_v6.to_string());
+    let mut servers = peer
+        .spawn(&[
+            "/usr/bin/python3",
+            "-c",
+            crate::dns::PEER_PY,
+            &p4,
+            &p6,
+            "svc.drift.test",
+            &p4,
+            "8080",
+        ])
+        .expect("peer servers");
+    crate::dns::wait_ready(&mut servers);
+    let netc = |args: &str| {
+        sh(&c, &format!("/usr/bin/netc {args}"))
+            .1
+            .trim()
+            .to_string()
+    };
+    let dnsconn = || {
+        c.exec(&["/usr/bin/dnsconn", &p4, "svc.drift.test", "8080", &p6])
+            .expect("exec dnsconn")
+    };
+    let state = tempfile::tempdir().expect("tempdir");
+    let dir = state.path().join("baselines");
+    let dir_s = dir.to_str().expect("utf-8").to_string();
+    let args = [
+        "--baseline-dir",
+        &dir_s,
+        "--learn-for",
+        "6s",
+        "--enforce",
+        "--enforce-network",
+    ];
+    let agent = Agent::start(&args);
+    let out = dnsconn();
+    assert!(out.success(), "dnsconn while learning: {out:?}");
+    let enforced = |what: &str| {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = netc(&format!("connect tcp {p4} 8081"));
+            if r == "err 1" {
+                break;
+            }
+            assert!(Instant::now() < until, "{what}: not enforced ({r})");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    enforced("after learning");
+    let file = std::fs::read_dir(&dir)
+        .expect("baseline dir")
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .find(|t| t.contains("driftwatch-test/netdns"))
+        .expect("the workload's baseline");
+    assert!(
+        file.contains("{proto: tcp, port: 8080, name: \"svc.drift.test\", source: learned"),
+        "learned by name:\n{file}"
+    );
+    assert!(
+        file.contains(&format!("{{proto: tcp, port: 8080, address: \"{p6}\"")),
+        "the unnamed IPv6 address by address:\n{file}"
+    );
+    assert!(
+        !file.contains(&format!("port: 8080, address: \"{p4}\"")),
+        "the resolved address is the name's:\n{file}"
+    );
+    assert!(
+        file.contains(&format!("{{proto: udp, port: 53, address: \"{p4}\"")),
+        "the DNS server:\n{file}"
+    );
+    assert_eq!(
+        netc(&format!("connect tcp {p4} 8080")),
+        "ok",
+        "the name's address"
+    );
+    assert_eq!(
+        netc(&format!("connect tcp {p6} 8080")),
+        "ok",
+        "the learned address"
+    );
+
+    // A new agent knows no names yet: the address is refused until the container resolves
+    // the name again.
+    agent.signal(rustix::process::Signal::KILL);
+    drop(agent);
+    let agent = Agent::start(&args);
+    enforced("after the restart");
+    assert_eq!(
+        netc(&format!("connect tcp {p4} 8080")),
+        "err 1",
+        "no name known yet"
+    );
+    let out = dnsconn();
+    assert!(out.success(), "dnsconn after resolving again: {out:?}");
+    assert_eq!(
+        netc(&format!("connect tcp {p4} 8080")),
+        "ok",
+        "resolved again"
+    );
+    let denied = agent.wait_alert(30, "the refused name address", |a| {
+        a["rule"] == "Unexpected Outbound Connection from Container"
+            && f(a, "container.id") == id.as_str()
+            && f(a, "fd.rport") == 8080
+            && f(a, "response.action") == "denied"
+    });
+    assert_eq!(f(&denied, "fd.rip"), p4.as_str());
+    assert!(agent.stop().success());
+    let _ = servers.kill();
+    let _ = servers.wait();
+}
