@@ -696,4 +696,14 @@ mod tests {
             .file(&c, b"/usr/local/bin/tool2", &mut no_hash, 0)
             .is_none());
     }
+
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("## Approvals").expect("section");
+        let yaml = readme[start..].split("```yaml\n").nth(1).expect("block");
+        let yaml = yaml.split("```").next().expect("end");
+        let a = parse(yaml).expect("the README's example parses");
+        assert_eq!(a.len(), 4);
+    }
 }
