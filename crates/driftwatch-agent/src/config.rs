@@ -1,10 +1,12 @@
 //! The agent's configuration: one TOML file, one section per component, unknown keys rejected.
 //! Each component owns its section's type (`[output]` is `driftwatch_output::OutputConfig`,
-//! `[runtime]` is `driftwatch_runtime::RuntimeConfig`); this root only gathers them.
+//! `[runtime]` is `driftwatch_runtime::RuntimeConfig`, `[response]` is
+//! `driftwatch_respond::ResponseConfig`); this root only gathers them.
 //! Validation reports every problem at once.
 
 use driftwatch_baseline::NetworkConfig;
 use driftwatch_output::OutputConfig;
+use driftwatch_respond::ResponseConfig;
 use driftwatch_runtime::RuntimeConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -24,6 +26,8 @@ pub struct Config {
     pub rules: RulesSection,
     /// Network baselines (learning, their files, named networks, network enforcement).
     pub network: NetworkConfig,
+    /// What is done about drift besides alerts (the approvals file).
+    pub response: ResponseConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -165,6 +169,7 @@ impl Config {
         }
         problems.extend(self.output.problems());
         problems.extend(self.network.problems());
+        problems.extend(self.response.problems());
         if self.runtime.containerd_socket.as_os_str().is_empty() {
             problems.push("runtime.containerd_socket: must not be empty".to_string());
         }
@@ -236,6 +241,19 @@ mod tests {
         assert_eq!(cfg.runtime.containerd_socket, PathBuf::from("/tmp/c.sock"));
         assert_eq!(cfg.runtime.connect_timeout_ms, 500);
         assert_eq!(cfg.agent.listen, DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn the_response_section_is_the_responders() {
+        let cfg = Config::from_toml("[response]\napprovals = \"/etc/driftwatch/approvals.yaml\"\n")
+            .expect("parses");
+        assert_eq!(
+            cfg.response.approvals.as_deref(),
+            Some(Path::new("/etc/driftwatch/approvals.yaml"))
+        );
+        assert!(cfg.validate().is_ok());
+        let err = Config::from_toml("[response]\napproval = \"x\"\n").expect_err("unknown key");
+        assert!(err.contains("approval"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use driftwatch_event::text::lossy;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-pub use driftwatch_event::internal::{tamper_alert, TAMPER_RULE};
+pub use driftwatch_event::internal::{tamper_alert, KILLED_RULE, TAMPER_RULE};
 
 /// What was done about a drifted execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +158,30 @@ pub fn fields(
         }
     }
     f
+}
+
+/// The agent's alert for drifted code that was killed when no rule alerted on it
+/// ([`KILLED_RULE`]): the context fields of any alert, the container and the file.
+pub fn killed_alert(
+    ctx: &AlertCtx,
+    arrival: Option<&Arrival>,
+    action: Action,
+    hostname: &str,
+) -> driftwatch_event::Alert {
+    let container = ctx
+        .container
+        .as_deref()
+        .map_or(driftwatch_event::HOST_CONTAINER_ID, |c| c.name.as_str())
+        .to_string();
+    let file = arrival.map_or_else(|| ctx.process.exepath.to_string(), |a| lossy(&a.path));
+    driftwatch_event::internal::killed_alert(
+        fields(ctx, arrival, action),
+        &container,
+        &file,
+        action.as_str(),
+        hostname,
+        ctx.time_ns,
+    )
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ enum F {
     GroupGid,
     ContainerId,
     ContainerName,
+    ContainerKind,
     ContainerImage,
     ContainerRepository,
     ContainerTag,
@@ -328,6 +329,7 @@ impl Default for FieldMap {
                     "group.gid" => F::GroupGid,
                     "container.id" => F::ContainerId,
                     "container.name" => F::ContainerName,
+                    "container.kind" => F::ContainerKind,
                     "container.image" => F::ContainerImage,
                     "container.image.repository" => F::ContainerRepository,
                     "container.image.tag" => F::ContainerTag,
@@ -560,6 +562,10 @@ impl FieldSource for EventSource<'_> {
             F::ContainerId => Some(Value::Str(self.ctx.container_id().as_bytes())),
             F::ContainerName => Some(Value::Str(
                 c.map_or(driftwatch_event::HOST_CONTAINER_ID, |c| c.name.as_str())
+                    .as_bytes(),
+            )),
+            F::ContainerKind => Some(Value::Str(
+                c.map_or(driftwatch_event::HOST_CONTAINER_ID, |c| c.kind.as_str())
                     .as_bytes(),
             )),
             F::ContainerImage => c.and_then(|c| s(&c.image_ref)),

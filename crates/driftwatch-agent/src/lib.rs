@@ -10,6 +10,7 @@
 //! (`driftwatch_channel_dropped_events_total`); the ring-buffer reader never blocks on it.
 #![forbid(unsafe_code)]
 
+mod approve;
 pub mod config;
 pub mod detect;
 pub mod dns;

@@ -35,6 +35,8 @@ pub enum AgentError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Rules(#[from] crate::rules::RulesError),
+    #[error(transparent)]
+    Approvals(#[from] driftwatch_respond::ApprovalsError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -88,11 +90,18 @@ pub async fn run(
     // Invalid rules fail before anything is loaded. The compiled set is dropped again while the
     // sensor loads: parsing the kernel's BTF is the agent's memory peak, and the rules need not
     // sit on top of it.
-    drop(crate::rules::load(
+    let (rules, allow_lists) = crate::rules::load_with_allow_lists(
         &c.rules.paths,
         c.rules.builtin,
         c.rules.skip_unknown,
         true,
+    )?;
+    drop(rules);
+    // Approved drift (the approvals file, then the rule allow-lists) is one decision for the
+    // alerts and for enforcement; an invalid file stops the agent here.
+    let approvals = Arc::new(crate::approve::load(
+        c.response.approvals.as_deref(),
+        &allow_lists,
     )?);
     let baselines = if c.network.baselines {
         let b = driftwatch_baseline::Baselines::open(&c.network)?;
@@ -131,13 +140,15 @@ pub async fn run(
     // Under enforcement, the exec gate holds execs of container files until copied-up image
     // files are told from drift; without it, every upper-layer exec is killed.
     let gate = match (c.agent.enforce, sensor.take_gate_maps()) {
-        (true, Some(maps)) => match ExecGate::start(maps, metrics.gate.clone()) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                tracing::warn!(error = %e, "exec gate unavailable: copied-up-unchanged image files will be killed like drift");
-                None
+        (true, Some(maps)) => {
+            match ExecGate::start(maps, metrics.gate.clone(), approvals.clone()) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(error = %e, "exec gate unavailable: copied-up-unchanged image files will be killed like drift");
+                    None
+                }
             }
-        },
+        }
         _ => None,
     };
     let rules = crate::rules::load(&c.rules.paths, c.rules.builtin, c.rules.skip_unknown, false)?;
@@ -194,6 +205,7 @@ pub async fn run(
             policed: HashMap::new(),
             enforce: c.agent.enforce,
             net: net_enforcer,
+            approvals,
         },
         eval: Evaluation {
             rules,

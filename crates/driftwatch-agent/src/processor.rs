@@ -22,7 +22,7 @@ use driftwatch_event::{
 };
 use driftwatch_origin::{script, FileFacts, Origins, Verdict};
 use driftwatch_output::Summaries;
-use driftwatch_respond::{ExecGate, NetEnforcer};
+use driftwatch_respond::{Approvals, ExecGate, NetEnforcer};
 use driftwatch_rules::{EvalCtx, EventType, OutputOptions, RuleSet};
 use driftwatch_runtime::{Registry, RegistryUpdate};
 use std::collections::HashMap;
@@ -57,6 +57,9 @@ pub(crate) struct Kernel {
     pub enforce: bool,
     /// Network enforcement (`--enforce` and `network.enforce`), when the kernel can do it.
     pub net: Option<NetEnforcer>,
+    /// Approved drift (approvals file and rule allow-lists): not alerted, not killed
+    /// (`approve.rs`).
+    pub approvals: Arc<Approvals>,
 }
 
 /// The compiled rules every event is evaluated against, and their per-event state.
@@ -133,6 +136,7 @@ impl Processor {
         self.refresh_stats();
         self.save_baselines(ticks.is_multiple_of(5));
         self.sync_net_enforcement();
+        self.expire_container_approvals();
         let mut findings = self.health.check(&mut self.kernel, ticks);
         let k = &mut self.kernel;
         if let Some(net) = &k.net {
@@ -179,18 +183,15 @@ impl Processor {
                 now_secs(),
             );
         }
-        let k = &mut self.kernel;
-        if let Some(g) = &k.gate {
+        if let Some(g) = &self.kernel.gate {
             g.watch(info);
         }
         let Some(cg) = info.cgroup_id else { return };
-        if k.policed.contains_key(&cg) {
+        if self.kernel.policed.contains_key(&cg) {
             return;
         }
-        let mut flags = driftwatch_abi::POLICY_F_TRACKED;
-        if k.enforce {
-            flags |= driftwatch_abi::POLICY_F_ENFORCE;
-        }
+        let flags = self.policy_flags(info);
+        let k = &mut self.kernel;
         match k.sensor.set_policy(cg, flags) {
             Ok(()) => {
                 k.policed.insert(cg, flags);
@@ -475,17 +476,27 @@ impl Processor {
             None => Verdict::of(ExeOrigin::Host),
         };
         self.enrich.table.set_exe_origin(ev.task.tgid, exe.origin);
-        if inside && exe.origin.is_drift() {
+        // Approved drift is neither alerted nor killed nor marked (a kill in the kernel is
+        // still reported below).
+        let exe_approved = inside
+            && exe.origin.is_drift()
+            && container
+                .as_deref()
+                .is_some_and(|c| self.approved(c, &ev.exepath));
+        let exe_drift = exe.origin.is_drift() && !exe_approved;
+        if inside && exe_drift {
             self.mark_drifted(&ev.task);
         }
         // A kill in the kernel is always reported, whatever userspace decided afterwards; a kill
         // for the script (doomed by the exec gate) is reported on the script's arrival.
         let script = match container.as_deref().filter(|_| inside) {
-            Some(c) => self.script_arrival(&ev, c),
+            Some(c) => self
+                .script_arrival(&ev, c)
+                .filter(|a| (ev.flags.doomed && ev.flags.killed) || !self.approved(c, &a.path)),
             None => None,
         };
         let exe_killed = ev.flags.killed && !(ev.flags.doomed && script.is_some());
-        if inside && (exe.origin.is_drift() || exe_killed) {
+        if inside && (exe_drift || exe_killed) {
             arrivals.push(Arrival {
                 via: Via::Exec,
                 path: ev.exepath.clone(),
@@ -564,10 +575,11 @@ impl Processor {
             flags: &m.flags,
         };
         let verdict = self.file_verdict(facts, &container);
-        if !(verdict.origin.is_drift() || m.flags.killed) {
+        let drift = verdict.origin.is_drift() && !self.approved(&container, &m.path);
+        if !(drift || m.flags.killed) {
             return;
         }
-        if verdict.origin.is_drift() {
+        if drift {
             self.mark_drifted(&m.task);
         }
         let ctx = enrich::alert_ctx(
@@ -730,6 +742,7 @@ impl Evaluation {
         };
         for (arrival, action) in targets {
             self.evt_num += 1;
+            let mut fired = false;
             let src = EventSource {
                 fields: &self.fields,
                 evt_type,
@@ -745,6 +758,7 @@ impl Evaluation {
             };
             let hostname = self.hostname.as_str();
             self.rules.eval(&src, &mut self.ctx, |rule| {
+                fired = true;
                 let mut alert = rule.alert(&src, ctx.time_ns, hostname, &OutputOptions::default());
                 for (k, v) in detect::fields(ctx, arrival, action) {
                     alert.output_fields.entry(k).or_insert(v);
@@ -756,6 +770,10 @@ impl Evaluation {
                     alerts.push(alert);
                 }
             });
+            // Every kill is reported, whatever the rules say.
+            if !fired && matches!(action, Action::Killed | Action::KilledAfterStart) {
+                alerts.push(detect::killed_alert(ctx, arrival, action, &self.hostname));
+            }
         }
         alerts
     }

@@ -16,6 +16,130 @@ pub struct RulesError {
     pub diagnostics: Vec<String>,
 }
 
+/// The items of the rules' drift allow-lists as loaded (the built-in lists with the user's
+/// appends and overrides): approved drift, which enforcement must not kill either (see
+/// `driftwatch_respond::approvals`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowLists {
+    /// `drift_allowed_paths`: path prefixes (whole components).
+    pub paths: Vec<String>,
+    /// `drift_allowed_images`: image repositories.
+    pub images: Vec<String>,
+    /// `known_init_containers`: container names.
+    pub init_containers: Vec<String>,
+    /// The values of the drift rule's exceptions that compare only what the kernel can be
+    /// told (image repository, container name, `drift.path` by `=` or `startswith`).
+    pub exceptions: Vec<ExceptionAllow>,
+    /// Values of the drift rule's exceptions on anything else (they silence the rule only).
+    pub exceptions_not_enforceable: usize,
+}
+
+/// One value of an exception of the drift rule, as matchers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExceptionAllow {
+    /// The exception's name.
+    pub name: String,
+    pub image: Option<String>,
+    pub container: Option<String>,
+    pub path_starts: Option<String>,
+    pub path_is: Option<String>,
+}
+
+/// The rule whose exceptions and allow-lists approve drift.
+pub const DRIFT_RULE: &str = "Drift Detected (Container Image Modified Binary)";
+
+/// The values of the drift rule's exceptions as matchers, and how many could not be.
+fn exception_allows(loaded: &driftwatch_rules::LoadResult) -> (Vec<ExceptionAllow>, usize) {
+    use driftwatch_rules::{ExceptionComps, ExceptionFields, ExceptionValue, TupleItem};
+    let Some(rule) = loaded.rule(DRIFT_RULE) else {
+        return (Vec::new(), 0);
+    };
+    let mut out = Vec::new();
+    let mut other = 0;
+    for ex in &rule.exceptions {
+        let (fields, comps): (Vec<&str>, Vec<&str>) = match (&ex.fields, &ex.comps) {
+            (ExceptionFields::Single(f), ExceptionComps::Single(c)) => {
+                (vec![f.as_str()], vec![c.as_str()])
+            }
+            (ExceptionFields::List(f), ExceptionComps::List(c)) => (
+                f.iter().map(String::as_str).collect(),
+                c.iter().map(String::as_str).collect(),
+            ),
+            _ => {
+                other += ex.values.len();
+                continue;
+            }
+        };
+        for v in &ex.values {
+            let items: Vec<&str> = match &v.value {
+                ExceptionValue::Scalar(s) => vec![s.as_str()],
+                ExceptionValue::Tuple(t) => t
+                    .iter()
+                    .map(|i| match i {
+                        TupleItem::Scalar(s) => Some(s.as_str()),
+                        TupleItem::List(_) => None,
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_default(),
+            };
+            let mut a = ExceptionAllow {
+                name: ex.name.clone(),
+                ..ExceptionAllow::default()
+            };
+            let mut ok = items.len() == fields.len() && fields.len() == comps.len();
+            for ((field, comp), item) in fields.iter().zip(&comps).zip(&items) {
+                let item = unquote(item).to_string();
+                match (*field, *comp) {
+                    ("container.image.repository", "=") => a.image = Some(item),
+                    ("container.name", "=") => a.container = Some(item),
+                    ("drift.path", "startswith") => a.path_starts = Some(item),
+                    ("drift.path", "=") => a.path_is = Some(item),
+                    _ => ok = false,
+                }
+            }
+            if ok {
+                out.push(a);
+            } else {
+                other += 1;
+            }
+        }
+    }
+    (out, other)
+}
+
+impl AllowLists {
+    fn of(loaded: &driftwatch_rules::LoadResult) -> AllowLists {
+        let items = |name: &str| -> Vec<String> {
+            loaded
+                .expanded_list_items(name)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| unquote(&i).to_string())
+                .filter(|i| !i.is_empty())
+                .collect()
+        };
+        let (exceptions, exceptions_not_enforceable) = exception_allows(loaded);
+        AllowLists {
+            paths: items("drift_allowed_paths"),
+            images: items("drift_allowed_images"),
+            init_containers: items("known_init_containers"),
+            exceptions,
+            exceptions_not_enforceable,
+        }
+    }
+}
+
+/// A list item written in quotes (`'"/opt/x"'`) is that string.
+fn unquote(s: &str) -> &str {
+    let s = s.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = s.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    s
+}
+
 /// Load (built-in first unless `builtin` is false) and compile; warnings are logged (when `log`),
 /// errors returned all at once.
 pub fn load(
@@ -24,6 +148,16 @@ pub fn load(
     skip_unknown: bool,
     log: bool,
 ) -> Result<RuleSet, RulesError> {
+    load_with_allow_lists(paths, builtin, skip_unknown, log).map(|(rules, _)| rules)
+}
+
+/// [`load`], and the items of the drift allow-lists.
+pub fn load_with_allow_lists(
+    paths: &[PathBuf],
+    builtin: bool,
+    skip_unknown: bool,
+    log: bool,
+) -> Result<(RuleSet, AllowLists), RulesError> {
     let mut loader = Loader::new(LoadOptions::default());
     if builtin {
         loader.add_str(BUILTIN_NAME, BUILTIN_RULES);
@@ -38,6 +172,7 @@ pub fn load(
         loader.add_file(Path::new(&f));
     }
     let loaded = loader.finish();
+    let allow = AllowLists::of(&loaded);
     let compiled = driftwatch_rules::compile(
         &loaded,
         &CompileOptions {
@@ -59,14 +194,14 @@ pub fn load(
         });
     }
     if !log {
-        return Ok(compiled.rules);
+        return Ok((compiled.rules, allow));
     }
     tracing::info!(
         rules = compiled.stats.loaded,
         skipped = compiled.stats.skipped_unknown,
         "rules loaded"
     );
-    Ok(compiled.rules)
+    Ok((compiled.rules, allow))
 }
 
 #[cfg(test)]
@@ -84,6 +219,47 @@ mod tests {
         ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
+    }
+
+    #[test]
+    fn the_allow_lists_are_read_with_the_users_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("local.yaml");
+        std::fs::write(
+            &f,
+            "- list: drift_allowed_paths\n  items: [/opt/plugins, '\"/srv/x\"']\n  override:\n    items: replace\n\
+             - list: drift_allowed_images\n  items: [registry.example/app]\n  override:\n    items: append\n\
+             - list: known_init_containers\n  items: [installer]\n  override:\n    items: replace\n",
+        )
+        .expect("write");
+        let (_, allow) =
+            load_with_allow_lists(std::slice::from_ref(&f), true, false, false).expect("loads");
+        assert_eq!(allow.paths, vec!["/opt/plugins", "/srv/x"]);
+        assert_eq!(allow.images, vec!["registry.example/app"]);
+        assert_eq!(allow.init_containers, vec!["installer"]);
+        std::fs::write(
+            &f,
+            format!(
+                "- rule: {DRIFT_RULE}\n  exceptions:\n    - name: image_and_path\n      values:\n\
+                 \x20       - [registry.example/app, /opt/app/bin/]\n  override:\n    exceptions: append\n\
+                 - rule: {DRIFT_RULE}\n  exceptions:\n    - name: by_user\n      fields: [user.name]\n\
+                 \x20     comps: [=]\n      values:\n        - [builder]\n  override:\n    exceptions: append\n"
+            ),
+        )
+        .expect("write");
+        let (_, allow) = load_with_allow_lists(&[f], true, false, false).expect("loads");
+        assert_eq!(
+            allow.exceptions,
+            vec![ExceptionAllow {
+                name: "image_and_path".into(),
+                image: Some("registry.example/app".into()),
+                path_starts: Some("/opt/app/bin/".into()),
+                ..ExceptionAllow::default()
+            }]
+        );
+        assert_eq!(allow.exceptions_not_enforceable, 1);
+        let (_, none) = load_with_allow_lists(&[], true, false, false).expect("loads");
+        assert_eq!(none, AllowLists::default());
     }
 
     #[test]

@@ -14,6 +14,50 @@ pub struct OverlayLayers {
     pub workdir: Option<PathBuf>,
 }
 
+/// What a container is to its pod (`container.kind`): told from the CRI annotations and labels
+/// the node sees (see `driftwatch-runtime`'s `cri.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerKind {
+    /// One of a pod's `containers`.
+    App,
+    /// One of a pod's `initContainers`.
+    Init,
+    /// An ephemeral (debug) container (`kubectl debug`).
+    Ephemeral,
+    /// A pod's sandbox (pause) container.
+    Sandbox,
+    /// Not known (not a Kubernetes container, or discovered from /proc).
+    #[default]
+    Unknown,
+}
+
+impl ContainerKind {
+    /// The name rules and approvals use: `app`, `init`, `ephemeral`, `sandbox`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerKind::App => "app",
+            ContainerKind::Init => "init",
+            ContainerKind::Ephemeral => "ephemeral",
+            ContainerKind::Sandbox => "sandbox",
+            ContainerKind::Unknown => "unknown",
+        }
+    }
+
+    /// The kind named `s` (as [`ContainerKind::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<ContainerKind> {
+        [
+            ContainerKind::App,
+            ContainerKind::Init,
+            ContainerKind::Ephemeral,
+            ContainerKind::Sandbox,
+            ContainerKind::Unknown,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
 /// Everything the agent knows about one container.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContainerInfo {
@@ -39,6 +83,9 @@ pub struct ContainerInfo {
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
     pub pod_uid: Option<String>,
+    /// App, init, ephemeral or sandbox container of its pod (`container.kind`).
+    #[serde(default)]
+    pub kind: ContainerKind,
     /// Host pid of the task's init process, when running.
     pub init_pid: Option<u32>,
     /// cgroup path from the runtime spec (`/default/<id>`), when known.

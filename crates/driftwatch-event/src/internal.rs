@@ -5,6 +5,9 @@ use crate::{Alert, Priority};
 use serde_json::json;
 use std::collections::BTreeMap;
 
+/// The rule name of the agent's alert for a kill that no rule alerted on.
+pub const KILLED_RULE: &str = "Drifted Code Killed";
+
 /// The rule name of the sensor-tamper alert.
 pub const TAMPER_RULE: &str = "Driftwatch Sensor Tampered";
 
@@ -26,6 +29,36 @@ pub fn tamper_alert(finding: &str, hostname: &str, now: u64) -> Alert {
     }
 }
 
+/// The alert for drifted code the kernel or the agent killed when no rule alerted on it (the
+/// rule allow-lists or `user_known_drift_activities` silenced the rule, or the rule is
+/// disabled): every kill is reported. `fields` are the agent's context fields (container,
+/// process, `drift.*`, `response.action`); `action` is `killed` or `killed-after-start`.
+pub fn killed_alert(
+    fields: BTreeMap<String, serde_json::Value>,
+    container: &str,
+    file: &str,
+    action: &str,
+    hostname: &str,
+    time_ns: u64,
+) -> Alert {
+    Alert {
+        time_ns,
+        rule: KILLED_RULE.to_string(),
+        priority: Priority::Warning,
+        output: format!(
+            "Drifted code killed (no rule alerted): container={container} file={file} action={action}"
+        ),
+        output_fields: fields,
+        tags: vec![
+            "driftwatch".to_string(),
+            "drift".to_string(),
+            "binary_drift".to_string(),
+        ],
+        source: "internal".to_string(),
+        hostname: hostname.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +71,16 @@ mod tests {
         assert_eq!(a.time_ns, 7);
         assert!(a.output.contains("dw_config was rewritten"));
         assert!(a.tags.iter().any(|t| t == "tamper"));
+    }
+
+    #[test]
+    fn killed_alert_names_the_container_file_and_action() {
+        let a = killed_alert(BTreeMap::new(), "web", "/opt/x", "killed", "node", 9);
+        assert_eq!(a.rule, KILLED_RULE);
+        assert_eq!(a.source, "internal");
+        assert!(a.output.contains("container=web"), "{}", a.output);
+        assert!(a.output.contains("file=/opt/x"), "{}", a.output);
+        assert!(a.output.contains("action=killed"), "{}", a.output);
+        assert!(a.tags.iter().any(|t| t == "binary_drift"));
     }
 }

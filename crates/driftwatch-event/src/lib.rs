@@ -17,7 +17,7 @@ pub mod text;
 
 pub use alert::{Alert, Priority, RFC3339_NANOS};
 pub use clock::{format_rfc3339_nanos, format_rfc3339_secs, parse_rfc3339_secs};
-pub use container::{ContainerInfo, OverlayLayers, HOST_CONTAINER_ID};
+pub use container::{ContainerInfo, ContainerKind, OverlayLayers, HOST_CONTAINER_ID};
 pub use dns::DnsEvent;
 pub use file::{FileEvent, FileLayer, FileOp};
 pub use net::{ip_from_raw, IpNet, NetEvent, NetOp, AF_INET, AF_INET6, AF_PACKET, AF_UNIX};

@@ -1,5 +1,8 @@
 //! driftwatch's responders: what the agent does about drift besides reporting it.
 //!
+//! * [`approvals`]: approved drift (the approvals file and the rule allow-lists): not alerted,
+//!   not killed — the container left out of the enforce policy, the file allowed by the gate.
+//! * [`config`]: the `[response]` section of the agent's configuration.
 //! * [`gate`]: the exec gate (`--enforce`): holds each exec of a file on a tracked container's
 //!   writable root until its verdict is in the kernel (copied-up-unchanged image files are
 //!   allowed, drift is killed by the BPF program).
@@ -13,9 +16,13 @@
 //! never pinned).
 #![forbid(unsafe_code)]
 
+pub mod approvals;
+pub mod config;
 pub mod gate;
 pub mod kill;
 pub mod net;
 
+pub use approvals::{Approval, Approvals, ApprovalsError, PathGlob};
+pub use config::ResponseConfig;
 pub use gate::{ExecGate, GateError, GateMetrics};
 pub use net::NetEnforcer;

@@ -426,6 +426,7 @@ pub static FIELDS: &[FieldDef] = &[
     f("group.gid", T::U64, A::None, E::ALL, true, "Effective group id."),
     f("container.id", T::String, A::None, E::ALL, true, "Container id (12 characters), or `host`."),
     f("container.name", T::String, A::None, E::ALL, true, "Container name, or `host`."),
+    f("container.kind", T::String, A::None, E::ALL, false, "What the container is to its pod: `app`, `init`, `ephemeral` (a `kubectl debug` container), `sandbox` or `unknown` (not a CRI container; `host` outside containers). Init containers cannot be told from app containers on the node: they are `app`."),
     f("container.image", T::String, A::None, E::ALL, true, "Image reference the container was created from."),
     f("container.image.repository", T::String, A::None, E::ALL, true, "Image repository."),
     f("container.image.tag", T::String, A::None, E::ALL, true, "Image tag."),

@@ -299,7 +299,12 @@ impl Containerd {
         }
         if let Some(any) = &c.spec {
             match spec::parse(&any.value) {
-                Ok(s) => info.cgroup_path = s.cgroup_fs_path,
+                Ok(s) => {
+                    if info.kind == driftwatch_event::ContainerKind::Unknown {
+                        info.kind = cri::kind_of(&info.labels, &s.annotations, &info.name);
+                    }
+                    info.cgroup_path = s.cgroup_fs_path;
+                }
                 Err(e) => {
                     tracing::debug!(namespace = ns, container = %c.id, error = %crate::error::chain(&e), "unreadable runtime spec");
                 }

@@ -88,6 +88,10 @@ struct AgentArgs {
     /// that finished learning, and connections by drifted code.
     #[arg(long)]
     enforce_network: bool,
+    /// Approvals file (YAML): approved drift is neither alerted nor killed, under --enforce
+    /// too.
+    #[arg(long, value_name = "FILE")]
+    approvals: Option<PathBuf>,
 }
 
 /// Exit code for configuration and usage errors.
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
                             Some(
                                 AgentError::Config(_)
                                     | AgentError::Rules(_)
+                                    | AgentError::Approvals(_)
                                     | AgentError::Baseline(_)
                             )
                         )
@@ -192,6 +197,9 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
     }
     if args.enforce_network {
         cfg.network.enforce = true;
+    }
+    if let Some(a) = args.approvals {
+        cfg.response.approvals = Some(a);
     }
     let valid = cfg.validate()?;
     let rt = tokio::runtime::Builder::new_multi_thread()

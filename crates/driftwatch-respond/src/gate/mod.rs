@@ -36,6 +36,7 @@
 mod scanner;
 mod worker;
 
+use crate::approvals::Approvals;
 use driftwatch_bpf::{GateMaps, UpperFile};
 use driftwatch_event::{ContainerInfo, OverlayLayers};
 use driftwatch_image::{copied_up_unchanged, OVERLAYFS_SUPER_MAGIC};
@@ -74,6 +75,8 @@ pub struct GateMetrics {
     pub events: Counter,
     /// Upper-layer files found to hold unchanged image bytes.
     pub unchanged: Counter,
+    /// Upper-layer files allowed because an approval names them (path or SHA-256).
+    pub approved: Counter,
     /// Processes doomed for a drifted script.
     pub doomed: Counter,
     /// Failures (marks, reads, map writes).
@@ -97,6 +100,11 @@ impl GateMetrics {
             "gate_unchanged",
             "Upper-layer files the exec gate found to hold unchanged image bytes (allowed to run)",
             self.unchanged.clone(),
+        );
+        registry.register(
+            "gate_approved",
+            "Upper-layer files the exec gate allowed to run because an approval names them",
+            self.approved.clone(),
         );
         registry.register(
             "gate_doomed",
@@ -203,11 +211,30 @@ struct Shared {
     metrics: Arc<GateMetrics>,
     scan_tx: Mutex<Option<mpsc::SyncSender<ScanJob>>>,
     own_root_dev: Option<u64>,
+    /// Approved drift: files it names are allowed like copied-up-unchanged image files.
+    approvals: Arc<Approvals>,
+}
+
+impl Shared {
+    /// The container a watched container id is.
+    fn info_of(&self, id: &str) -> Option<Box<ContainerInfo>> {
+        let w = self.watching.lock().ok()?;
+        w.by_dev
+            .values()
+            .find(|x| x.id == id)
+            .map(|x| x.info.clone())
+    }
 }
 
 impl ExecGate {
-    /// Creates the fanotify group and starts the gate and scanner threads.
-    pub fn start(maps: GateMaps, metrics: Arc<GateMetrics>) -> Result<ExecGate, GateError> {
+    /// Creates the fanotify group and starts the gate and scanner threads. Upper-layer files
+    /// that `approvals` names (path, SHA-256) are allowed in the kernel like copied-up-unchanged
+    /// image files.
+    pub fn start(
+        maps: GateMaps,
+        metrics: Arc<GateMetrics>,
+        approvals: Arc<Approvals>,
+    ) -> Result<ExecGate, GateError> {
         let fan = Fanotify::init(
             InitFlags::FAN_CLASS_CONTENT | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
             EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE | EventFFlags::O_CLOEXEC,
@@ -224,6 +251,7 @@ impl ExecGate {
             metrics,
             scan_tx: Mutex::new(Some(scan_tx)),
             own_root_dev: std::fs::metadata("/").map(|m| m.dev()).ok(),
+            approvals,
         });
         let scanner = {
             let shared = shared.clone();
@@ -398,6 +426,56 @@ fn unchanged_image_bytes(
 ) -> bool {
     copied_up_unchanged(layers, path, upper).unwrap_or(false)
         && upper.metadata().is_ok_and(|m| upper_file(&m) == *before)
+}
+
+/// Now, in seconds since the epoch (approvals expire).
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// SHA-256 of an open file from its start (at most [`MAX_GATE_COMPARE_BYTES`]).
+fn sha256_of(f: &mut File) -> Option<[u8; 32]> {
+    use std::io::{Seek, SeekFrom};
+    if f.metadata().ok()?.len() > MAX_GATE_COMPARE_BYTES {
+        return None;
+    }
+    f.seek(SeekFrom::Start(0)).ok()?;
+    driftwatch_image::sha256_fd(f.try_clone().ok()?).ok()
+}
+
+/// The upper file at container path `path` of `info` is approved (an approvals entry or the
+/// rule allow-lists name it by path or SHA-256), and its upper inode was not changed while it
+/// was hashed.
+fn approved_upper(
+    approvals: &Approvals,
+    info: &ContainerInfo,
+    path: &[u8],
+    upper: &mut File,
+    before: &UpperFile,
+) -> bool {
+    if !approvals.has_file_entries() {
+        return false;
+    }
+    let approved = approvals
+        .file(info, path, &mut || sha256_of(upper), now_secs())
+        .map(|a| (a.reason.clone(), a.origin.clone()));
+    let Some((reason, origin)) = approved else {
+        return false;
+    };
+    let unchanged = upper.metadata().is_ok_and(|m| upper_file(&m) == *before);
+    if unchanged {
+        tracing::debug!(container = %info.id, path = %driftwatch_event::text::lossy(path), reason = %reason, origin = %origin, "exec gate: approved file allowed");
+    }
+    unchanged
+}
+
+/// Whether the file at container path `path` of `info` is approved.
+fn approved_path(approvals: &Approvals, info: &ContainerInfo, path: &[u8]) -> bool {
+    approvals
+        .file_in_container(info, path, now_secs())
+        .is_some()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! seen the copy-up; execs are held and judged by the gate thread whatever the queue holds.
 
 use super::{
-    gauge, unchanged_image_bytes, upper_file, Allowed, GateMetrics, Shared, MAX_GATE_COMPARE_BYTES,
+    approved_upper, gauge, unchanged_image_bytes, upper_file, Shared, MAX_GATE_COMPARE_BYTES,
     SCAN_MAX_DEPTH, SCAN_MAX_ENTRIES,
 };
 use driftwatch_event::OverlayLayers;
@@ -16,7 +16,7 @@ use driftwatch_image::open_in_layer;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Jobs waiting for the scanner at most.
 pub const SCAN_QUEUE_MAX: usize = 4096;
@@ -36,11 +36,9 @@ pub(super) enum ScanJob {
 pub(super) fn run(shared: &Arc<Shared>, jobs: mpsc::Receiver<ScanJob>) {
     while let Ok(job) = jobs.recv() {
         match job {
-            ScanJob::Upper { id, layers } => {
-                scan_upper(&id, &layers, &shared.allowed, &shared.metrics)
-            }
+            ScanJob::Upper { id, layers } => scan_upper(&id, &layers, shared),
             ScanJob::Path { id, layers, path } => {
-                judge_upper_path(&id, &layers, &path, &shared.allowed, &shared.metrics);
+                judge_upper_path(&id, &layers, &path, shared);
             }
         }
     }
@@ -48,7 +46,7 @@ pub(super) fn run(shared: &Arc<Shared>, jobs: mpsc::Receiver<ScanJob>) {
 
 /// Judges the files a container's upper layer already holds (bounded), so that copied-up
 /// image files that are mapped (libraries) or run before the first held exec are allowed too.
-fn scan_upper(id: &str, layers: &OverlayLayers, allowed: &Mutex<Allowed>, metrics: &GateMetrics) {
+fn scan_upper(id: &str, layers: &OverlayLayers, shared: &Shared) {
     let Some(upperdir) = layers.upperdir.as_deref() else {
         return;
     };
@@ -78,9 +76,7 @@ fn scan_upper(id: &str, layers: &OverlayLayers, allowed: &Mutex<Allowed>, metric
                 }
                 continue;
             }
-            if ft.is_file()
-                && judge_upper_path(id, layers, path.as_os_str().as_bytes(), allowed, metrics)
-            {
+            if ft.is_file() && judge_upper_path(id, layers, path.as_os_str().as_bytes(), shared) {
                 found += 1;
             }
         }
@@ -93,14 +89,10 @@ fn scan_upper(id: &str, layers: &OverlayLayers, allowed: &Mutex<Allowed>, metric
     );
 }
 
-/// Puts the upper file at container path `path` in `dw_allow` if it holds unchanged image bytes.
-fn judge_upper_path(
-    id: &str,
-    layers: &OverlayLayers,
-    path: &[u8],
-    allowed: &Mutex<Allowed>,
-    metrics: &GateMetrics,
-) -> bool {
+/// Puts the upper file at container path `path` in `dw_allow` if it holds unchanged image bytes
+/// or an approval names it.
+fn judge_upper_path(id: &str, layers: &OverlayLayers, path: &[u8], shared: &Shared) -> bool {
+    let (allowed, metrics) = (&shared.allowed, &shared.metrics);
     let Some(upperdir) = layers.upperdir.as_deref() else {
         return false;
     };
@@ -114,12 +106,22 @@ fn judge_upper_path(
         return false;
     }
     let file = upper_file(&um);
-    if !unchanged_image_bytes(layers, path, &mut upper, &file) {
+    let unchanged = unchanged_image_bytes(layers, path, &mut upper, &file);
+    let approved = !unchanged
+        && shared.approvals.has_file_entries()
+        && shared
+            .info_of(id)
+            .is_some_and(|info| approved_upper(&shared.approvals, &info, path, &mut upper, &file));
+    if !unchanged && !approved {
         return false;
     }
     if let Ok(mut a) = allowed.lock() {
         if a.allow(id, file).is_ok() {
-            metrics.unchanged.inc();
+            if unchanged {
+                metrics.unchanged.inc();
+            } else {
+                metrics.approved.inc();
+            }
         }
         metrics.allowed_files.set(gauge(a.len()));
     }

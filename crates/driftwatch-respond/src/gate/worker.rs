@@ -2,8 +2,8 @@
 //! the kernel, and dooms processes whose interpreter was given a drifted script.
 
 use super::{
-    gauge, unchanged_image_bytes, upper_file, Shared, EXEC_ARGS_FRESH_NS, MAX_GATE_COMPARE_BYTES,
-    VERDICT_CACHE_MAX,
+    approved_path, approved_upper, gauge, unchanged_image_bytes, upper_file, Shared,
+    EXEC_ARGS_FRESH_NS, MAX_GATE_COMPARE_BYTES, VERDICT_CACHE_MAX,
 };
 use driftwatch_bpf::UpperFile;
 use driftwatch_image::open_in_layer;
@@ -134,7 +134,7 @@ impl Worker {
             .origins
             .script(&info, tgid, info.mntns.unwrap_or(0), &abs)
             .is_some_and(|v| v.origin.is_drift());
-        if !drift {
+        if !drift || approved_path(&self.shared.approvals, &info, &abs) {
             return;
         }
         self.doom(tgid);
@@ -187,9 +187,9 @@ impl Worker {
             }
             return;
         }
-        let (id, layers) = match self.shared.watching.lock() {
+        let (id, layers, info) = match self.shared.watching.lock() {
             Ok(w) => match w.by_dev.get(&meta.st_dev) {
-                Some(x) => (x.id.clone(), x.layers.clone()),
+                Some(x) => (x.id.clone(), x.layers.clone(), x.info.clone()),
                 None => return,
             },
             Err(_) => return,
@@ -242,7 +242,13 @@ impl Worker {
                 v
             }
         };
-        if unchanged {
+        // Approved drift runs like image code (not cached: an approval may expire).
+        let approved =
+            !unchanged && approved_upper(&self.shared.approvals, &info, &path, &mut upper, &file);
+        if approved {
+            self.shared.metrics.approved.inc();
+        }
+        if unchanged || approved {
             let Ok(mut allowed) = self.shared.allowed.lock() else {
                 return;
             };

@@ -2,6 +2,7 @@
 //! Needs root, containerd/runc, clang/bpftool at build time (scripts/install-deps.sh).
 
 mod agent;
+mod approvals;
 mod cli;
 mod containers;
 mod diff;
