@@ -1138,14 +1138,7 @@ fn open_cgroup2_root() -> Result<(std::path::PathBuf, std::fs::File), BpfError> 
 /// links, so several programs coexist there; never pinned, so they go when this process's fds
 /// close: network enforcement fails open).
 fn attach_cgroup_programs(ebpf: &mut Ebpf) -> Result<Vec<CgroupSockAddrLink>, BpfError> {
-    let root = cgroup2_mount().ok_or_else(|| BpfError::CgroupRoot {
-        path: "(no cgroup2 mount in /proc/self/mountinfo)".to_string(),
-        source: std::io::Error::from(std::io::ErrorKind::NotFound),
-    })?;
-    let dir = std::fs::File::open(&root).map_err(|source| BpfError::CgroupRoot {
-        path: root.display().to_string(),
-        source,
-    })?;
+    let (root, dir) = open_cgroup2_root()?;
     let mut links = Vec::with_capacity(NET_CGROUP_PROGRAMS.len());
     for name in NET_CGROUP_PROGRAMS {
         let prog: &mut CgroupSockAddr = match ebpf.program_mut(name) {

@@ -269,20 +269,13 @@ async fn bpf_cost_of_dns_answers_for_host_and_container_sockets() {
             .unwrap_or(d)
     };
     let (n, rounds) = (env("DW_COST_PACKETS", 20000), env("DW_COST_ROUNDS", 3));
-    let (mut sensor, mut events) = load();
+    let (mut sensor, events) = load();
     let host = TestCgroup::new();
     let container = TestCgroup::new();
     sensor
         .set_policy(container.id(), POLICY_F_TRACKED)
         .expect("policy");
-    let drain = tokio::spawn(async move {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(600), async {
-            loop {
-                let _ = events.for_each_record(4096, |_| {}).await;
-            }
-        })
-        .await;
-    });
+    let drain = common::drain(events, 600);
     let run_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
     let dns_prog = |s: &ExecSensor| -> (u64, u64) {
         s.program_run_stats()

@@ -920,15 +920,8 @@ async fn bpf_cost_of_the_connect_hook_by_kind_of_task() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20000);
     let net = TestNet::new();
-    let (mut sensor, mut events) = load(true);
-    let drain = tokio::spawn(async move {
-        let _ = tokio::time::timeout(Duration::from_secs(120), async {
-            loop {
-                let _ = events.for_each_record(1024, |_| {}).await;
-            }
-        })
-        .await;
-    });
+    let (mut sensor, events) = load(true);
+    let drain = common::drain(events, 120);
     let tracked = TestCgroup::new();
     sensor
         .set_policy(tracked.id(), POLICY_F_TRACKED)

@@ -634,18 +634,11 @@ async fn bpf_cost_of_loopback_connects_in_a_container_task() {
     let (mut base, mut with) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         base.push(measure());
-        let (mut sensor, mut events) = load();
+        let (mut sensor, events) = load();
         sensor
             .set_policy(cg.id(), POLICY_F_TRACKED)
             .expect("policy");
-        let drain = tokio::spawn(async move {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-                loop {
-                    let _ = events.for_each_record(1024, |_| {}).await;
-                }
-            })
-            .await;
-        });
+        let drain = common::drain(events, 60);
         // Run-time statistics of the programs while this round runs (BPF_ENABLE_STATS: on only
         // while the fd is open), then the mean cost of a call of each program that ran.
         let run_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();

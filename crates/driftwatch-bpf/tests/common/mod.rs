@@ -316,3 +316,17 @@ static int uring_connect(int s, struct sockaddr *sa, socklen_t len) {
 pub fn with_uring_connect(source: &str) -> String {
     format!("{URING_CONNECT_C}{source}")
 }
+
+/// Reads and discards every record of `events` for at most `secs` seconds in a task of its own
+/// (a benchmark's sensor must not fill its ring buffer); abort the handle to stop it.
+#[allow(dead_code, reason = "used by the benchmarks only")]
+pub fn drain(mut events: EventStream, secs: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(secs), async {
+            loop {
+                let _ = events.for_each_record(4096, |_| {}).await;
+            }
+        })
+        .await;
+    })
+}
