@@ -34,6 +34,12 @@ impl Action {
     }
 }
 
+/// Boot time to wall clock, taken once (the kernel's start times are boot-time ns).
+fn boot_offset_ns() -> u64 {
+    static OFFSET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(driftwatch_respond::kill::boot_to_wall_offset_ns)
+}
+
 fn opt_str(v: Option<&str>) -> Value {
     v.filter(|s| !s.is_empty())
         .map_or(Value::Null, |s| Value::String(s.to_string()))
@@ -79,6 +85,16 @@ pub fn fields(
     );
     put("k8s.pod.uid", opt_str(c.and_then(|c| c.pod_uid.as_deref())));
     put("proc.pid", json!(ctx.task.tgid));
+    // Falco's proc.pid.ts (the process's start, ns since the epoch): with proc.pid it names one
+    // process whatever PIDs are reused (the responder's kill checks it).
+    put(
+        "proc.pid.ts",
+        if ctx.task.start_ns == 0 {
+            Value::Null
+        } else {
+            json!(ctx.task.start_ns + boot_offset_ns())
+        },
+    );
     put("proc.tid", json!(ctx.task.pid));
     put("proc.ppid", json!(ctx.task.ppid));
     put("proc.name", json!(ctx.task.comm));

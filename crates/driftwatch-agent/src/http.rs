@@ -1,6 +1,7 @@
 //! The agent's listener: `/healthz`, `/readyz`, `/metrics`, and the per-container drift
 //! summaries `/containers` (JSON array) and `/containers/{id}` (one object; a unique id prefix
-//! is accepted; 404 with `{"error": …}` when no container matches).
+//! is accepted; 404 with `{"error": …}` when no container matches), and the responder's
+//! incidents `/incidents` (newest first) and `/incidents/{id}`.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -20,6 +21,8 @@ pub struct HttpState {
     /// Set once the BPF programs are attached and the initial container inventory is loaded.
     pub ready: Arc<AtomicBool>,
     pub summaries: Arc<Summaries>,
+    /// The responder's incidents (`None`: no playbooks).
+    pub incidents: Option<Arc<std::sync::Mutex<driftwatch_respond::incident::Incidents>>>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -29,6 +32,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/containers", get(containers))
         .route("/containers/{id}", get(container))
+        .route("/incidents", get(incidents))
+        .route("/incidents/{id}", get(incident))
         .with_state(state)
 }
 
@@ -57,6 +62,30 @@ fn json(status: StatusCode, body: &impl serde::Serialize) -> axum::response::Res
         )
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn incidents(State(s): State<HttpState>) -> axum::response::Response {
+    match &s.incidents {
+        Some(i) => {
+            let i = i.lock().unwrap_or_else(|e| e.into_inner());
+            json(StatusCode::OK, &i.list())
+        }
+        None => json(StatusCode::OK, &Vec::<()>::new()),
+    }
+}
+
+async fn incident(State(s): State<HttpState>, Path(id): Path<String>) -> axum::response::Response {
+    let found = s.incidents.as_ref().and_then(|i| {
+        let i = i.lock().unwrap_or_else(|e| e.into_inner());
+        i.get(&id).cloned()
+    });
+    match found {
+        Some(i) => json(StatusCode::OK, &i),
+        None => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": format!("no incident {id:?}") }),
+        ),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 mod pipeline;
 mod processor;
 pub mod proctable;
+pub mod respond;
 pub mod rules;
 pub mod users;
 

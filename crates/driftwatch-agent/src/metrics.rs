@@ -88,6 +88,7 @@ pub struct Metrics {
     alerts: Family<RuleLabel, Counter>,
     pub gate: Arc<GateMetrics>,
     pub output: Arc<OutputMetrics>,
+    pub response: Arc<driftwatch_respond::ResponseMetrics>,
 }
 
 impl Default for Metrics {
@@ -114,6 +115,7 @@ impl Default for Metrics {
             alerts: Family::default(),
             gate: Arc::default(),
             output: Arc::default(),
+            response: Arc::default(),
         }
     }
 }
@@ -221,6 +223,7 @@ impl Metrics {
             r.register(name, help, g.clone());
         }
         self.gate.register(&mut r);
+        self.response.register(&mut r);
         self.output.register(&mut r);
         r
     }

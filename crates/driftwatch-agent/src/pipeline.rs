@@ -37,6 +37,12 @@ pub enum AgentError {
     Rules(#[from] crate::rules::RulesError),
     #[error(transparent)]
     Approvals(#[from] driftwatch_respond::ApprovalsError),
+    #[error(transparent)]
+    Playbooks(#[from] driftwatch_respond::PlaybookError),
+    #[error(transparent)]
+    Incidents(#[from] driftwatch_respond::incident::IncidentError),
+    #[error(transparent)]
+    Evidence(#[from] driftwatch_respond::capture::CaptureError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -103,6 +109,25 @@ pub async fn run(
         c.response.approvals.as_deref(),
         &allow_lists,
     )?);
+    // Playbooks: an invalid file stops the agent here, and so does an incidents file that
+    // cannot be opened.
+    let playbooks = c
+        .response
+        .file
+        .as_deref()
+        .map(driftwatch_respond::Playbooks::from_file)
+        .transpose()?;
+    let incidents = playbooks
+        .as_ref()
+        .map(|p| crate::respond::open_incidents(&c.response, p))
+        .transpose()?;
+    if let Some(p) = &playbooks {
+        tracing::info!(
+            playbooks = p.playbooks.len(),
+            mode = p.mode.as_str(),
+            "response playbooks loaded"
+        );
+    }
     let baselines = if c.network.baselines {
         let b = driftwatch_baseline::Baselines::open(&c.network)?;
         tracing::info!(dir = %c.network.baseline_dir.display(), workloads = b.len(), learn_for = %c.network.learn_for, "network baselines loaded");
@@ -121,6 +146,7 @@ pub async fn run(
         registry: Arc::new(metrics.registry()),
         ready: ready.clone(),
         summaries: summaries.clone(),
+        incidents: incidents.clone(),
     };
     let http_task = tokio::spawn(http::serve(listener, http_state, async {
         let _ = http_stop_rx.await;
@@ -187,6 +213,28 @@ pub async fn run(
     let (event_tx, event_rx) = mpsc::channel::<Event>(c.pipeline.event_channel_capacity);
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(c.pipeline.alert_channel_capacity);
     let (reader_stop_tx, reader_stop_rx) = oneshot::channel::<()>();
+    let (respond_tx, responder) = match (playbooks, incidents) {
+        (Some(p), Some(inc)) => {
+            let cgroup2 = c.runtime.cgroup2_mount.clone().or_else(|| {
+                std::fs::read_to_string("/proc/self/mountinfo")
+                    .ok()
+                    .and_then(|m| driftwatch_runtime::mountinfo::cgroup2_mount(&m))
+            });
+            let r = crate::respond::Responder::new(
+                &c.response,
+                p,
+                inc,
+                registry.clone(),
+                c.runtime.containerd_socket.clone(),
+                cgroup2,
+                c.runtime.proc_root.clone(),
+                metrics.response.clone(),
+            )?;
+            let (tx, rx) = mpsc::channel::<Alert>(c.response.queue);
+            (Some(tx), Some((r, rx)))
+        }
+        _ => (None, None),
+    };
 
     let mut processor = Processor {
         enrich: Enrichment {
@@ -216,6 +264,7 @@ pub async fn run(
         },
         health: Health::default(),
         alerts: alert_tx,
+        respond: respond_tx,
         summaries,
         metrics: metrics.clone(),
     };
@@ -232,6 +281,7 @@ pub async fn run(
     ));
     let processor_task = tokio::spawn(processor.run(event_rx, updates));
     let output_task = tokio::spawn(outputs.run(alert_rx));
+    let respond_task = responder.map(|(r, rx)| tokio::spawn(r.run(rx)));
 
     ready.store(true, Ordering::Release);
     tracing::info!("ready");
@@ -248,6 +298,9 @@ pub async fn run(
         ("output", output_task),
     ] {
         joined(name, task, &mut failed).await;
+    }
+    if let Some(task) = respond_task {
+        joined("responder", task, &mut failed).await;
     }
     let _ = http_stop_tx.send(());
     match http_task.await {

@@ -78,6 +78,8 @@ pub(crate) struct Processor {
     pub eval: Evaluation,
     pub health: Health,
     pub alerts: mpsc::Sender<Alert>,
+    /// A copy of every alert for the responder (`None`: no playbooks).
+    pub respond: Option<mpsc::Sender<Alert>>,
     /// Per-container drift summaries (told of removed containers).
     pub summaries: Arc<Summaries>,
     pub metrics: Arc<Metrics>,
@@ -429,6 +431,12 @@ impl Processor {
     /// events channel, whose overflow is counted).
     async fn send(&self, alert: Alert) {
         self.metrics.count_alert(&alert.rule);
+        if let Some(tx) = &self.respond {
+            if tx.try_send(alert.clone()).is_err() {
+                self.metrics.response.dropped_alerts.inc();
+                tracing::warn!(rule = %alert.rule, "the responder is full: no playbook runs for this alert");
+            }
+        }
         if self.alerts.send(alert).await.is_err() {
             self.metrics.alert_channel_drops.inc();
         }

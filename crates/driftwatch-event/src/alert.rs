@@ -90,6 +90,40 @@ impl Alert {
         format!("{}: {} {}", self.time_rfc3339(), self.priority, self.output)
     }
 
+    /// An alert in Falco's JSON shape (what [`Alert::to_json_line`] writes, or Falco's own:
+    /// `time` RFC 3339, `priority` any of Falco's spellings, `output_fields`, `tags`); the
+    /// message says what is wrong.
+    pub fn from_json(text: &str) -> Result<Alert, String> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            time: String,
+            rule: String,
+            priority: String,
+            #[serde(default)]
+            output: String,
+            #[serde(default)]
+            output_fields: BTreeMap<String, serde_json::Value>,
+            #[serde(default)]
+            tags: Vec<String>,
+            #[serde(default)]
+            source: String,
+            #[serde(default)]
+            hostname: String,
+        }
+        let r: Raw = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Ok(Alert {
+            time_ns: crate::parse_rfc3339_nanos(&r.time).map_err(|e| format!("time: {e}"))?,
+            priority: Priority::parse(&r.priority)
+                .ok_or_else(|| format!("priority: {:?} is not a Falco priority", r.priority))?,
+            rule: r.rule,
+            output: r.output,
+            output_fields: r.output_fields,
+            tags: r.tags,
+            source: r.source,
+            hostname: r.hostname,
+        })
+    }
+
     /// One JSON object on one line (Falco's `json_output` shape).
     pub fn to_json_line(&self) -> String {
         // Serialising a map of strings and JSON values cannot fail.
@@ -163,5 +197,11 @@ mod tests {
                 "time"
             ]
         );
+        // What it writes reads back as the same alert.
+        assert_eq!(Alert::from_json(&a.to_json_line()), Ok(a.clone()));
+        let e = Alert::from_json(r#"{"time":"yesterday","rule":"r","priority":"Warning"}"#);
+        assert!(e.unwrap_err().starts_with("time: "));
+        let e = Alert::from_json(r#"{"time":"2026-11-29T19:30:00Z","rule":"r","priority":"loud"}"#);
+        assert!(e.unwrap_err().contains("not a Falco priority"));
     }
 }

@@ -52,6 +52,12 @@ pub fn format_rfc3339_secs(secs: u64) -> String {
 /// `YYYY-MM-DDTHH:MM:SSZ` (also with a fraction, dropped, or a `+00:00` offset) to seconds since
 /// the epoch; the message says what was expected.
 pub fn parse_rfc3339_secs(text: &str) -> Result<u64, String> {
+    parse_rfc3339_nanos(text).map(|ns| ns / 1_000_000_000)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (or a `+00:00` offset) to nanoseconds since the epoch (a
+/// fraction past nanoseconds is truncated); the message says what was expected.
+pub fn parse_rfc3339_nanos(text: &str) -> Result<u64, String> {
     let bad = || format!("{text:?} is not a UTC time such as 2026-12-07T01:00:00Z");
     let b = text.trim().as_bytes();
     if b.len() < 20
@@ -73,9 +79,20 @@ pub fn parse_rfc3339_secs(text: &str) -> Result<u64, String> {
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let mut rest = &b[19..];
+    let mut frac_ns: u64 = 0;
     if rest.first() == Some(&b'.') {
-        let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        rest = &rest[1 + n..];
+        let digits: Vec<u8> = rest[1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .copied()
+            .collect();
+        if digits.is_empty() {
+            return Err(bad());
+        }
+        for i in 0..9 {
+            frac_ns = frac_ns * 10 + u64::from(digits.get(i).map_or(0, |c| c - b'0'));
+        }
+        rest = &rest[1 + digits.len()..];
     }
     if !(rest == b"Z" || rest == b"z" || rest == b"+00:00") {
         return Err(bad());
@@ -84,7 +101,11 @@ pub fn parse_rfc3339_secs(text: &str) -> Result<u64, String> {
         return Err(bad());
     }
     let days = days_from_civil(i64::from(y), mo, d);
-    u64::try_from(days * 86_400 + i64::from(h * 3600 + mi * 60 + s)).map_err(|_| bad())
+    let secs =
+        u64::try_from(days * 86_400 + i64::from(h * 3600 + mi * 60 + s)).map_err(|_| bad())?;
+    secs.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(frac_ns))
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -104,6 +125,18 @@ mod tests {
             format_rfc3339_nanos(1_795_980_600_123_456_789),
             "2026-11-29T19:30:00.123456789Z"
         );
+    }
+
+    #[test]
+    fn nanoseconds_round_trip() {
+        for ns in [0, 951_827_696_000_000_007, 1_795_980_600_123_456_789] {
+            assert_eq!(parse_rfc3339_nanos(&format_rfc3339_nanos(ns)), Ok(ns));
+        }
+        assert_eq!(
+            parse_rfc3339_nanos("1970-01-01T00:00:01.5Z"),
+            Ok(1_500_000_000)
+        );
+        assert!(parse_rfc3339_nanos("1970-01-01T00:00:01.Z").is_err());
     }
 
     #[test]

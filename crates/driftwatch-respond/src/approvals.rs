@@ -15,6 +15,7 @@
 //!     expires: 2027-01-31T00:00:00Z
 //! ```
 
+use crate::yaml::checked;
 use driftwatch_baseline::Workload;
 use driftwatch_event::{ContainerInfo, ContainerKind};
 use serde::{Deserialize, Deserializer};
@@ -92,14 +93,38 @@ fn match_parts(pat: &[Vec<u8>], comps: &[&[u8]]) -> bool {
     }
 }
 
-/// `*` and `?` within one component.
-fn match_component(p: &[u8], c: &[u8]) -> bool {
-    match p.split_first() {
-        None => c.is_empty(),
-        Some((b'*', rest)) => (0..=c.len()).any(|i| match_component(rest, &c[i..])),
-        Some((b'?', rest)) => !c.is_empty() && match_component(rest, &c[1..]),
-        Some((b, rest)) => c.first() == Some(b) && match_component(rest, &c[1..]),
+/// `*` (any bytes) and `?` (one byte) wildcards over the whole of `c` (within one path
+/// component for path globs; over a whole value for the playbooks' selectors). The classic
+/// backtracking-to-the-last-star walk: O(len(p) × len(c)) at worst, whatever the input (the
+/// values matched come from containers).
+pub(crate) fn match_component(p: &[u8], c: &[u8]) -> bool {
+    let (mut pi, mut ci) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ci < c.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ci));
+                pi += 1;
+            }
+            Some(b'?') => {
+                pi += 1;
+                ci += 1;
+            }
+            Some(b) if *b == c[ci] => {
+                pi += 1;
+                ci += 1;
+            }
+            _ => match star {
+                Some((sp, sc)) => {
+                    pi = sp + 1;
+                    ci = sc + 1;
+                    star = Some((sp, sc + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    p[pi..].iter().all(|b| *b == b'*')
 }
 
 /// Whether `path` is `prefix` or under it, whole components (the rules' `pmatch`).
@@ -253,29 +278,6 @@ impl TryFrom<RawFields> for RawEntry {
     }
 }
 
-/// A string checked by `parse` inside the scalar's visitor, so that serde_yaml puts the error
-/// at the value's line and column.
-struct Checked<T>(fn(&str) -> Result<T, String>);
-
-impl<T> serde::de::Visitor<'_> for Checked<T> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
-        (self.0)(v).map_err(E::custom)
-    }
-}
-
-fn checked<'de, D: Deserializer<'de>, T>(
-    d: D,
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, D::Error> {
-    d.deserialize_str(Checked(parse)).map(Some)
-}
-
 fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     checked(d, |s| {
         driftwatch_event::parse_rfc3339_secs(s).map_err(|e| e.to_string())
@@ -312,14 +314,6 @@ fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
-/// serde_yaml ends its messages with " at line L column C": the location is given apart.
-fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
-}
-
 impl Approvals {
     /// No approvals.
     pub fn none() -> Approvals {
@@ -338,12 +332,12 @@ impl Approvals {
     /// Parses approvals text (`path` names it in errors).
     pub fn from_yaml(path: &Path, text: &str) -> Result<Approvals, ApprovalsError> {
         let raw: RawFile = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            let (line, column, message) = crate::yaml::located(&e);
             ApprovalsError::Parse {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: strip_location(&e.to_string()),
+                message,
             }
         })?;
         let entries: Vec<Approval> = raw

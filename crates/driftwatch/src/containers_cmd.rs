@@ -62,7 +62,7 @@ pub fn run(args: &ContainersArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn resolve(listen: &str) -> Option<SocketAddr> {
+pub(crate) fn resolve(listen: &str) -> Option<SocketAddr> {
     let mut addr = listen.to_socket_addrs().ok()?.next()?;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr.ip() {
@@ -74,7 +74,7 @@ fn resolve(listen: &str) -> Option<SocketAddr> {
 }
 
 /// `GET http://ADDR/PATH`: the body of a 200 answer (at most [`MAX_BODY`] bytes).
-fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(false)
@@ -99,7 +99,7 @@ fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
 pub use driftwatch_event::text::escape_str as one_line;
 
 /// At most `max` characters, the cut marked with `…`.
-fn fit(s: &str, max: usize) -> String {
+pub(crate) fn fit(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -110,7 +110,7 @@ fn fit(s: &str, max: usize) -> String {
 
 /// A 64-hex-digit id as its first 12 digits (as docker and nerdctl show them); other ids as
 /// they are, escaped, at most 32 characters.
-fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         id.chars().take(12).collect()
     } else {

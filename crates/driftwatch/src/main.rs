@@ -12,6 +12,8 @@ use std::process::ExitCode;
 mod baseline_cmd;
 mod containers_cmd;
 mod diff_cmd;
+mod incidents_cmd;
+mod plan_cmd;
 mod rules_cmd;
 
 #[derive(Debug, Parser)]
@@ -40,6 +42,24 @@ enum Command {
     /// The network baselines the agent learns per workload: list, show, edit, check.
     /// Exit code 0 ok, 1 a file has a mistake (check), 2 error.
     Baseline(baseline_cmd::BaselineArgs),
+    /// The response playbooks: plan what an alert would make the agent do.
+    Respond(RespondArgs),
+    /// The responder's incidents: each with its container, alerts, steps and evidence.
+    /// Exit code 0 ok, 1 no agent answered, 2 usage error.
+    Incidents(incidents_cmd::IncidentsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RespondArgs {
+    #[command(subcommand)]
+    command: RespondCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RespondCommand {
+    /// What the playbooks would do for one alert, and which guard would stop each step.
+    /// Exit code 0 some step would run, 1 nothing would run, 2 error.
+    Plan(plan_cmd::PlanArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +112,10 @@ struct AgentArgs {
     /// too.
     #[arg(long, value_name = "FILE")]
     approvals: Option<PathBuf>,
+    /// Playbooks file (YAML): which alerts start which actions (observe mode unless the file
+    /// says enforce).
+    #[arg(long, value_name = "FILE")]
+    response: Option<PathBuf>,
 }
 
 /// Exit code for configuration and usage errors.
@@ -130,6 +154,22 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
+        Command::Respond(args) => match args.command {
+            RespondCommand::Plan(a) => match plan_cmd::run(&a) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("driftwatch: error: {e:#}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            },
+        },
+        Command::Incidents(args) => match incidents_cmd::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
         Command::Rules(args) => match rules_cmd::run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -149,6 +189,8 @@ fn main() -> ExitCode {
                                 AgentError::Config(_)
                                     | AgentError::Rules(_)
                                     | AgentError::Approvals(_)
+                                    | AgentError::Playbooks(_)
+                                    | AgentError::Evidence(_)
                                     | AgentError::Baseline(_)
                             )
                         )
@@ -200,6 +242,9 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
     }
     if let Some(a) = args.approvals {
         cfg.response.approvals = Some(a);
+    }
+    if let Some(r) = args.response {
+        cfg.response.file = Some(r);
     }
     let valid = cfg.validate()?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -271,3 +271,124 @@ fn baseline_files_are_listed_checked_and_edited_safely() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(&format!("{}:8:", file.display())), "{err}");
 }
+
+/// A Falco-shaped alert of the drift rule for container `c1`.
+fn drift_alert(dir: &std::path::Path, container: &str) -> String {
+    let a = serde_json::json!({
+        "time": "2026-12-07T01:00:00.123456789Z",
+        "rule": DRIFT_RULE,
+        "priority": "Critical",
+        "output": "Drift detected",
+        "source": "syscall",
+        "hostname": "node1",
+        "tags": ["container", "binary_drift"],
+        "output_fields": {
+            "container.id": container,
+            "container.name": "web",
+            "proc.pid": 4242,
+            "proc.name": "evil",
+            "response.action": "none"
+        }
+    });
+    let path = dir.join(format!("alert-{container}.json"));
+    std::fs::write(&path, a.to_string()).expect("write alert");
+    path.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn respond_plan_says_what_an_alert_would_do_and_what_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = repo_path("examples/response/isolate-and-capture.yaml");
+    let alert = drift_alert(dir.path(), "c1");
+    let (code, out, err) =
+        driftwatch(&["respond", "plan", "--alert", &alert, "--response", &example]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("playbook isolate-and-capture (mode enforce):"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1. capture container c1 (web): would run"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2. isolate container c1 (web): would run"),
+        "{out}"
+    );
+    // JSON: the steps with their actions and options.
+    let (code, out, _) = driftwatch(&[
+        "respond",
+        "plan",
+        "--json",
+        "--alert",
+        &alert,
+        "--response",
+        &example,
+    ]);
+    assert_eq!(code, Some(0));
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan[0]["steps"][1]["action"], "isolate");
+    assert_eq!(plan[0]["steps"][1]["ttl"], 3600);
+    // Host activity: nothing to act on.
+    let host = drift_alert(dir.path(), "host");
+    let (code, out, _) = driftwatch(&["respond", "plan", "--alert", &host, "--response", &example]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("stopped by not a container (host activity)"),
+        "{out}"
+    );
+    // Observe mode plans and does nothing; another rule matches no playbook.
+    let observe = dir.path().join("observe.yaml");
+    std::fs::write(
+        &observe,
+        "playbooks:\n  - name: watch\n    match: {tags: [binary_drift]}\n    actions: [pause, \"kill\"]\n",
+    )
+    .unwrap();
+    let (code, out, _) = driftwatch(&[
+        "respond",
+        "plan",
+        "--alert",
+        &alert,
+        "--response",
+        observe.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("1. pause container c1 (web): would do, not done (observe mode)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2. kill process 4242 (evil) of container c1: would do"),
+        "{out}"
+    );
+    // Mistakes are file:line:col, for `respond plan` and for the agent alike.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "playbooks:\n  - name: x\n    match: {}\n    actions: [explode]\n",
+    )
+    .unwrap();
+    let bad = bad.to_str().unwrap();
+    let (code, _, err) = driftwatch(&["respond", "plan", "--alert", &alert, "--response", bad]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{bad}:4:")) && err.contains("unknown action \"explode\""),
+        "{err}"
+    );
+    let (code, err) = run_agent(&["--response", bad]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("{bad}:4:")), "{err}");
+    // Not an alert.
+    std::fs::write(dir.path().join("junk.json"), "{\"rule\": 1}").unwrap();
+    let junk = dir.path().join("junk.json");
+    let (code, _, err) = driftwatch(&[
+        "respond",
+        "plan",
+        "--alert",
+        junk.to_str().unwrap(),
+        "--response",
+        &example,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is not an alert"), "{err}");
+}
