@@ -35,10 +35,9 @@ pub enum AgentError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Rules(#[from] crate::rules::RulesError),
+    /// The approvals or the playbooks file.
     #[error(transparent)]
-    Approvals(#[from] driftwatch_respond::ApprovalsError),
-    #[error(transparent)]
-    Playbooks(#[from] driftwatch_respond::PlaybookError),
+    ResponseFile(#[from] driftwatch_respond::YamlFileError),
     #[error(transparent)]
     Incidents(#[from] driftwatch_respond::incident::IncidentError),
     #[error(transparent)]

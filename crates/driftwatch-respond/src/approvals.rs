@@ -19,26 +19,11 @@ use crate::yaml::checked;
 use driftwatch_baseline::Workload;
 use driftwatch_event::{ContainerInfo, ContainerKind};
 use serde::{Deserialize, Deserializer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
-/// The approvals file cannot be used: which file, where, why.
-#[derive(Debug, thiserror::Error)]
-pub enum ApprovalsError {
-    #[error("cannot read the approvals file {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-}
+/// The approvals file cannot be used (the crate's one YAML file error).
+pub use crate::yaml::YamlFileError as ApprovalsError;
 
 /// A path glob: `*` any bytes but `/`, `?` one byte but `/`, a whole component `**` any number
 /// of components (none included). Absolute.
@@ -322,24 +307,13 @@ impl Approvals {
 
     /// Reads an approvals file; every mistake is `file:line:col`.
     pub fn from_file(path: &Path) -> Result<Approvals, ApprovalsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ApprovalsError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::yaml::read(path)?;
         Approvals::from_yaml(path, &text)
     }
 
     /// Parses approvals text (`path` names it in errors).
     pub fn from_yaml(path: &Path, text: &str) -> Result<Approvals, ApprovalsError> {
-        let raw: RawFile = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column, message) = crate::yaml::located(&e);
-            ApprovalsError::Parse {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        })?;
+        let raw: RawFile = crate::yaml::parse(path, text)?;
         let entries: Vec<Approval> = raw
             .approvals
             .into_iter()

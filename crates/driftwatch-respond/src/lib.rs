@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod net;
 pub mod playbook;
 mod yaml;
+pub use yaml::YamlFileError;
 
 pub use approvals::{Approval, Approvals, ApprovalsError, PathGlob};
 pub use config::ResponseConfig;

@@ -29,30 +29,15 @@
 //! runs the steps only in `enforce` mode.
 
 use crate::approvals::match_component;
-use crate::yaml::{checked, located};
+use crate::yaml::checked;
 use driftwatch_event::{Alert, Priority, HOST_CONTAINER_ID};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-/// The playbooks file cannot be used: which file, where, why.
-#[derive(Debug, thiserror::Error)]
-pub enum PlaybookError {
-    #[error("cannot read the playbooks file {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-}
+/// The playbooks file cannot be used (the crate's one YAML file error).
+pub use crate::yaml::YamlFileError as PlaybookError;
 
 /// Whether a playbook acts or only says what it would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -441,25 +426,14 @@ fn rate_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RateLimit>, D::E
 impl Playbooks {
     /// Reads a playbooks file; every mistake is `file:line:col`.
     pub fn from_file(path: &Path) -> Result<Playbooks, PlaybookError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PlaybookError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::yaml::read(path)?;
         Playbooks::from_yaml(path, &text)
     }
 
     /// Parses playbooks text (`path` names it in errors).
     pub fn from_yaml(path: &Path, text: &str) -> Result<Playbooks, PlaybookError> {
-        let err = |line, column, message| PlaybookError::Parse {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message,
-        };
-        let raw: RawFile = serde_yaml::from_str(text).map_err(|e| {
-            let (l, c, m) = located(&e);
-            err(l, c, m)
-        })?;
+        let err = |line, column, message| PlaybookError::at(path, line, column, message);
+        let raw: RawFile = crate::yaml::parse(path, text)?;
         // Positions of each playbook's entries, for the checks serde cannot place itself.
         let spots = playbook_spots(text);
         let mut names = HashMap::new();

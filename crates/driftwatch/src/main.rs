@@ -188,8 +188,7 @@ fn main() -> ExitCode {
                             Some(
                                 AgentError::Config(_)
                                     | AgentError::Rules(_)
-                                    | AgentError::Approvals(_)
-                                    | AgentError::Playbooks(_)
+                                    | AgentError::ResponseFile(_)
                                     | AgentError::Evidence(_)
                                     | AgentError::Baseline(_)
                             )
