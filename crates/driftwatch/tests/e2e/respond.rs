@@ -70,8 +70,8 @@ fn drop_and_run(c: &Container, path: &str) {
         c,
         &format!("cp /bin/marker {path} && {path} {path}.ran; echo status=$?"),
     );
-    assert_eq!(code, Some(0));
-    assert!(out.contains("status=0"), "{out}");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("status=0"), "{path} did not run: {out}");
 }
 
 #[test]
