@@ -42,6 +42,8 @@ pub enum AgentError {
     Incidents(#[from] driftwatch_respond::incident::IncidentError),
     #[error(transparent)]
     Evidence(#[from] driftwatch_respond::capture::CaptureError),
+    #[error("response.kubernetes: {0}")]
+    Kubernetes(String),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,

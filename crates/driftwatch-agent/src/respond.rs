@@ -11,9 +11,11 @@
 use driftwatch_event::Alert;
 use driftwatch_respond::capture::{self, CaptureInput, SigningKey};
 use driftwatch_respond::incident::{Incidents, Step, StepResult};
+use driftwatch_respond::kube::{KubeClient, PodRef};
 use driftwatch_respond::playbook::{Action, Guards, KillTarget, PlannedStep, Playbooks};
 use driftwatch_respond::{Mode, ResponseConfig, ResponseMetrics};
 use driftwatch_runtime::Registry;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +33,12 @@ pub struct Actuators {
     pub key: Option<SigningKey>,
     pub incidents: Arc<Mutex<Incidents>>,
     pub metrics: Arc<ResponseMetrics>,
+    /// The Kubernetes API (`None`: not configured, the Kubernetes actions fail saying so).
+    pub kube: Option<KubeClient>,
+    /// Workload → when it was last evicted (at most one eviction per workload per cooldown).
+    pub evictions: Mutex<HashMap<String, u64>>,
+    /// NetworkPolicies driftwatch created with a TTL: (namespace, name, expiry ns).
+    pub policies: Mutex<Vec<(String, String, u64)>>,
 }
 
 /// The responder.
@@ -74,7 +82,30 @@ impl Responder {
             .as_deref()
             .map(SigningKey::from_file)
             .transpose()?;
+        let kube = driftwatch_respond::kube::client_from_config(&cfg.kubernetes)
+            .map_err(crate::AgentError::Kubernetes)?;
+        if kube.is_none()
+            && playbooks
+                .playbooks
+                .iter()
+                .any(|p| p.actions.iter().any(Action::is_kubernetes))
+        {
+            tracing::warn!("playbooks use Kubernetes actions but no Kubernetes API is configured ([response.kubernetes]; not in a cluster): those steps will fail");
+        }
+        // NetworkPolicies with a TTL from before a restart (recorded on their incidents).
+        let policies = incidents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .list()
+            .iter()
+            .flat_map(|i| i.steps.iter())
+            .filter(|s| s.action == "networkpolicy" && s.result == StepResult::Done)
+            .filter_map(|s| parse_policy_detail(s.detail.as_deref()?))
+            .collect();
         let act = Arc::new(Actuators {
+            kube,
+            evictions: Mutex::new(HashMap::new()),
+            policies: Mutex::new(policies),
             registry,
             containerd_socket,
             cgroup2,
@@ -100,11 +131,24 @@ fn now_ns() -> u64 {
 }
 
 impl Responder {
-    /// Takes alerts until the channel closes, then waits for the steps still running.
+    /// Takes alerts until the channel closes, then waits for the steps still running. Every
+    /// 10 s, NetworkPolicies past their TTL are removed.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Alert>) {
         let mut running = tokio::task::JoinSet::new();
-        while let Some(alert) = rx.recv().await {
-            self.on_alert(alert, &mut running);
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                a = rx.recv() => match a {
+                    Some(alert) => self.on_alert(alert, &mut running),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let act = self.act.clone();
+                    running.spawn(async move {
+                        let _ = tokio::task::spawn_blocking(move || expire_policies(&act)).await;
+                    });
+                }
+            }
             while running.try_join_next().is_some() {}
         }
         while running.join_next().await.is_some() {}
@@ -156,11 +200,29 @@ impl Responder {
             let alert = alert.clone();
             let mode = plan.mode;
             let name = plan.playbook.clone();
+            let cooldown = pb.cooldown;
             running.spawn(async move {
                 for step in plan.steps {
-                    run_step(&act, &alert, &incident, &name, mode, step).await;
+                    run_step(&act, &alert, &incident, &name, mode, cooldown, step).await;
                 }
             });
+        }
+    }
+}
+
+/// How a step that ran ended.
+enum Outcome {
+    Done(Option<String>),
+    /// A guard found at run time (the pod's owner, an eviction within the cooldown).
+    Skipped(String),
+    Failed(String),
+}
+
+impl From<Result<Option<String>, String>> for Outcome {
+    fn from(r: Result<Option<String>, String>) -> Outcome {
+        match r {
+            Ok(d) => Outcome::Done(d),
+            Err(e) => Outcome::Failed(e),
         }
     }
 }
@@ -171,9 +233,11 @@ async fn run_step(
     incident: &str,
     playbook: &str,
     mode: Mode,
+    cooldown: Duration,
     step: PlannedStep,
 ) {
     let started = Instant::now();
+    let mut guard = step.guard.clone();
     let (result, error, detail) = match (&step.guard, mode) {
         (Some(g), Mode::Observe) if g == "observe mode" => {
             tracing::info!(incident, playbook, action = step.action.name(), target = %step.target, "would do (observe mode)");
@@ -183,12 +247,17 @@ async fn run_step(
             tracing::info!(incident, playbook, action = step.action.name(), target = %step.target, guard = %g, "step skipped");
             (StepResult::Skipped, None, None)
         }
-        (None, _) => match execute(act, alert, incident, &step.action).await {
-            Ok(detail) => {
+        (None, _) => match execute(act, alert, incident, cooldown, &step.action).await {
+            Outcome::Done(detail) => {
                 tracing::info!(incident, playbook, action = step.action.name(), target = %step.target, detail = detail.as_deref().unwrap_or(""), "step done");
                 (StepResult::Done, None, detail)
             }
-            Err(e) => {
+            Outcome::Skipped(g) => {
+                tracing::info!(incident, playbook, action = step.action.name(), target = %step.target, guard = %g, "step skipped");
+                guard = Some(g);
+                (StepResult::Skipped, None, None)
+            }
+            Outcome::Failed(e) => {
                 tracing::warn!(incident, playbook, action = step.action.name(), target = %step.target, error = %e, "step failed");
                 (StepResult::Failed, Some(e), None)
             }
@@ -208,7 +277,7 @@ async fn run_step(
         target: step.target,
         mode: mode.as_str().to_string(),
         result,
-        guard: step.guard.filter(|_| result != StepResult::WouldDo),
+        guard: guard.filter(|_| result != StepResult::WouldDo),
         error,
         detail,
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
@@ -247,8 +316,153 @@ fn cgroup_dir(act: &Actuators, c: &driftwatch_event::ContainerInfo) -> Result<Pa
     Ok(driftwatch_runtime::cgroup::cgroup_dir(mount, path))
 }
 
-/// Runs one action; `Ok(detail)` when it did what it says.
+/// Runs one action.
 async fn execute(
+    act: &Arc<Actuators>,
+    alert: &Arc<Alert>,
+    incident: &str,
+    cooldown: Duration,
+    action: &Action,
+) -> Outcome {
+    if action.is_kubernetes() {
+        let act = act.clone();
+        let alert = alert.clone();
+        let incident = incident.to_string();
+        let action = action.clone();
+        return match tokio::task::spawn_blocking(move || {
+            kube_step(&act, &alert, &incident, cooldown, &action)
+        })
+        .await
+        {
+            Ok(o) => o,
+            Err(e) => Outcome::Failed(format!("the step's task failed: {e}")),
+        };
+    }
+    local_step(act, alert, incident, action).await.into()
+}
+
+/// A Kubernetes action (blocking: the API client is).
+fn kube_step(
+    act: &Actuators,
+    alert: &Alert,
+    incident: &str,
+    cooldown: Duration,
+    action: &Action,
+) -> Outcome {
+    use driftwatch_respond::kube::KubeError;
+    let Some(k) = &act.kube else {
+        return Outcome::Failed(
+            "no Kubernetes API: not in a cluster and no [response.kubernetes] api_server or kubeconfig".into(),
+        );
+    };
+    let pod = match PodRef::of(alert) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let r = match action {
+        Action::Label { allow } => k.quarantine(&pod, incident, allow).map(|removed| {
+            Some(format!(
+                "{}={} on pod {}/{}; removed from its controller's selector: {}",
+                driftwatch_respond::kube::QUARANTINE_LABEL,
+                incident,
+                pod.namespace,
+                pod.name,
+                if removed.is_empty() {
+                    "-".to_string()
+                } else {
+                    removed.join(", ")
+                }
+            ))
+        }),
+        Action::NetworkPolicy { ttl, allow } => {
+            let expires = ttl.map(|t| now_ns() + u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+            let text = expires.map(driftwatch_event::format_rfc3339_nanos);
+            k.deny_all(&pod, incident, text.as_deref(), allow)
+                .map(|name| {
+                    if let Some(e) = expires {
+                        act.policies
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((pod.namespace.clone(), name.clone(), e));
+                    }
+                    Some(format!(
+                        "networkpolicy {}/{name} until {}",
+                        pod.namespace,
+                        text.as_deref().unwrap_or("released")
+                    ))
+                })
+        }
+        Action::Evict { allow } => {
+            let workload = driftwatch_respond::playbook::alert_workload(alert).unwrap_or_default();
+            let now = now_ns();
+            let cd = u64::try_from(cooldown.as_nanos()).unwrap_or(u64::MAX);
+            {
+                let mut ev = act.evictions.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(last) = ev.get(&workload) {
+                    if now.saturating_sub(*last) < cd {
+                        return Outcome::Skipped(format!(
+                            "an eviction of workload {workload} within the cooldown ({}s)",
+                            cooldown.as_secs()
+                        ));
+                    }
+                }
+                ev.insert(workload.clone(), now);
+            }
+            let r = k.evict(&pod, allow);
+            if r.is_err() {
+                act.evictions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&workload);
+            }
+            r.map(|()| Some(format!("evicted pod {}/{}", pod.namespace, pod.name)))
+        }
+        _ => return Outcome::Failed("not a Kubernetes action".into()),
+    };
+    match r {
+        Ok(d) => Outcome::Done(d),
+        Err(KubeError::Guard(g)) => Outcome::Skipped(g),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// `networkpolicy NS/NAME until T` (a step's detail) → (NS, NAME, T ns).
+fn parse_policy_detail(d: &str) -> Option<(String, String, u64)> {
+    let rest = d.strip_prefix("networkpolicy ")?;
+    let (obj, until) = rest.split_once(" until ")?;
+    let (ns, name) = obj.split_once('/')?;
+    let t = driftwatch_event::parse_rfc3339_nanos(until).ok()?;
+    Some((ns.to_string(), name.to_string(), t))
+}
+
+/// Removes the NetworkPolicies past their TTL.
+fn expire_policies(act: &Actuators) {
+    let Some(k) = &act.kube else { return };
+    let now = now_ns();
+    let due: Vec<(String, String, u64)> = {
+        let mut p = act.policies.lock().unwrap_or_else(|e| e.into_inner());
+        let (due, keep): (Vec<_>, Vec<_>) = p.drain(..).partition(|(_, _, t)| *t <= now);
+        *p = keep;
+        due
+    };
+    for (ns, name, t) in due {
+        match k.remove_policy(&ns, &name) {
+            Ok(_) => {
+                tracing::info!(namespace = %ns, policy = %name, "NetworkPolicy past its TTL removed")
+            }
+            Err(e) => {
+                tracing::warn!(namespace = %ns, policy = %name, error = %e, "cannot remove a NetworkPolicy past its TTL; retried");
+                act.policies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((ns, name, t));
+            }
+        }
+    }
+}
+
+/// A node-local action; `Ok(detail)` when it did what it says.
+async fn local_step(
     act: &Arc<Actuators>,
     alert: &Arc<Alert>,
     incident: &str,
@@ -277,7 +491,12 @@ async fn execute(
             Ok(Some(format!("every process of cgroup {}", dir.display())))
         }
         Action::Capture => capture_step(act, alert, incident).await,
-        Action::Pause | Action::Isolate { .. } | Action::Notify { .. } => Err(format!(
+        Action::Pause
+        | Action::Isolate { .. }
+        | Action::Notify { .. }
+        | Action::Label { .. }
+        | Action::NetworkPolicy { .. }
+        | Action::Evict { .. } => Err(format!(
             "the {} action is not available in this build",
             action.name()
         )),
@@ -373,5 +592,30 @@ fn driftwatch_diff_meta(
         image_digest: c.image_digest.clone(),
         upperdir: l.upperdir.as_ref().map(|p| p.display().to_string()),
         lowerdirs: l.lowerdirs.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_details_read_back() {
+        let d = format!(
+            "networkpolicy shop/driftwatch-quarantine-1 until {}",
+            driftwatch_event::format_rfc3339_nanos(1_795_980_600_123_456_789)
+        );
+        assert_eq!(
+            parse_policy_detail(&d),
+            Some((
+                "shop".to_string(),
+                "driftwatch-quarantine-1".to_string(),
+                1_795_980_600_123_456_789
+            ))
+        );
+        assert_eq!(
+            parse_policy_detail("networkpolicy shop/x until released"),
+            None
+        );
     }
 }

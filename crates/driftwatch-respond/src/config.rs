@@ -32,6 +32,34 @@ pub struct ResponseConfig {
     /// `driftwatch_response_dropped_alerts_total` and logged; the alerts themselves still go
     /// to the outputs).
     pub queue: usize,
+    /// The Kubernetes API for the `label`, `networkpolicy` and `evict` actions.
+    pub kubernetes: KubernetesConfig,
+}
+
+/// `[response.kubernetes]`: how the agent reaches the API server. The pod's service account is
+/// used when the agent runs in a cluster (`in_cluster`, the default); else `kubeconfig`, else
+/// `api_server` with `token_file` and `ca_file`. Without any, the Kubernetes actions fail with
+/// a clear reason.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    pub in_cluster: bool,
+    pub kubeconfig: Option<PathBuf>,
+    pub api_server: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            in_cluster: true,
+            kubeconfig: None,
+            api_server: None,
+            token_file: None,
+            ca_file: None,
+        }
+    }
 }
 
 impl Default for ResponseConfig {
@@ -46,6 +74,7 @@ impl Default for ResponseConfig {
             evidence_signing_key: None,
             incidents_file: PathBuf::from(DEFAULT_INCIDENTS_FILE),
             queue: 1024,
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }
@@ -70,6 +99,15 @@ impl ResponseConfig {
         }
         if self.evidence_max_bytes < 1 << 20 {
             p.push("response.evidence_max_bytes: must be at least 1048576 (1 MiB)".into());
+        }
+        if let Some(s) = &self.kubernetes.api_server {
+            if !(s.starts_with("https://")
+                || s.starts_with("http://127.")
+                || s.starts_with("http://[::1]")
+                || s.starts_with("http://localhost"))
+            {
+                p.push(format!("response.kubernetes.api_server: {s:?} must be https:// (plain http only on loopback)"));
+            }
         }
         if self.queue == 0 {
             p.push("response.queue: must be at least 1".into());

@@ -12,6 +12,8 @@
 //! * [`kill`]: the userspace kill of a drifted process the kernel could not stop first.
 //! * [`playbook`]: the playbooks file (`--response FILE`): which alerts start which actions, in
 //!   which mode, with which guards, and the plan of what an alert would make the agent do.
+//! * [`kube`]: the Kubernetes actions (quarantine label, deny-all NetworkPolicy, eviction),
+//!   tested against API-reference fixtures (no API server here).
 //! * [`net`]: network enforcement: the kernel's allowed peers of each container, from its
 //!   workload's network baseline, and the processes that ran drifted code.
 //!
@@ -27,6 +29,7 @@ pub mod config;
 pub mod gate;
 pub mod incident;
 pub mod kill;
+pub mod kube;
 pub mod metrics;
 pub mod net;
 pub mod playbook;

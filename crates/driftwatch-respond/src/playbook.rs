@@ -91,6 +91,21 @@ pub enum Action {
     Notify {
         output: String,
     },
+    /// Kubernetes: the pod labelled for quarantine and taken out of its controller's selector.
+    Label {
+        allow: crate::kube::Allow,
+    },
+    /// Kubernetes: a deny-all NetworkPolicy selecting the quarantined pod, removed after `ttl`.
+    #[serde(rename = "networkpolicy")]
+    NetworkPolicy {
+        #[serde(skip_serializing_if = "Option::is_none", with = "opt_secs")]
+        ttl: Option<Duration>,
+        allow: crate::kube::Allow,
+    },
+    /// Kubernetes: the pod evicted (the Eviction API; PodDisruptionBudgets respected).
+    Evict {
+        allow: crate::kube::Allow,
+    },
 }
 
 mod opt_secs {
@@ -114,7 +129,18 @@ impl Action {
             Action::Isolate { .. } => "isolate",
             Action::Capture => "capture",
             Action::Notify { .. } => "notify",
+            Action::Label { .. } => "label",
+            Action::NetworkPolicy { .. } => "networkpolicy",
+            Action::Evict { .. } => "evict",
         }
+    }
+
+    /// Whether it acts through the Kubernetes API (and needs the alert's pod).
+    pub fn is_kubernetes(&self) -> bool {
+        matches!(
+            self,
+            Action::Label { .. } | Action::NetworkPolicy { .. } | Action::Evict { .. }
+        )
     }
 
     /// Whether it acts on the container (and needs one).
@@ -357,10 +383,11 @@ struct RawOptions {
     target: Option<KillTarget>,
     ttl: Option<String>,
     output: Option<String>,
+    allow: Option<Vec<String>>,
 }
 
 fn unknown_action(name: &str) -> String {
-    format!("unknown action {name:?} (actions: kill, pause, isolate, capture, notify)")
+    format!("unknown action {name:?} (actions: kill, pause, isolate, capture, notify, label, networkpolicy, evict)")
 }
 
 /// The action `name` with its options.
@@ -370,11 +397,16 @@ fn resolve(name: &str, o: RawOptions) -> Result<Action, String> {
             ("target", o.target.is_some()),
             ("ttl", o.ttl.is_some()),
             ("output", o.output.is_some()),
+            ("allow", o.allow.is_some()),
         ];
         match given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
             Some((k, _)) => Err(format!("{name}: unknown option {k:?}")),
             None => Ok(()),
         }
+    };
+    let allow = || {
+        crate::kube::Allow::parse(o.allow.as_deref().unwrap_or_default())
+            .map_err(|e| format!("{name}: {e}"))
     };
     match name {
         "kill" => {
@@ -410,6 +442,27 @@ fn resolve(name: &str, o: RawOptions) -> Result<Action, String> {
                         .into(),
                 ),
             }
+        }
+        "label" => {
+            only(&["allow"])?;
+            Ok(Action::Label { allow: allow()? })
+        }
+        "networkpolicy" => {
+            only(&["ttl", "allow"])?;
+            let ttl = o
+                .ttl
+                .as_deref()
+                .map(driftwatch_baseline::parse_duration)
+                .transpose()
+                .map_err(|e| format!("networkpolicy: ttl: {e}"))?;
+            Ok(Action::NetworkPolicy {
+                ttl,
+                allow: allow()?,
+            })
+        }
+        "evict" => {
+            only(&["allow"])?;
+            Ok(Action::Evict { allow: allow()? })
         }
         other => Err(unknown_action(other)),
     }
@@ -564,6 +617,7 @@ fn target_of(a: &Action, alert: &Alert) -> String {
             s("container.id")
         ),
         Action::Notify { output } => format!("output {output}"),
+        a if a.is_kubernetes() => format!("pod {}/{}", s("k8s.ns.name"), s("k8s.pod.name")),
         _ => format!("container {} ({})", s("container.id"), s("container.name")),
     }
 }
@@ -572,6 +626,9 @@ fn target_of(a: &Action, alert: &Alert) -> String {
 fn step_guard(a: &Action, alert: &Alert, container: Option<&str>) -> Option<String> {
     if a.needs_container() && container.is_none() {
         return Some("not a container (host activity)".into());
+    }
+    if a.is_kubernetes() && crate::kube::PodRef::of(alert).is_err() {
+        return Some("not a Kubernetes pod (the alert has no k8s.pod.uid)".into());
     }
     if let Action::Kill {
         target: KillTarget::Process,
@@ -731,6 +788,9 @@ playbooks:
       - isolate: {ttl: 1h}
       - kill: {target: container}
       - notify: {output: siem}
+      - evict: {allow: [statefulset]}
+      - networkpolicy: {ttl: 30m}
+      - label
   - name: watch
     match: {tags: [file_drift]}
     actions: [pause]
@@ -768,6 +828,19 @@ playbooks:
                 },
                 Action::Notify {
                     output: "siem".into()
+                },
+                Action::Evict {
+                    allow: crate::kube::Allow {
+                        statefulset: true,
+                        ..Default::default()
+                    }
+                },
+                Action::NetworkPolicy {
+                    ttl: Some(Duration::from_secs(1800)),
+                    allow: Default::default()
+                },
+                Action::Label {
+                    allow: Default::default()
                 },
             ]
         );
@@ -852,7 +925,25 @@ playbooks:
         let p = parse(FILE).unwrap();
         let plan = &p.plan(&drift("web"), None, 0)[0];
         assert_eq!(plan.mode, Mode::Enforce);
-        assert!(plan.steps.iter().all(|s| s.guard.is_none()), "{plan:?}");
+        assert!(
+            plan.steps[..4].iter().all(|s| s.guard.is_none()),
+            "{plan:?}"
+        );
+        assert_eq!(
+            plan.steps[4].guard.as_deref(),
+            Some("not a Kubernetes pod (the alert has no k8s.pod.uid)")
+        );
+        let mut pod = drift("web");
+        for (k, v) in [
+            ("k8s.ns.name", "shop"),
+            ("k8s.pod.name", "web-1"),
+            ("k8s.pod.uid", "u1"),
+        ] {
+            pod.output_fields.insert(k.into(), serde_json::json!(v));
+        }
+        let kplan = &p.plan(&pod, None, 0)[0];
+        assert!(kplan.steps.iter().all(|s| s.guard.is_none()), "{kplan:?}");
+        assert_eq!(kplan.steps[4].target, "pod shop/web-1");
         assert_eq!(plan.steps[1].target, "container c1 (web)");
         let mut host = drift("web");
         host.output_fields

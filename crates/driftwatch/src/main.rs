@@ -189,6 +189,7 @@ fn main() -> ExitCode {
                                 AgentError::Config(_)
                                     | AgentError::Rules(_)
                                     | AgentError::ResponseFile(_)
+                                    | AgentError::Kubernetes(_)
                                     | AgentError::Evidence(_)
                                     | AgentError::Baseline(_)
                             )
