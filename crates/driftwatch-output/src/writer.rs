@@ -226,19 +226,20 @@ impl Outputs {
                 tracing::error!(sink = s.name(), error = %e, "alert output failed");
             }
         }
-        self.report_drops();
+        self.report_drops(false);
     }
 
     /// Alerts a sink dropped become one alert on every other sink, at most once per
-    /// [`DROPPED_NOTICE_EVERY`] per sink. One pass: drops the notices themselves cause are
-    /// reported by the next one.
-    fn report_drops(&mut self) {
+    /// [`DROPPED_NOTICE_EVERY`] per sink (`now_or_never`: whatever is pending, at shutdown). One pass:
+    /// drops the notices themselves cause are reported by the next one.
+    fn report_drops(&mut self, now_or_never: bool) {
         let now = Instant::now();
         let mut notices = Vec::new();
         for (i, s) in self.sinks.iter_mut().enumerate() {
             let n = &mut self.notices[i];
             n.pending += s.take_dropped();
-            let due = n.last.is_none_or(|t| now.duration_since(t) >= DROPPED_NOTICE_EVERY);
+            let due = now_or_never
+                || n.last.is_none_or(|t| now.duration_since(t) >= DROPPED_NOTICE_EVERY);
             if n.pending > 0 && due {
                 let at = now_ns();
                 notices.push((
@@ -299,10 +300,10 @@ impl Outputs {
                     self.end_batch();
                 }
                 // Drops to report that waited for DROPPED_NOTICE_EVERY.
-                _ = tick.tick() => self.report_drops(),
+                _ = tick.tick() => self.report_drops(false),
             }
         }
-        self.report_drops();
+        self.report_drops(true);
         let sinks = std::mem::take(&mut self.sinks);
         // Flushing stops the HTTP delivery threads (a join): off the async workers.
         let flushed = tokio::task::spawn_blocking(move || {
