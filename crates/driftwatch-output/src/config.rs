@@ -237,10 +237,7 @@ impl HttpOutputConfig {
         }
         if let Some(t) = &self.bearer_token {
             if t.trim().is_empty() || t.bytes().any(|b| b.is_ascii_control()) {
-                p(
-                    "bearer_token",
-                    "must be non-empty, on one line".to_string(),
-                );
+                p("bearer_token", "must be non-empty, on one line".to_string());
             }
         }
         if let Some(f) = &self.bearer_token_file {
@@ -304,7 +301,10 @@ pub(crate) fn url_scheme(url: &str) -> Result<&'static str, &'static str> {
     if host.is_empty() || host.starts_with(':') {
         return Err("has no host");
     }
-    if url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if url
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err("has a space or a control character");
     }
     Ok(scheme)

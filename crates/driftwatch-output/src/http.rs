@@ -48,7 +48,9 @@ pub enum HttpOpenError {
 }
 
 /// The certificates of a PEM file (at least one).
-pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, HttpOpenError> {
+pub(crate) fn read_ca_file(
+    path: &Path,
+) -> Result<Vec<ureq::tls::Certificate<'static>>, HttpOpenError> {
     let ca = |message: String| HttpOpenError::Ca {
         path: path.to_path_buf(),
         message,
@@ -155,7 +157,10 @@ pub struct HttpSink {
 impl HttpSink {
     /// Opens the output's spool and starts its delivery thread (which sends what an earlier
     /// run left in the spool first).
-    pub fn open(cfg: &HttpOutputConfig, metrics: Arc<OutputMetrics>) -> Result<HttpSink, HttpOpenError> {
+    pub fn open(
+        cfg: &HttpOutputConfig,
+        metrics: Arc<OutputMetrics>,
+    ) -> Result<HttpSink, HttpOpenError> {
         let render = match (&cfg.format, &cfg.template) {
             (HttpFormat::Template, Some(path)) => Render::Template(Template::load(path)?),
             _ => Render::Falco,
@@ -267,7 +272,8 @@ impl Sink for HttpSink {
             (spool.take_dropped(), spool.take_corrupt())
         };
         let m = &self.shared.metrics;
-        m.http_dropped(&self.shared.name, "spool_full").inc_by(dropped);
+        m.http_dropped(&self.shared.name, "spool_full")
+            .inc_by(dropped);
         m.http_dropped(&self.shared.name, "corrupt").inc_by(corrupt);
         if dropped > 0 {
             tracing::warn!(output = %self.shared.name, dropped, "HTTP output spool full: the oldest alerts were dropped");
@@ -314,7 +320,9 @@ impl Bearer {
                 token,
                 modified,
             } => {
-                let now = std::fs::metadata(&*path).ok().and_then(|m| m.modified().ok());
+                let now = std::fs::metadata(&*path)
+                    .ok()
+                    .and_then(|m| m.modified().ok());
                 if now != *modified {
                     match Bearer::read(path) {
                         Ok((t, m)) => {
@@ -365,10 +373,11 @@ impl Client {
         let bearer = match (&cfg.bearer_token, &cfg.bearer_token_file) {
             (Some(t), _) => Bearer::Token(t.trim().to_string()),
             (None, Some(path)) => {
-                let (token, modified) = Bearer::read(path).map_err(|error| HttpOpenError::Token {
-                    path: path.clone(),
-                    error,
-                })?;
+                let (token, modified) =
+                    Bearer::read(path).map_err(|error| HttpOpenError::Token {
+                        path: path.clone(),
+                        error,
+                    })?;
                 Bearer::File {
                     path: path.clone(),
                     token,
@@ -443,7 +452,7 @@ impl Delivery {
                             return;
                         }
                     }
-                    match spool.next() {
+                    match spool.oldest() {
                         Ok(Some(r)) => break r,
                         Ok(None) if stopping_since.is_some() => return,
                         Ok(None) => {
@@ -478,7 +487,11 @@ impl Delivery {
                 }
                 Outcome::Rejected(status) => {
                     shared.metrics.http_dropped(name, "rejected").inc();
-                    tracing::warn!(output = name, status, "the receiver refused an alert: dropped");
+                    tracing::warn!(
+                        output = name,
+                        status,
+                        "the receiver refused an alert: dropped"
+                    );
                     retries = 0;
                     if let Err(e) = spool.ack(pos) {
                         tracing::error!(output = name, error = %e, "cannot update the spool's cursor");

@@ -270,8 +270,7 @@ impl Spool {
 
     /// Removes head segments wholly delivered (never the last one).
     fn retire_delivered_segments(&mut self) -> io::Result<()> {
-        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| self.head >= s.len)
-        {
+        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| self.head >= s.len) {
             if let Some(s) = self.segments.pop_front() {
                 self.head = 0;
                 self.read_ahead.clear();
@@ -337,7 +336,7 @@ impl Spool {
 
     /// The oldest undelivered record that parses as JSON (unreadable ones are skipped and
     /// counted), or `None` when every written record was delivered.
-    pub fn next(&mut self) -> io::Result<Option<(Pos, Vec<u8>)>> {
+    pub fn oldest(&mut self) -> io::Result<Option<(Pos, Vec<u8>)>> {
         loop {
             self.retire_delivered_segments()?;
             let Some((pos, rec)) = self.peek_raw()? else {
@@ -457,7 +456,7 @@ mod tests {
     /// Delivers (acks) everything; returns the record numbers in order.
     fn drain(s: &mut Spool) -> Vec<u64> {
         let mut out = Vec::new();
-        while let Some((pos, r)) = s.next().unwrap() {
+        while let Some((pos, r)) = s.oldest().unwrap() {
             out.push(n_of(&r));
             s.ack(pos).unwrap();
         }
@@ -472,15 +471,18 @@ mod tests {
             for i in 0..10 {
                 s.push(&rec(i));
             }
-            assert!(s.next().unwrap().is_none(), "nothing is readable before flush");
+            assert!(
+                s.oldest().unwrap().is_none(),
+                "nothing is readable before flush"
+            );
             s.flush().unwrap();
             assert_eq!(s.len(), 10);
             for _ in 0..3 {
-                let (pos, _) = s.next().unwrap().unwrap();
+                let (pos, _) = s.oldest().unwrap().unwrap();
                 s.ack(pos).unwrap();
             }
             // Acking a position twice changes nothing.
-            let (pos, r) = s.next().unwrap().unwrap();
+            let (pos, r) = s.oldest().unwrap().unwrap();
             assert_eq!(n_of(&r), 3);
             s.ack(pos).unwrap();
             s.ack(pos).unwrap();
@@ -568,7 +570,11 @@ mod tests {
         assert_eq!(s.len(), 2);
         s.push(&rec(3));
         s.flush().unwrap();
-        assert_eq!(drain(&mut s), vec![0, 1, 3], "the torn record is gone, no merge");
+        assert_eq!(
+            drain(&mut s),
+            vec![0, 1, 3],
+            "the torn record is gone, no merge"
+        );
         assert_eq!(s.take_corrupt(), 0);
     }
 

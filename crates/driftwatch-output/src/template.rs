@@ -74,7 +74,7 @@ enum Field {
     Source,
     Tags,
     OutputFields,
-    OutputField(String),
+    OutputValue(String),
 }
 
 impl Field {
@@ -94,7 +94,7 @@ impl Field {
                 if key.is_empty() {
                     return None;
                 }
-                Field::OutputField(key.to_string())
+                Field::OutputValue(key.to_string())
             }
         })
     }
@@ -165,10 +165,12 @@ impl Template {
                     .to_string(),
             });
         };
-        let document = root.remove("document").ok_or_else(|| TemplateError::Invalid {
-            path: path.to_path_buf(),
-            message: "no \"document\": the JSON to send".to_string(),
-        })?;
+        let document = root
+            .remove("document")
+            .ok_or_else(|| TemplateError::Invalid {
+                path: path.to_path_buf(),
+                message: "no \"document\": the JSON to send".to_string(),
+            })?;
         let severity_map = root.remove("severity_map");
         if let Some(key) = root.keys().next() {
             return Err(at(
@@ -272,7 +274,11 @@ impl Template {
         match f {
             Field::Rule => Value::String(a.rule.clone()),
             Field::Priority => Value::String(a.priority.as_str().to_string()),
-            Field::Severity => self.severity.get(&a.priority).cloned().unwrap_or(Value::Null),
+            Field::Severity => self
+                .severity
+                .get(&a.priority)
+                .cloned()
+                .unwrap_or(Value::Null),
             Field::Time => Value::String(a.time_rfc3339()),
             Field::Output => Value::String(a.output.clone()),
             Field::Hostname => Value::String(a.hostname.clone()),
@@ -284,7 +290,7 @@ impl Template {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
-            Field::OutputField(k) => a.output_fields.get(k).cloned().unwrap_or(Value::Null),
+            Field::OutputValue(k) => a.output_fields.get(k).cloned().unwrap_or(Value::Null),
         }
     }
 }
@@ -447,7 +453,10 @@ mod tests {
         let e = parse("{\"document\": [1,}").unwrap_err();
         assert!(e.to_string().starts_with("t.json:1:"), "{e}");
         assert!(parse("[1]").is_err());
-        assert!(parse("{}").unwrap_err().to_string().contains("no \"document\""));
+        assert!(parse("{}")
+            .unwrap_err()
+            .to_string()
+            .contains("no \"document\""));
         let e = parse("{\"document\": 1, \"extra\": 2}").unwrap_err();
         assert!(e.to_string().contains("unknown key \"extra\""), "{e}");
         let e = parse("{\"document\": \"${severity}\"}").unwrap_err();
@@ -455,7 +464,10 @@ mod tests {
         let e = parse("{\"document\": 1, \"severity_map\": {\"warning\": \"M\"}}").unwrap_err();
         assert!(e.to_string().contains("lacks Emergency"), "{e}");
         let e = parse("{\"document\": 1, \"severity_map\": {\"loud\": \"M\"}}").unwrap_err();
-        assert!(e.to_string().contains("\"loud\" is not a Falco priority"), "{e}");
+        assert!(
+            e.to_string().contains("\"loud\" is not a Falco priority"),
+            "{e}"
+        );
         let e = Template::load(Path::new("/nonexistent-dw.json")).unwrap_err();
         assert!(e.to_string().starts_with("cannot read template"), "{e}");
     }

@@ -72,37 +72,37 @@ impl OutputMetrics {
         );
     }
 
-    fn label(output: &str) -> OutputLabel {
-        [("output", output.to_string())]
-    }
-
-    pub fn http_delivered(&self, output: &str) -> Counter {
-        self.http_delivered
-            .get_or_create(&Self::label(output))
+    /// The series of `output` in `family`.
+    fn of<M: Clone>(family: &Family<OutputLabel, M>, output: &str) -> M {
+        family
+            .get_or_create(&[("output", output.to_string())])
             .clone()
     }
 
+    pub fn http_delivered(&self, output: &str) -> Counter {
+        Self::of(&self.http_delivered, output)
+    }
+
     pub fn http_retries(&self, output: &str) -> Counter {
-        self.http_retries.get_or_create(&Self::label(output)).clone()
+        Self::of(&self.http_retries, output)
     }
 
     /// `reason`: `spool_full`, `rejected`, `retries_exhausted`, `corrupt`.
     pub fn http_dropped(&self, output: &str, reason: &'static str) -> Counter {
         self.http_dropped
-            .get_or_create(&[("output", output.to_string()), ("reason", reason.to_string())])
+            .get_or_create(&[
+                ("output", output.to_string()),
+                ("reason", reason.to_string()),
+            ])
             .clone()
     }
 
     pub fn http_spool_bytes(&self, output: &str) -> Gauge {
-        self.http_spool_bytes
-            .get_or_create(&Self::label(output))
-            .clone()
+        Self::of(&self.http_spool_bytes, output)
     }
 
     pub fn http_spool_alerts(&self, output: &str) -> Gauge {
-        self.http_spool_alerts
-            .get_or_create(&Self::label(output))
-            .clone()
+        Self::of(&self.http_spool_alerts, output)
     }
 }
 
@@ -239,7 +239,8 @@ impl Outputs {
             let n = &mut self.notices[i];
             n.pending += s.take_dropped();
             let due = now_or_never
-                || n.last.is_none_or(|t| now.duration_since(t) >= DROPPED_NOTICE_EVERY);
+                || n.last
+                    .is_none_or(|t| now.duration_since(t) >= DROPPED_NOTICE_EVERY);
             if n.pending > 0 && due {
                 let at = now_ns();
                 notices.push((

@@ -5,8 +5,10 @@
 //! shipped Defender template, and the playbooks' handle.
 
 use driftwatch_event::{Alert, Priority};
-use driftwatch_output::{HttpFormat, HttpOutputConfig, OutputConfig, OutputMetrics, Outputs, Summaries};
-use driftwatch_testkit::{Receiver, TestCa};
+use driftwatch_output::{
+    HttpFormat, HttpOutputConfig, OutputConfig, OutputMetrics, Outputs, Summaries,
+};
+use driftwatch_testkit::{Receiver, Request, TestCa};
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,7 +26,10 @@ fn drift_alert(n: usize, priority: Priority) -> Alert {
     for (k, v) in [
         ("container.id", json!("4f1c2a9d7e3b")),
         ("container.name", json!("web")),
-        ("container.image.repository", json!("registry.example/shop/web")),
+        (
+            "container.image.repository",
+            json!("registry.example/shop/web"),
+        ),
         ("container.image.tag", json!("1.4.2")),
         ("container.image.digest", json!("sha256:0123")),
         ("k8s.ns.name", json!("shop")),
@@ -57,7 +62,10 @@ fn drift_alert(n: usize, priority: Priority) -> Alert {
 /// Falcosidekick's `types.FalcoPayload`, strictly: every key it knows, no other.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code, reason = "decoded to prove the shape; not every field is read")]
+#[allow(
+    dead_code,
+    reason = "decoded to prove the shape; not every field is read"
+)]
 struct FalcoPayload {
     #[serde(default)]
     uuid: Option<String>,
@@ -98,7 +106,10 @@ fn falcosidekick_decode(body: &[u8]) -> FalcoPayload {
         p.priority
     );
     assert!(!p.rule.is_empty() && !p.output.is_empty());
-    assert!(!p.output_fields.is_empty(), "Falcosidekick needs output_fields");
+    assert!(
+        !p.output_fields.is_empty(),
+        "Falcosidekick needs output_fields"
+    );
     assert!(!p.source.is_empty());
     let t = time::OffsetDateTime::parse(&p.time, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|e| panic!("time {:?} is not RFC 3339: {e}", p.time));
@@ -163,7 +174,8 @@ impl Running {
 
     fn send(&self, alert: Alert) {
         let tx = self.tx.clone().expect("running");
-        self.rt.block_on(async move { tx.send(alert).await.expect("outputs running") });
+        self.rt
+            .block_on(async move { tx.send(alert).await.expect("outputs running") });
     }
 
     /// Closes the channel and waits for the outputs to flush (an agent's shutdown).
@@ -211,6 +223,25 @@ fn counter(name: &str, output: &str) -> String {
 
 fn dropped(output: &str, reason: &str) -> String {
     format!("driftwatch_output_http_dropped_total{{output=\"{output}\",reason=\"{reason}\"}}")
+}
+
+/// The `proc.exepath` of each request's alert.
+fn exepaths(requests: &[Request]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| {
+            let a = r.json();
+            a["output_fields"]["proc.exepath"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no proc.exepath: {a}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The paths of [`drift_alert`]s `range`.
+fn evil_paths(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|n| format!("/tmp/evil{n}")).collect()
 }
 
 /// A port nothing listens on (yet).
@@ -266,7 +297,11 @@ fn falco_json_reaches_the_receiver_as_falcosidekick_decodes_it() {
 fn alerts_wait_while_the_receiver_is_down_and_arrive_in_order() {
     let port = free_port();
     let spool = tempfile::tempdir().unwrap();
-    let h = http_cfg("http", &format!("http://127.0.0.1:{port}/alerts"), spool.path());
+    let h = http_cfg(
+        "http",
+        &format!("http://127.0.0.1:{port}/alerts"),
+        spool.path(),
+    );
     let out = Running::start(&output_cfg(vec![h]));
     for n in 0..20 {
         out.send(drift_alert(n, Priority::Warning));
@@ -276,12 +311,11 @@ fn alerts_wait_while_the_receiver_is_down_and_arrive_in_order() {
     assert!(out.metric(&series("spool_bytes", "http")).unwrap_or(0.0) > 20.0 * 500.0);
     let rx = Receiver::start_on(port);
     let got = rx.wait_accepted(20, WAIT);
-    let paths: Vec<String> = got
-        .iter()
-        .map(|r| r.json()["output_fields"]["proc.exepath"].as_str().unwrap().to_string())
-        .collect();
-    let want: Vec<String> = (0..20).map(|n| format!("/tmp/evil{n}")).collect();
-    assert_eq!(paths, want, "every alert, oldest first");
+    assert_eq!(
+        exepaths(&got),
+        evil_paths(0..20),
+        "every alert, oldest first"
+    );
     assert!(got.iter().all(|r| r.path == "/alerts"));
     out.wait_metric(&series("spool_alerts", "http"), |v| v == 0.0);
     assert_eq!(out.metric(&counter("delivered", "http")), Some(20.0));
@@ -293,7 +327,11 @@ fn a_permanent_4xx_is_dropped_and_counted_while_503_and_429_are_retried() {
     let rx = Receiver::start();
     rx.respond_with(&[400, 503, 429, 500]);
     let spool = tempfile::tempdir().unwrap();
-    let out = Running::start(&output_cfg(vec![http_cfg("http", &rx.url("/"), spool.path())]));
+    let out = Running::start(&output_cfg(vec![http_cfg(
+        "http",
+        &rx.url("/"),
+        spool.path(),
+    )]));
     out.send(drift_alert(0, Priority::Warning));
     out.send(drift_alert(1, Priority::Warning));
     let got = rx.wait_accepted(1, WAIT);
@@ -323,7 +361,11 @@ fn max_retries_gives_up_on_an_alert_and_counts_it() {
     out.send(drift_alert(1, Priority::Warning));
     let got = rx.wait_accepted(1, WAIT);
     assert_eq!(got[0].json()["output_fields"]["proc.exepath"], "/tmp/evil1");
-    assert_eq!(rx.requests().len(), 4, "one try and two retries, then the next alert");
+    assert_eq!(
+        rx.requests().len(),
+        4,
+        "one try and two retries, then the next alert"
+    );
     assert_eq!(out.metric(&dropped("http", "retries_exhausted")), Some(1.0));
     out.stop();
 }
@@ -342,7 +384,10 @@ fn https_with_a_ca_file_is_verified() {
     let out = Running::start(&output_cfg(vec![untrusted]));
     out.send(drift_alert(0, Priority::Warning));
     out.wait_metric(&counter("retries", "untrusted"), |v| v >= 1.0);
-    assert!(rx.requests().is_empty(), "no request got through the TLS handshake");
+    assert!(
+        rx.requests().is_empty(),
+        "no request got through the TLS handshake"
+    );
     out.stop();
     // With it, the alert goes.
     let mut h = http_cfg("tls", &url, &dir.path().join("spool"));
@@ -371,11 +416,7 @@ fn the_spool_survives_a_restart_of_the_outputs() {
     let rx = Receiver::start_on(port);
     let out = Running::start(&cfg);
     let got = rx.wait_accepted(5, WAIT);
-    let paths: Vec<Value> = got
-        .iter()
-        .map(|r| r.json()["output_fields"]["proc.exepath"].clone())
-        .collect();
-    assert_eq!(paths, (0..5).map(|n| json!(format!("/tmp/evil{n}"))).collect::<Vec<_>>());
+    assert_eq!(exepaths(&got), evil_paths(0..5));
     out.stop();
     // And once delivered, a third start sends nothing again.
     let out = Running::start(&cfg);
@@ -390,7 +431,11 @@ fn a_full_spool_drops_the_oldest_counts_them_and_says_so_on_the_other_outputs() 
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("alerts.jsonl");
-    let mut h = http_cfg("siem", &format!("http://127.0.0.1:{port}/"), &dir.path().join("spool"));
+    let mut h = http_cfg(
+        "siem",
+        &format!("http://127.0.0.1:{port}/"),
+        &dir.path().join("spool"),
+    );
     h.spool_max_bytes = 64 * 1024;
     let cfg = OutputConfig {
         file: Some(file.clone()),
@@ -417,7 +462,10 @@ fn a_full_spool_drops_the_oldest_counts_them_and_says_so_on_the_other_outputs() 
         if !n.is_empty() {
             break n;
         }
-        assert!(Instant::now() < deadline, "no dropped-alerts alert in the file");
+        assert!(
+            Instant::now() < deadline,
+            "no dropped-alerts alert in the file"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let a = &notices[0];
@@ -425,7 +473,13 @@ fn a_full_spool_drops_the_oldest_counts_them_and_says_so_on_the_other_outputs() 
     assert_eq!(a["source"], "internal");
     assert_eq!(a["hostname"], "node-1");
     assert_eq!(a["output_fields"]["driftwatch.output"], "siem");
-    assert!(a["output_fields"]["driftwatch.dropped"].as_u64().unwrap_or(0) > 0, "{a}");
+    assert!(
+        a["output_fields"]["driftwatch.dropped"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{a}"
+    );
     // Every alert is spooled or counted once the writer took them all.
     let deadline = Instant::now() + WAIT;
     let (lost, spooled) = loop {
@@ -434,7 +488,10 @@ fn a_full_spool_drops_the_oldest_counts_them_and_says_so_on_the_other_outputs() 
         if lost + spooled == total as f64 {
             break (lost, spooled);
         }
-        assert!(Instant::now() < deadline, "lost {lost} + spooled {spooled} != {total}");
+        assert!(
+            Instant::now() < deadline,
+            "lost {lost} + spooled {spooled} != {total}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(lost > 0.0);
@@ -444,20 +501,17 @@ fn a_full_spool_drops_the_oldest_counts_them_and_says_so_on_the_other_outputs() 
     let rx = Receiver::start_on(port);
     let got = rx.wait_accepted(spooled as usize, WAIT);
     let first = total - spooled as usize;
-    let paths: Vec<Value> = got
-        .iter()
-        .map(|r| r.json()["output_fields"]["proc.exepath"].clone())
-        .collect();
-    assert_eq!(
-        paths,
-        (first..total).map(|n| json!(format!("/tmp/evil{n}"))).collect::<Vec<_>>()
-    );
+    assert_eq!(exepaths(&got), evil_paths(first..total));
     out.stop();
     // Every notice together names every lost alert.
     let told: u64 = lines(&file)
         .iter()
         .filter(|a| a["rule"] == driftwatch_event::internal::OUTPUT_DROPPED_RULE)
-        .map(|a| a["output_fields"]["driftwatch.dropped"].as_u64().unwrap_or(0))
+        .map(|a| {
+            a["output_fields"]["driftwatch.dropped"]
+                .as_u64()
+                .unwrap_or(0)
+        })
         .sum();
     assert_eq!(told as f64, lost);
 }
@@ -468,7 +522,8 @@ fn defender_template() -> PathBuf {
 
 #[test]
 fn the_shipped_defender_template_renders_a_drift_alert() {
-    let t = driftwatch_output::Template::load(&defender_template()).expect("the shipped template loads");
+    let t = driftwatch_output::Template::load(&defender_template())
+        .expect("the shipped template loads");
     let v = t.render(&drift_alert(7, Priority::Warning));
     assert_eq!(v["alertType"], "K8S.NODE_ImageBinaryDrift");
     assert_eq!(v["severity"], "Medium");
@@ -497,7 +552,10 @@ fn the_shipped_defender_template_renders_a_drift_alert() {
         t.render(&drift_alert(0, Priority::Critical))["severity"],
         "High"
     );
-    assert_eq!(t.render(&drift_alert(0, Priority::Notice))["severity"], "Low");
+    assert_eq!(
+        t.render(&drift_alert(0, Priority::Notice))["severity"],
+        "Low"
+    );
 }
 
 #[test]
@@ -542,7 +600,10 @@ fn a_handle_enqueues_into_its_named_output() {
     assert_eq!(handle.name(), "quiet");
     let out = Running::run(outputs, metrics);
     // The playbook chose to send it: the output's minimum priority does not apply.
-    handle.clone().send(&drift_alert(3, Priority::Warning)).expect("enqueued");
+    handle
+        .clone()
+        .send(&drift_alert(3, Priority::Warning))
+        .expect("enqueued");
     let got = rx.wait_accepted(1, WAIT);
     assert_eq!(got[0].path, "/quiet");
     assert_eq!(got[0].json()["output_fields"]["proc.exepath"], "/tmp/evil3");

@@ -86,7 +86,9 @@ impl TestCa {
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
                 .expect("leaf params");
         let leaf_key = KeyPair::generate().expect("leaf key");
-        let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf certificate");
+        let leaf = leaf_params
+            .signed_by(&leaf_key, &ca)
+            .expect("leaf certificate");
         TestCa {
             ca_pem: ca.pem(),
             cert_der: leaf.der().to_vec(),
@@ -157,7 +159,9 @@ impl Receiver {
                 Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
             }
         };
-        listener.set_nonblocking(true).expect("non-blocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("receiver address");
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
@@ -249,7 +253,11 @@ impl Drop for Receiver {
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, tls: Option<&Arc<rustls::ServerConfig>>) {
+fn accept_loop(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+) {
     while !shared.stop.load(Ordering::Acquire) {
         match listener.accept() {
             Ok((stream, _)) => {

@@ -27,7 +27,10 @@ fn a_drift_alert_raised_while_the_receiver_is_down_arrives_after_an_agent_restar
     let cfg = cfg.to_str().expect("utf-8 path");
     let agent = Agent::start(&["--config", cfg]);
     let c = env.run("httpout", RunOpts::default());
-    let (code, _) = sh(&c, "cp /bin/marker /tmp/sent && /tmp/sent /tmp/sent.ran; true");
+    let (code, _) = sh(
+        &c,
+        "cp /bin/marker /tmp/sent && /tmp/sent /tmp/sent.ran; true",
+    );
     assert_eq!(code, Some(0));
     let alert = agent.wait_alert(30, "/tmp/sent", |a| {
         a["output_fields"]["proc.exepath"] == "/tmp/sent"
@@ -76,7 +79,9 @@ fn a_drift_alert_raised_while_the_receiver_is_down_arrives_after_an_agent_restar
     assert_eq!(a["source"], "syscall");
     let time = a["time"].as_str().expect("time");
     assert_eq!(time.len(), "2026-12-07T23:00:00.123456789Z".len(), "{time}");
-    assert!(a["output_fields"].as_object().is_some_and(|f| !f.is_empty()));
+    assert!(a["output_fields"]
+        .as_object()
+        .is_some_and(|f| !f.is_empty()));
     assert_eq!(a["output_fields"]["container.id"], c.id());
     assert!(a["tags"]
         .as_array()
