@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// A spool that cannot be opened.
@@ -83,7 +84,12 @@ impl Spool {
             dir: dir.to_path_buf(),
             error,
         };
-        fs::create_dir_all(dir).map_err(io_err)?;
+        // Alerts carry command lines: the spool is the agent's alone.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err)?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -169,6 +175,7 @@ impl Spool {
         let last = segments.back().map_or(0, |s| s.id);
         let tail = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .append(true)
             .open(dir.join(segment_name(last)))
             .map_err(io_err)?;
@@ -387,6 +394,7 @@ impl Spool {
             let id = last.id + 1;
             let file = OpenOptions::new()
                 .create(true)
+                .mode(0o600)
                 .append(true)
                 .open(self.dir.join(segment_name(id)));
             match file {
@@ -499,6 +507,19 @@ mod tests {
         s.push(&rec(10));
         s.flush().unwrap();
         assert_eq!(drain(&mut s), vec![10]);
+    }
+
+    #[test]
+    fn a_spool_is_private_to_the_agent() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("a/b");
+        let mut s = Spool::open(&spool, 1 << 20).unwrap();
+        s.push(&rec(0));
+        s.flush().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&spool), 0o700);
+        assert_eq!(mode(&spool.join(segment_name(0))), 0o600);
     }
 
     #[test]

@@ -609,3 +609,55 @@ fn a_handle_enqueues_into_its_named_output() {
     assert_eq!(got[0].json()["output_fields"]["proc.exepath"], "/tmp/evil3");
     out.stop();
 }
+
+#[test]
+fn the_output_task_never_waits_on_the_network() {
+    // A receiver that takes connections and never answers: every request runs into the
+    // output's timeout.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = hang.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in hang.incoming().take(2) {
+            conns.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(4));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.jsonl");
+    let mut h = http_cfg(
+        "stuck",
+        &format!("http://127.0.0.1:{port}/"),
+        &dir.path().join("spool"),
+    );
+    h.timeout = "3s".into();
+    let cfg = OutputConfig {
+        file: Some(file.clone()),
+        ..output_cfg(vec![h])
+    };
+    let out = Running::start(&cfg);
+    let start = Instant::now();
+    for n in 0..100 {
+        out.send(drift_alert(n, Priority::Warning));
+    }
+    let deadline = start + Duration::from_secs(2);
+    loop {
+        let lines = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        if lines == 100 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the file output waited on the HTTP output: {lines} of 100 lines after {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(out.metric(&counter("delivered", "stuck")), Some(0.0));
+    assert_eq!(out.metric(&series("spool_alerts", "stuck")), Some(100.0));
+    out.stop();
+    let _ = held.join();
+}
