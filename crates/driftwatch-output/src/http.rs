@@ -6,7 +6,8 @@
 //! the spool (one `write` per batch); a delivery thread per output POSTs from the spool, oldest
 //! first, one alert per request, and moves the spool's cursor past what the receiver took
 //! (2xx). Connection errors, timeouts, 408, 429 and 5xx are retried with exponential backoff
-//! (`retry_backoff` doubled up to `retry_backoff_max`, without end unless `max_retries`); any
+//! (`retry_backoff` doubled up to `retry_backoff_max`, or the receiver's `Retry-After` seconds
+//! when longer, up to the same bound; without end unless `max_retries`); any
 //! other status (3xx, the other 4xx) is permanent: the alert is dropped, counted
 //! (`driftwatch_output_http_dropped_total{reason="rejected"}`) and logged. A receiver that is
 //! down keeps the alerts in the spool, across agent restarts; a full spool drops its oldest,
@@ -286,8 +287,9 @@ impl Sink for HttpSink {
 #[derive(Debug)]
 enum Outcome {
     Delivered,
-    /// Worth trying again (connection, timeout, 408, 429, 5xx).
-    Retry(String),
+    /// Worth trying again (connection, timeout, 408, 429, 5xx), with the receiver's
+    /// `Retry-After` (seconds) when it gave one.
+    Retry(String, Option<Duration>),
     /// Refused for good (any other status).
     Rejected(u16),
 }
@@ -412,15 +414,23 @@ impl Client {
         match req.send(body) {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
                 // Read (a little of) the answer so that the connection can be reused.
                 let _ = resp.body_mut().with_config().limit(64 * 1024).read_to_vec();
                 match status {
                     200..=299 => Outcome::Delivered,
-                    408 | 429 | 500..=599 => Outcome::Retry(format!("status {status}")),
+                    408 | 429 | 500..=599 => {
+                        Outcome::Retry(format!("status {status}"), retry_after)
+                    }
                     _ => Outcome::Rejected(status),
                 }
             }
-            Err(e) => Outcome::Retry(e.to_string()),
+            Err(e) => Outcome::Retry(e.to_string(), None),
         }
     }
 }
@@ -497,7 +507,7 @@ impl Delivery {
                         tracing::error!(output = name, error = %e, "cannot update the spool's cursor");
                     }
                 }
-                Outcome::Retry(why) => {
+                Outcome::Retry(why, retry_after) => {
                     retries += 1;
                     if self.max_retries.is_some_and(|m| retries > m) {
                         shared.metrics.http_dropped(name, "retries_exhausted").inc();
@@ -517,7 +527,10 @@ impl Delivery {
                         } else {
                             tracing::debug!(output = name, error = %why, retries, "HTTP output delivery failed again");
                         }
-                        spool = self.pause(spool, backoff);
+                        // The receiver's Retry-After, up to retry_backoff_max, when longer.
+                        let wait =
+                            retry_after.map_or(backoff, |r| r.min(self.max_backoff).max(backoff));
+                        spool = self.pause(spool, wait);
                         backoff = (backoff * 2).min(self.max_backoff);
                     }
                 }

@@ -350,6 +350,33 @@ fn a_permanent_4xx_is_dropped_and_counted_while_503_and_429_are_retried() {
 }
 
 #[test]
+fn retry_after_is_honoured_up_to_the_backoff_bound() {
+    let rx = Receiver::start();
+    rx.retry_after(1);
+    rx.respond_with(&[429, 503]);
+    let spool = tempfile::tempdir().unwrap();
+    let mut h = http_cfg("http", &rx.url("/"), spool.path());
+    h.retry_backoff_max = "700ms".into();
+    let out = Running::start(&output_cfg(vec![h]));
+    out.send(drift_alert(0, Priority::Warning));
+    rx.wait_accepted(1, WAIT);
+    let r = rx.requests();
+    assert_eq!(
+        r.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 503, 200]
+    );
+    // Backoff alone would wait 20 ms, then 40 ms; Retry-After: 1 asks a second, cut to 700 ms.
+    for w in r.windows(2) {
+        let gap = w[1].at.duration_since(w[0].at);
+        assert!(
+            gap >= Duration::from_millis(650) && gap < Duration::from_millis(1000),
+            "{gap:?}"
+        );
+    }
+    out.stop();
+}
+
+#[test]
 fn max_retries_gives_up_on_an_alert_and_counts_it() {
     let rx = Receiver::start();
     rx.respond_with(&[503, 503, 503]);

@@ -21,6 +21,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The status it was answered with.
     pub status: u16,
+    /// When it was read.
+    pub at: Instant,
 }
 
 impl Request {
@@ -48,6 +50,8 @@ impl Request {
 struct State {
     requests: Vec<Request>,
     script: VecDeque<u16>,
+    /// `Retry-After` seconds sent with 429 and 503 answers.
+    retry_after: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -188,6 +192,11 @@ impl Receiver {
         self.shared.state().script.extend(statuses.iter().copied());
     }
 
+    /// 429 and 503 answers carry `Retry-After: secs`.
+    pub fn retry_after(&self, secs: u64) {
+        self.shared.state().retry_after = Some(secs);
+    }
+
     /// Every request so far.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.state().requests.clone()
@@ -316,23 +325,29 @@ fn serve<S: Read + Write>(stream: S, shared: &Shared) -> io::Result<()> {
         .unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
-    let status = {
+    let (status, retry_after) = {
         let mut st = shared.state();
         let status = st.script.pop_front().unwrap_or(200);
+        let retry_after = st
+            .retry_after
+            .filter(|_| matches!(status, 429 | 503))
+            .map(|s| format!("Retry-After: {s}\r\n"))
+            .unwrap_or_default();
         st.requests.push(Request {
             method,
             path,
             headers,
             body,
             status,
+            at: Instant::now(),
         });
-        status
+        (status, retry_after)
     };
     let mut s = r.into_inner();
     let text = format!("{{\"status\":{status}}}");
     write!(
         s,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{retry_after}Connection: close\r\n\r\n{text}",
         text.len()
     )?;
     s.flush()?;
