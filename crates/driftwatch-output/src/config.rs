@@ -310,6 +310,15 @@ pub(crate) fn url_scheme(url: &str) -> Result<&'static str, &'static str> {
     Ok(scheme)
 }
 
+/// The URL as logs show it: no user information, query or fragment (they may hold secrets).
+pub(crate) fn url_for_logs(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit('@').next().unwrap_or("");
+    format!("{scheme}://{host}{path}")
+}
+
 /// RFC 9110 `tchar`.
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -438,6 +447,18 @@ mod tests {
         assert!(url_scheme("http://").is_err());
         assert!(url_scheme("http://:80/").is_err());
         assert!(url_scheme("http://a b/").is_err());
+    }
+
+    #[test]
+    fn logs_show_no_secrets_of_a_url() {
+        assert_eq!(
+            url_for_logs("https://user:pw@siem.example:8443/in?token=x#f"),
+            "https://siem.example:8443/in"
+        );
+        assert_eq!(
+            url_for_logs("http://127.0.0.1:2801"),
+            "http://127.0.0.1:2801"
+        );
     }
 
     #[test]

@@ -199,7 +199,7 @@ impl HttpSink {
             .name(format!("dw-http-{}", cfg.name))
             .spawn(move || delivery.run())
             .map_err(HttpOpenError::Thread)?;
-        tracing::info!(output = %cfg.name, url = %cfg.url, spool = %cfg.spool_dir().display(), spooled = left, "HTTP output open");
+        tracing::info!(output = %cfg.name, url = %crate::config::url_for_logs(&cfg.url), spool = %cfg.spool_dir().display(), spooled = left, "HTTP output open");
         Ok(HttpSink {
             shared,
             minimum: cfg.minimum_priority(),
