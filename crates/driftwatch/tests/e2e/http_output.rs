@@ -97,3 +97,42 @@ fn a_drift_alert_raised_while_the_receiver_is_down_arrives_after_an_agent_restar
     );
     assert!(agent.stop().success());
 }
+
+#[test]
+fn http_output_problems_stop_the_agent_with_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = dir.path().join("t.json");
+    std::fs::write(&template, "{\"document\": {\n  \"a\": \"${nope}\"\n}}\n").expect("template");
+    let cfg = dir.path().join("driftwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[output.http]]\nurl = \"ftp://x\"\nspool_dir = \"{0}/a\"\n\
+             [[output.http]]\nname = \"t\"\nurl = \"http://127.0.0.1:1/\"\nformat = \"template\"\n\
+             template = \"{1}\"\nspool_dir = \"{0}/b\"\n",
+            dir.path().display(),
+            template.display()
+        ),
+    )
+    .expect("config");
+    let (code, err) = crate::cli::run_agent(&["--config", cfg.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("output.http[0].url: \"ftp://x\""), "{err}");
+    assert!(
+        err.contains(&format!(
+            "output.http[1].template: {}:2:9: unknown placeholder ${{nope}}",
+            template.display()
+        )),
+        "{err}"
+    );
+    // A spool that cannot be made is a runtime failure, before anything is loaded.
+    std::fs::write(
+        &cfg,
+        "[output.http]\nurl = \"http://127.0.0.1:1/\"\nspool_dir = \"/proc/driftwatch-no-spool\"\n",
+    )
+    .expect("config");
+    let (code, err) = crate::cli::run_agent(&["--config", cfg.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot open HTTP output http"), "{err}");
+    assert!(err.contains("/proc/driftwatch-no-spool"), "{err}");
+}
