@@ -244,6 +244,41 @@ mod tests {
     }
 
     #[test]
+    fn http_outputs_parse_as_one_table_or_an_array() {
+        let cfg = Config::from_toml(
+            "[output.http]\nurl = \"http://127.0.0.1:2801/\"\nminimum_priority = \"warning\"\n\
+             spool_dir = \"/tmp/dw-spool-test\"\n[output.http.headers]\nX-Team = \"secops\"\n",
+        )
+        .expect("one table");
+        assert_eq!(cfg.output.http.len(), 1);
+        let h = &cfg.output.http[0];
+        assert_eq!(h.name, "http");
+        assert_eq!(h.url, "http://127.0.0.1:2801/");
+        assert_eq!(h.headers["X-Team"], "secops");
+        assert!(cfg.validate().is_ok());
+        let cfg = Config::from_toml(
+            "[[output.http]]\nname = \"sidekick\"\nurl = \"http://127.0.0.1:2801/\"\n\
+             [[output.http]]\nname = \"siem\"\nurl = \"https://siem.example/in\"\n\
+             format = \"template\"\ntemplate = \"/nonexistent-dw/t.json\"\n",
+        )
+        .expect("an array");
+        let names: Vec<&str> = cfg.output.http.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["sidekick", "siem"]);
+        match cfg.validate() {
+            Err(ConfigError::Invalid { problems }) => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert!(problems[0].starts_with("output.http[1].template: cannot read"));
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let err = Config::from_toml("[output.http]\nurl = \"http://x/\"\nretries = 3\n")
+            .expect_err("unknown key");
+        assert!(err.contains("retries"), "{err}");
+        let err = Config::from_toml("[output.http]\nname = \"x\"\n").expect_err("no url");
+        assert!(err.contains("url"), "{err}");
+    }
+
+    #[test]
     fn the_response_section_is_the_responders() {
         let cfg = Config::from_toml("[response]\napprovals = \"/etc/driftwatch/approvals.yaml\"\n")
             .expect("parses");

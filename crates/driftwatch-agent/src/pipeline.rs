@@ -93,7 +93,10 @@ pub async fn run(
             addr: cfg.listen,
             source,
         })?;
-    let outputs = Outputs::open(&c.output, summaries.clone(), metrics.output.clone())?;
+    let hostname = c.agent.hostname.clone().unwrap_or_else(local_hostname);
+    // HTTP outputs start delivering what their spools kept from the last run here.
+    let outputs = Outputs::open(&c.output, summaries.clone(), metrics.output.clone())?
+        .with_hostname(hostname.clone());
     // Invalid rules fail before anything is loaded. The compiled set is dropped again while the
     // sensor loads: parsing the kernel's BTF is the agent's memory peak, and the rules need not
     // sit on top of it.
@@ -139,7 +142,6 @@ pub async fn run(
     let host_mntns = std::fs::metadata("/proc/self/ns/mnt")
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .map_err(AgentError::HostNamespace)?;
-    let hostname = c.agent.hostname.clone().unwrap_or_else(local_hostname);
     let ready = Arc::new(AtomicBool::new(false));
 
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();

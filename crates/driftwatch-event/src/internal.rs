@@ -11,6 +11,31 @@ pub const KILLED_RULE: &str = "Drifted Code Killed";
 /// The rule name of the sensor-tamper alert.
 pub const TAMPER_RULE: &str = "Driftwatch Sensor Tampered";
 
+/// The rule name of the alert for alerts an output dropped (its spool was full).
+pub const OUTPUT_DROPPED_RULE: &str = "Driftwatch Output Alerts Dropped";
+
+/// The alert for `dropped` alerts the output `output` lost because its spool was full (its
+/// receiver was down too long), found at `now` (ns since the epoch). Written to the other
+/// outputs.
+pub fn output_dropped_alert(output: &str, dropped: u64, hostname: &str, now: u64) -> Alert {
+    let mut fields = BTreeMap::new();
+    fields.insert("driftwatch.output".to_string(), json!(output));
+    fields.insert("driftwatch.dropped".to_string(), json!(dropped));
+    fields.insert("evt.time".to_string(), json!(now));
+    Alert {
+        time_ns: now,
+        rule: OUTPUT_DROPPED_RULE.to_string(),
+        priority: Priority::Error,
+        output: format!(
+            "driftwatch output {output} dropped {dropped} alerts: its spool was full              (output={output} dropped={dropped})"
+        ),
+        output_fields: fields,
+        tags: vec!["driftwatch".to_string(), "output".to_string()],
+        source: "internal".to_string(),
+        hostname: hostname.to_string(),
+    }
+}
+
 /// The alert for a change to driftwatch's own sensor that driftwatch did not make, found at
 /// `now` (ns since the epoch).
 pub fn tamper_alert(finding: &str, hostname: &str, now: u64) -> Alert {
@@ -71,6 +96,17 @@ mod tests {
         assert_eq!(a.time_ns, 7);
         assert!(a.output.contains("dw_config was rewritten"));
         assert!(a.tags.iter().any(|t| t == "tamper"));
+    }
+
+    #[test]
+    fn output_dropped_alert_names_the_output_and_count() {
+        let a = output_dropped_alert("siem", 12, "node", 5);
+        assert_eq!(a.rule, OUTPUT_DROPPED_RULE);
+        assert_eq!(a.priority, Priority::Error);
+        assert_eq!(a.output_fields["driftwatch.output"], "siem");
+        assert_eq!(a.output_fields["driftwatch.dropped"], 12);
+        assert!(a.output.contains("dropped 12 alerts"), "{}", a.output);
+        assert_eq!(a.source, "internal");
     }
 
     #[test]

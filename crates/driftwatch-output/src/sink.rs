@@ -17,6 +17,11 @@ pub trait Sink: Send {
     fn end_batch(&mut self) -> io::Result<()>;
     /// Writes the batch and makes it durable (shutdown).
     fn flush(&mut self) -> io::Result<()>;
+    /// Alerts this sink lost since the last call because it was full (the HTTP output's spool);
+    /// the writer reports them on the other sinks.
+    fn take_dropped(&mut self) -> u64 {
+        0
+    }
 }
 
 /// A batch is written once it holds this much.

@@ -17,6 +17,7 @@ mod containerd;
 mod error;
 pub mod image;
 mod netns;
+mod receiver;
 mod subprocess;
 
 pub use container::{unique_id, Container, MountSpec, RunOpts, EXEC_TIMEOUT, LOG_DIR};
@@ -30,4 +31,5 @@ pub use image::{
     Compression, ImageBuilder, ImportedImage, MARKER_HELPER_C, NOOP_HELPER_C,
 };
 pub use netns::PeerNet;
+pub use receiver::{Receiver, Request, TestCa};
 pub use subprocess::ExecOutput;

@@ -3,7 +3,8 @@
 use crate::harness::*;
 use std::process::Command;
 
-fn run_agent(args: &[&str]) -> (Option<i32>, String) {
+/// Runs `driftwatch agent ARGS` to its exit: (exit code, stderr).
+pub fn run_agent(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(agent_bin())
         .arg("agent")
         .args(args)

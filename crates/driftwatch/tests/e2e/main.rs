@@ -10,6 +10,7 @@ mod dns;
 mod files;
 mod harness;
 mod hiding;
+mod http_output;
 mod net;
 mod netdrift;
 mod respond;
