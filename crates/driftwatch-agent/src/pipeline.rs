@@ -42,8 +42,9 @@ pub enum AgentError {
     Incidents(#[from] driftwatch_respond::incident::IncidentError),
     #[error(transparent)]
     Evidence(#[from] driftwatch_respond::capture::CaptureError),
-    #[error("response.kubernetes: {0}")]
-    Kubernetes(String),
+    /// The response configuration (playbooks, `[response.kubernetes]`).
+    #[error("{0}")]
+    Response(String),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -131,6 +132,20 @@ pub async fn run(
             mode = p.mode.as_str(),
             "response playbooks loaded"
         );
+    }
+    // The HTTP outputs the `notify` actions name: each must be configured.
+    let mut notify = std::collections::HashMap::new();
+    for (pb, name) in playbooks.iter().flat_map(|p| p.notify_outputs()) {
+        match outputs.http_handle(name) {
+            Some(h) => {
+                notify.insert(name.to_string(), h);
+            }
+            None => {
+                return Err(AgentError::Response(format!(
+                    "playbook {pb:?}: notify: no [output.http] output is named {name:?}"
+                )))
+            }
+        }
     }
     let baselines = if c.network.baselines {
         let b = driftwatch_baseline::Baselines::open(&c.network)?;
@@ -232,6 +247,7 @@ pub async fn run(
                 cgroup2,
                 c.runtime.proc_root.clone(),
                 metrics.response.clone(),
+                notify,
             )?;
             let (tx, rx) = mpsc::channel::<Alert>(c.response.queue);
             (Some(tx), Some((r, rx)))

@@ -33,6 +33,8 @@ pub struct Actuators {
     pub key: Option<SigningKey>,
     pub incidents: Arc<Mutex<Incidents>>,
     pub metrics: Arc<ResponseMetrics>,
+    /// The HTTP outputs `notify` actions send to, by name.
+    pub notify: HashMap<String, driftwatch_output::HttpHandle>,
     /// The Kubernetes API (`None`: not configured, the Kubernetes actions fail saying so).
     pub kube: Option<KubeClient>,
     /// Workload → when it was last evicted (at most one eviction per workload per cooldown).
@@ -76,6 +78,7 @@ impl Responder {
         cgroup2: Option<PathBuf>,
         proc_root: PathBuf,
         metrics: Arc<ResponseMetrics>,
+        notify: HashMap<String, driftwatch_output::HttpHandle>,
     ) -> Result<Responder, crate::AgentError> {
         let key = cfg
             .evidence_signing_key
@@ -83,7 +86,7 @@ impl Responder {
             .map(SigningKey::from_file)
             .transpose()?;
         let kube = driftwatch_respond::kube::client_from_config(&cfg.kubernetes)
-            .map_err(crate::AgentError::Kubernetes)?;
+            .map_err(|e| crate::AgentError::Response(format!("response.kubernetes: {e}")))?;
         if kube.is_none()
             && playbooks
                 .playbooks
@@ -103,6 +106,7 @@ impl Responder {
             .filter_map(|s| parse_policy_detail(s.detail.as_deref()?))
             .collect();
         let act = Arc::new(Actuators {
+            notify,
             kube,
             evictions: Mutex::new(HashMap::new()),
             policies: Mutex::new(policies),
@@ -491,9 +495,17 @@ async fn local_step(
             Ok(Some(format!("every process of cgroup {}", dir.display())))
         }
         Action::Capture => capture_step(act, alert, incident).await,
+        Action::Notify { output } => {
+            let h = act
+                .notify
+                .get(output)
+                .ok_or_else(|| format!("no HTTP output {output:?}"))?;
+            h.send(alert)
+                .map_err(|e| format!("cannot spool the alert for output {output}: {e}"))?;
+            Ok(Some(format!("spooled for output {output}")))
+        }
         Action::Pause
         | Action::Isolate { .. }
-        | Action::Notify { .. }
         | Action::Label { .. }
         | Action::NetworkPolicy { .. }
         | Action::Evict { .. } => Err(format!(

@@ -105,63 +105,11 @@ impl NetworkConfig {
     }
 }
 
-/// Parse a duration: one or more `<number><unit>`, units `s`, `m`, `h`, `d` (`"1h30m"`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("an empty duration (write e.g. \"1h\", \"30m\", \"1h30m\")".into());
-    }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => {
-                return Err(format!(
-                    "{text:?}: unknown unit {c:?} (units: s, m, h, d; e.g. \"1h30m\")"
-                ))
-            }
-        };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("{text:?}: a number must come before {c:?}"))?;
-        digits.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("{text:?}: too long"))?;
-    }
-    if !digits.is_empty() {
-        return Err(format!(
-            "{text:?}: {digits} has no unit (units: s, m, h, d; e.g. \"{digits}m\")"
-        ));
-    }
-    Ok(Duration::from_secs(total))
-}
+pub use driftwatch_event::parse_duration;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        for bad in ["", "1", "h", "1x", "1h30", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert!(parse_duration("30").unwrap_err().contains("\"30m\""));
-    }
 
     #[test]
     fn problems_are_named() {

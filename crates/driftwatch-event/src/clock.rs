@@ -108,6 +108,61 @@ pub fn parse_rfc3339_nanos(text: &str) -> Result<u64, String> {
         .ok_or_else(bad)
 }
 
+/// A duration: one or more `<number><unit>`, units `ms`, `s`, `m`, `h`, `d` (`"1h30m"`,
+/// `"250ms"`); the message says what was expected. The one duration syntax of every
+/// configuration key and file.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("an empty duration (write e.g. \"1h\", \"30m\", \"500ms\")".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let units = rest[digits..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
+        let (number, unit) = (&rest[..digits], &rest[digits..digits + units]);
+        if number.is_empty() {
+            return Err(format!(
+                "{text:?}: a number must come before {:?} (e.g. \"1h30m\")",
+                rest.chars().next().unwrap_or(' ')
+            ));
+        }
+        let n: u64 = number.parse().map_err(|_| format!("{text:?}: too long"))?;
+        let secs = |mul: u64| {
+            n.checked_mul(mul)
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("{text:?}: too long"))
+        };
+        let part = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => secs(1)?,
+            "m" => secs(60)?,
+            "h" => secs(3600)?,
+            "d" => secs(86_400)?,
+            "" => {
+                return Err(format!(
+                    "{text:?}: {number} has no unit (units: ms, s, m, h, d; e.g. \"{number}m\")"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "{text:?}: unknown unit {unit:?} (units: ms, s, m, h, d; e.g. \"1h30m\")"
+                ))
+            }
+        };
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("{text:?}: too long"))?;
+        rest = &rest[digits + units..];
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +180,21 @@ mod tests {
             format_rfc3339_nanos(1_795_980_600_123_456_789),
             "2026-11-29T19:30:00.123456789Z"
         );
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        for bad in ["", "s", "5 parsecs", "1x", "99999999999999999999d", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_duration("30").unwrap_err().contains("\"30m\""));
     }
 
     #[test]

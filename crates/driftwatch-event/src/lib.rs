@@ -17,7 +17,8 @@ pub mod text;
 
 pub use alert::{Alert, Priority, RFC3339_NANOS};
 pub use clock::{
-    format_rfc3339_nanos, format_rfc3339_secs, parse_rfc3339_nanos, parse_rfc3339_secs,
+    format_rfc3339_nanos, format_rfc3339_secs, parse_duration, parse_rfc3339_nanos,
+    parse_rfc3339_secs,
 };
 pub use container::{ContainerInfo, ContainerKind, OverlayLayers, HOST_CONTAINER_ID};
 pub use dns::DnsEvent;

@@ -324,36 +324,7 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// A duration such as `"5s"`, `"250ms"`, `"1m30s"` (units ms, s, m, h).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("an empty duration (write e.g. \"5s\", \"500ms\")".to_string());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let units = rest[digits..]
-            .bytes()
-            .take_while(u8::is_ascii_alphabetic)
-            .count();
-        let (number, unit) = (&rest[..digits], &rest[digits..digits + units]);
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?}: expected a number then a unit (ms, s, m, h)"))?;
-        let part = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
-        };
-        total = total.saturating_add(part);
-        rest = &rest[digits + units..];
-    }
-    Ok(total)
-}
+pub use driftwatch_event::parse_duration;
 
 impl OutputConfig {
     /// Every problem of this section, each prefixed with its key (`output.file: …`,
@@ -426,17 +397,6 @@ mod tests {
         let mut h = HttpOutputConfig::new("http", url);
         h.spool_dir = Some(PathBuf::from("/nonexistent-dw-spool"));
         h
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl RateLimit {
         if count == 0 {
             return Err("a rate limit of 0 would never run: remove the playbook instead".into());
         }
-        let per = driftwatch_baseline::parse_duration(per)?;
+        let per = driftwatch_event::parse_duration(per)?;
         Ok(RateLimit { count, per })
     }
 }
@@ -428,7 +428,7 @@ fn resolve(name: &str, o: RawOptions) -> Result<Action, String> {
             let ttl = o
                 .ttl
                 .as_deref()
-                .map(driftwatch_baseline::parse_duration)
+                .map(driftwatch_event::parse_duration)
                 .transpose()
                 .map_err(|e| format!("isolate: ttl: {e}"))?;
             Ok(Action::Isolate { ttl })
@@ -452,7 +452,7 @@ fn resolve(name: &str, o: RawOptions) -> Result<Action, String> {
             let ttl = o
                 .ttl
                 .as_deref()
-                .map(driftwatch_baseline::parse_duration)
+                .map(driftwatch_event::parse_duration)
                 .transpose()
                 .map_err(|e| format!("networkpolicy: ttl: {e}"))?;
             Ok(Action::NetworkPolicy {
@@ -469,7 +469,7 @@ fn resolve(name: &str, o: RawOptions) -> Result<Action, String> {
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    checked(d, driftwatch_baseline::parse_duration)
+    checked(d, driftwatch_event::parse_duration)
 }
 
 fn rate_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RateLimit>, D::Error> {

@@ -189,7 +189,7 @@ fn main() -> ExitCode {
                                 AgentError::Config(_)
                                     | AgentError::Rules(_)
                                     | AgentError::ResponseFile(_)
-                                    | AgentError::Kubernetes(_)
+                                    | AgentError::Response(_)
                                     | AgentError::Evidence(_)
                                     | AgentError::Baseline(_)
                             )
