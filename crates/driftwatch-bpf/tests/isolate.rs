@@ -1,8 +1,8 @@
 //! Network isolation (`isolate.bpf.c`, `driftwatch_bpf::isolate`) against the running kernel
 //! (needs root, bpffs at /sys/fs/bpf, the cgroup v2 hierarchy, `ip`, `nsenter`, `unshare`).
 //!
-//! The isolated task is a static helper (`dwiso`, one command per line on stdin, one answer
-//! line) in a test-made cgroup v2 directory and a new network namespace whose only peer is a
+//! The isolated task is the testkit's network probe (`NET_PROBE_C`, one command per line on
+//! stdin, one answer line) in a test-made cgroup v2 directory and a new network namespace whose only peer is a
 //! second test-made namespace joined by a veth pair (`driftwatch_testkit::PeerNet`): traffic goes
 //! there and to loopback, nowhere else. Every test pins under a directory of its own on bpffs,
 //! removed at the end. The `Isolator` holds no fd after a call returns, so every check after an
@@ -10,18 +10,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{compile_static, TestCgroup};
 use driftwatch_bpf::isolate::{IsolateError, Isolator, LINKS_PER_ISOLATION};
-use driftwatch_testkit::PeerNet;
+use driftwatch_testkit::{echo_round_trip, NetProbe, PeerNet, NET_PROBE_C};
 
 const EPERM: i32 = 1;
 const ETIMEDOUT: i32 = 110;
@@ -29,180 +27,9 @@ const ETIMEDOUT: i32 = 110;
 const HELPER_PORT: u16 = 9100;
 const PEER_PORT: u16 = 7000;
 
-/// `dwiso`: `hello`; `tcp IP PORT` (a connect, 1 s at most: `err 110` when nothing answers);
-/// `udp IP PORT` (one datagram by sendto); `hold IP PORT` (a connect kept open); `ping` (one
-/// byte on the held connection, then wait 1 s at most for the echo); `listen PORT` (a
-/// dual-stack listener on `[::]:PORT` served by a child that echoes, killed with the helper);
-/// `quit`. Answers `ok` or `err ERRNO`.
-const DWISO_C: &str = r#"
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-static socklen_t sa_of(const char *ip, int port, struct sockaddr_storage *ss) {
-    memset(ss, 0, sizeof(*ss));
-    if (!strchr(ip, ':')) {
-        struct sockaddr_in *s = (struct sockaddr_in *)ss;
-        s->sin_family = AF_INET;
-        s->sin_port = htons(port);
-        return inet_pton(AF_INET, ip, &s->sin_addr) == 1 ? sizeof(*s) : 0;
-    }
-    struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
-    s->sin6_family = AF_INET6;
-    s->sin6_port = htons(port);
-    return inet_pton(AF_INET6, ip, &s->sin6_addr) == 1 ? sizeof(*s) : 0;
-}
-
-/* A TCP connect of at most 1 s: the socket, or -errno. */
-static int tcp_connect(struct sockaddr_storage *ss, socklen_t len) {
-    int s = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (s < 0)
-        return -errno;
-    if (connect(s, (struct sockaddr *)ss, len) != 0) {
-        int e = errno;
-        if (e != EINPROGRESS) {
-            close(s);
-            return -e;
-        }
-        struct pollfd p = {.fd = s, .events = POLLOUT};
-        if (poll(&p, 1, 1000) != 1) {
-            close(s);
-            return -ETIMEDOUT;
-        }
-        int err = 0;
-        socklen_t l = sizeof(err);
-        getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) {
-            close(s);
-            return -err;
-        }
-    }
-    fcntl(s, F_SETFL, 0);
-    return s;
-}
-
-static void serve(int l) {
-    struct pollfd p[17];
-    int n = 1;
-    p[0].fd = l;
-    p[0].events = POLLIN;
-    for (int round = 0; round < 100000; round++) {
-        if (poll(p, n, 1000) < 0)
-            continue;
-        if ((p[0].revents & POLLIN) && n < 17) {
-            int c = accept(l, 0, 0);
-            if (c >= 0) {
-                p[n].fd = c;
-                p[n].events = POLLIN;
-                n++;
-            }
-        }
-        for (int i = 1; i < n; i++) {
-            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            char b[256];
-            ssize_t r = read(p[i].fd, b, sizeof(b));
-            if (r <= 0 || write(p[i].fd, b, r) != r) {
-                close(p[i].fd);
-                p[i] = p[--n];
-                i--;
-            }
-        }
-    }
-    _exit(0);
-}
-
-static void reply(int err) {
-    if (err)
-        printf("err %d\n", err);
-    else
-        printf("ok\n");
-    fflush(stdout);
-}
-
-int main(void) {
-    char line[256], cmd[16], ip[64];
-    int port, held = -1;
-    while (fgets(line, sizeof(line), stdin)) {
-        ip[0] = 0;
-        port = 0;
-        if (sscanf(line, "%15s %63s %d", cmd, ip, &port) < 1)
-            continue;
-        if (!strcmp(cmd, "quit"))
-            return 0;
-        if (!strcmp(cmd, "hello")) {
-            reply(0);
-        } else if (!strcmp(cmd, "listen")) {
-            int l = socket(AF_INET6, SOCK_STREAM, 0), zero = 0, one = 1;
-            struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(atoi(ip))};
-            setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-            setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-            if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 16)) {
-                reply(errno);
-                continue;
-            }
-            pid_t pid = fork();
-            if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                serve(l);
-            }
-            close(l);
-            reply(pid < 0 ? errno : 0);
-        } else if (!strcmp(cmd, "ping")) {
-            if (held < 0 || write(held, "x", 1) != 1) {
-                reply(held < 0 ? EBADF : errno);
-                continue;
-            }
-            struct pollfd p = {.fd = held, .events = POLLIN};
-            char b[256];
-            if (poll(&p, 1, 1000) != 1)
-                reply(ETIMEDOUT);
-            else
-                reply(read(held, b, sizeof(b)) > 0 ? 0 : EPIPE);
-        } else {
-            struct sockaddr_storage ss;
-            socklen_t len = sa_of(ip, port, &ss);
-            if (!len) {
-                printf("bad %s", line);
-                fflush(stdout);
-                continue;
-            }
-            if (!strcmp(cmd, "udp")) {
-                int s = socket(ss.ss_family, SOCK_DGRAM, 0);
-                int r = s < 0 ? -1 : sendto(s, "u", 1, 0, (struct sockaddr *)&ss, len);
-                reply(r == 1 ? 0 : errno);
-                if (s >= 0)
-                    close(s);
-            } else {
-                int s = tcp_connect(&ss, len);
-                if (s >= 0 && !strcmp(cmd, "hold")) {
-                    if (held >= 0)
-                        close(held);
-                    held = s;
-                } else if (s >= 0) {
-                    close(s);
-                }
-                reply(s < 0 ? -s : 0);
-            }
-        }
-    }
-    return 0;
-}
-"#;
-
 fn dwiso() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| compile_static("driftwatch-bpf-isolate", "dwiso", DWISO_C))
+    BIN.get_or_init(|| compile_static("driftwatch-bpf-isolate", "dwiso", NET_PROBE_C))
 }
 
 /// A pin directory of this test's own on bpffs, removed on drop.
@@ -236,12 +63,10 @@ impl Drop for PinDir {
     }
 }
 
-/// The helper in `cg` and a new network namespace (loopback up), with a peer namespace
-/// (`PeerNet`) running an echo server on `[::]:PEER_PORT`; the helper listens on HELPER_PORT.
+/// The probe in `cg` and a new network namespace (loopback up), listening on HELPER_PORT, with
+/// a peer namespace (`PeerNet`) serving TCP echo on `[::]:PEER_PORT`.
 struct Setup {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    probe: NetProbe,
     peer: PeerNet,
 }
 
@@ -251,78 +76,18 @@ impl Setup {
             "echo $$ > '{}' && exec unshare -n sh -c 'ip link set lo up && exec \"$0\"' \"$1\"",
             cg.procs().display()
         );
-        let mut child = Command::new("/bin/sh")
-            .args(["-c", &script])
-            .arg("sh")
-            .arg(dwiso())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn dwiso");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let pid = child.id();
-        let mut s = Setup {
-            child,
-            stdin,
-            stdout,
-            // Replaced below once the namespace exists; `attach` needs it.
-            peer: wait_peer(pid),
-        };
-        assert_eq!(s.call("hello"), Ok(()));
-        assert_eq!(s.call(&format!("listen {HELPER_PORT}")), Ok(()));
-        s.start_echo();
-        s
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &script]).arg("sh").arg(dwiso());
+        let mut probe = NetProbe::spawn(cmd).expect("spawn the probe");
+        let peer = wait_peer(probe.pid());
+        assert_eq!(probe.call("hello"), Ok(()));
+        assert_eq!(probe.call(&format!("listen {HELPER_PORT}")), Ok(()));
+        peer.echo_server(PEER_PORT, 120).expect("peer echo server");
+        Setup { probe, peer }
     }
 
-    /// A thread in the peer namespace serving TCP echo on `[::]:PEER_PORT` for 120 s at most.
-    fn start_echo(&self) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let ns = format!("/run/netns/{}", self.peer.netns);
-        std::thread::spawn(move || {
-            enter_netns(&ns);
-            let l = TcpListener::bind(("::", PEER_PORT)).expect("peer echo listener");
-            l.set_nonblocking(true).expect("nonblocking");
-            let _ = tx.send(());
-            let end = Instant::now() + Duration::from_secs(120);
-            while Instant::now() < end {
-                match l.accept() {
-                    Ok((mut c, _)) => {
-                        std::thread::spawn(move || {
-                            let _ = c.set_nonblocking(false);
-                            let mut b = [0u8; 256];
-                            for _ in 0..10_000 {
-                                match c.read(&mut b) {
-                                    Ok(0) | Err(_) => break,
-                                    Ok(n) => {
-                                        if c.write_all(&b[..n]).is_err() {
-                                            break;
-                                        }
-                                    }
-                                }
-                            }
-                        });
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("peer echo server up");
-    }
-
-    /// Runs one command: `Ok` or `Err(errno)`.
     fn call(&mut self, cmd: &str) -> Result<(), i32> {
-        writeln!(self.stdin, "{cmd}").expect("write command");
-        self.stdin.flush().expect("flush command");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read answer");
-        let line = line.trim();
-        match line.split_once(' ') {
-            _ if line == "ok" => Ok(()),
-            Some(("err", e)) => Err(e.parse().expect("errno")),
-            _ => panic!("{cmd}: unexpected answer {line:?}"),
-        }
+        self.probe.call(cmd)
     }
 
     fn peer_v4(&self) -> String {
@@ -333,45 +98,16 @@ impl Setup {
         self.peer.peer_v6.to_string()
     }
 
-    /// A TCP connect from the peer namespace to the helper's listener (1 s at most).
+    /// A TCP connect from the peer namespace to the probe's listener (1 s at most).
     fn from_peer(&self, v6: bool) -> std::io::Result<TcpStream> {
         let ip: IpAddr = if v6 {
             self.peer.container_v6.into()
         } else {
             self.peer.container_v4.into()
         };
-        let ns = format!("/run/netns/{}", self.peer.netns);
-        std::thread::spawn(move || {
-            enter_netns(&ns);
-            let s = TcpStream::connect_timeout(
-                &SocketAddr::new(ip, HELPER_PORT),
-                Duration::from_secs(1),
-            )?;
-            s.set_read_timeout(Some(Duration::from_secs(1)))?;
-            Ok(s)
-        })
-        .join()
-        .expect("peer connect thread")
+        self.peer
+            .connect(SocketAddr::new(ip, HELPER_PORT), Duration::from_secs(1))
     }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Moves this thread into a network namespace.
-fn enter_netns(path: &str) {
-    let ns = std::fs::File::open(path).expect("open netns");
-    rustix::thread::move_into_link_name_space(
-        ns.as_fd(),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )
-    .expect("setns");
 }
 
 /// Waits until `pid` is in a network namespace other than ours, then joins a peer to it.
@@ -389,12 +125,6 @@ fn wait_peer(pid: u32) -> PeerNet {
         std::thread::sleep(Duration::from_millis(20));
     }
     PeerNet::attach(pid).expect("peer namespace")
-}
-
-/// An echo round trip on a connection (1 s read timeout).
-fn echo(s: &mut TcpStream) -> bool {
-    let mut b = [0u8; 16];
-    s.write_all(b"e").is_ok() && matches!(s.read(&mut b), Ok(n) if n > 0)
 }
 
 /// The programs attached to a cgroup directory, by `bpftool cgroup show`.
@@ -435,7 +165,10 @@ fn an_isolated_cgroup_reaches_nothing_but_loopback_and_release_restores_it() {
         assert_eq!(s.call(&cmd), Ok(()), "{cmd} before isolation");
     }
     let mut inbound = s.from_peer(false).expect("peer reaches the task (v4)");
-    assert!(echo(&mut inbound), "inbound echo before isolation");
+    assert!(
+        echo_round_trip(&mut inbound),
+        "inbound echo before isolation"
+    );
     s.from_peer(true).expect("peer reaches the task (v6)");
 
     let iso = pins
@@ -456,7 +189,7 @@ fn an_isolated_cgroup_reaches_nothing_but_loopback_and_release_restores_it() {
         assert_eq!(s.call(&cmd), Err(EPERM), "{cmd} isolated");
     }
     assert_eq!(s.call("ping"), Err(ETIMEDOUT), "outbound established cut");
-    assert!(!echo(&mut inbound), "inbound established cut");
+    assert!(!echo_round_trip(&mut inbound), "inbound established cut");
     assert!(s.from_peer(false).is_err(), "peer cannot connect (v4)");
     assert!(s.from_peer(true).is_err(), "peer cannot connect (v6)");
     for cmd in [

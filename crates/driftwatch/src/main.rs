@@ -12,6 +12,7 @@ use std::process::ExitCode;
 mod baseline_cmd;
 mod containers_cmd;
 mod diff_cmd;
+mod respond_cmd;
 mod rules_cmd;
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,9 @@ enum Command {
     /// The network baselines the agent learns per workload: list, show, edit, check.
     /// Exit code 0 ok, 1 a file has a mistake (check), 2 error.
     Baseline(baseline_cmd::BaselineArgs),
+    /// Act on a container by hand: isolate its network / release it, pause / resume it, list
+    /// the isolations. Exit code 0 ok, 1 the action failed, 2 usage error.
+    Respond(respond_cmd::RespondArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +132,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("driftwatch: error: {e:#}");
                 ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Respond(args) => match respond_cmd::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                respond_cmd::exit_code(&e)
             }
         },
         Command::Rules(args) => match rules_cmd::run(args) {

@@ -12,4 +12,5 @@ mod harness;
 mod hiding;
 mod net;
 mod netdrift;
+mod respond;
 mod rules;
