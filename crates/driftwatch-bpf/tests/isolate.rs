@@ -58,8 +58,7 @@ impl Drop for PinDir {
                 let _ = self.isolator().release(iso.cgroup_id);
             }
         }
-        let _ = std::fs::remove_file(self.0.join("dw_isolated"));
-        let _ = std::fs::remove_dir(&self.0);
+        let _ = self.isolator().remove_unused();
     }
 }
 
@@ -99,7 +98,7 @@ impl Setup {
     }
 
     /// A TCP connect from the peer namespace to the probe's listener (1 s at most).
-    fn from_peer(&self, v6: bool) -> std::io::Result<TcpStream> {
+    fn peer_connects(&self, v6: bool) -> std::io::Result<TcpStream> {
         let ip: IpAddr = if v6 {
             self.peer.container_v6.into()
         } else {
@@ -164,12 +163,12 @@ fn an_isolated_cgroup_reaches_nothing_but_loopback_and_release_restores_it() {
     ] {
         assert_eq!(s.call(&cmd), Ok(()), "{cmd} before isolation");
     }
-    let mut inbound = s.from_peer(false).expect("peer reaches the task (v4)");
+    let mut inbound = s.peer_connects(false).expect("peer reaches the task (v4)");
     assert!(
         echo_round_trip(&mut inbound),
         "inbound echo before isolation"
     );
-    s.from_peer(true).expect("peer reaches the task (v6)");
+    s.peer_connects(true).expect("peer reaches the task (v6)");
 
     let iso = pins
         .isolator()
@@ -190,8 +189,8 @@ fn an_isolated_cgroup_reaches_nothing_but_loopback_and_release_restores_it() {
     }
     assert_eq!(s.call("ping"), Err(ETIMEDOUT), "outbound established cut");
     assert!(!echo_round_trip(&mut inbound), "inbound established cut");
-    assert!(s.from_peer(false).is_err(), "peer cannot connect (v4)");
-    assert!(s.from_peer(true).is_err(), "peer cannot connect (v6)");
+    assert!(s.peer_connects(false).is_err(), "peer cannot connect (v4)");
+    assert!(s.peer_connects(true).is_err(), "peer cannot connect (v6)");
     for cmd in [
         format!("tcp 127.0.0.1 {HELPER_PORT}"),
         format!("tcp ::1 {HELPER_PORT}"),
@@ -222,7 +221,7 @@ fn an_isolated_cgroup_reaches_nothing_but_loopback_and_release_restores_it() {
     assert_eq!(s.call(&format!("tcp {p4} {PEER_PORT}")), Ok(()));
     assert_eq!(s.call(&format!("tcp {p6} {PEER_PORT}")), Ok(()));
     assert_eq!(s.call(&format!("udp {p4} 5353")), Ok(()));
-    s.from_peer(false).expect("peer reaches the task again");
+    s.peer_connects(false).expect("peer reaches the task again");
     // The held connections resume once TCP retransmits (its backoff: a few seconds).
     let resumed = (0..15).any(|_| s.call("ping").is_ok());
     assert!(resumed, "the outbound connection passes data again");
@@ -240,19 +239,25 @@ fn the_ttl_holds_in_the_kernel_without_anyone_running() {
         .isolate(cg.dir(), cg.id(), Some(until))
         .expect("isolate with a TTL");
     assert_eq!(s.call(&format!("tcp {p4} {PEER_PORT}")), Err(EPERM));
-    assert!(s.from_peer(false).is_err(), "peer cannot connect");
+    assert!(s.peer_connects(false).is_err(), "peer cannot connect");
     while now_ns() < until + 100_000_000 {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Nothing ran in userspace: the kernel read the end from the map.
     assert_eq!(s.call(&format!("tcp {p4} {PEER_PORT}")), Ok(()));
-    s.from_peer(false)
+    s.peer_connects(false)
         .expect("peer reaches the task after the TTL");
     let list = pins.isolator().list().expect("list");
     assert_eq!(list.len(), 1);
     assert!(!list[0].in_force(now_ns()), "{list:?}");
     assert_eq!(list[0].links, LINKS_PER_ISOLATION);
+    assert!(
+        !pins.isolator().remove_unused().expect("remove unused"),
+        "pins kept while an isolation is listed"
+    );
     assert!(pins.isolator().release(cg.id()).expect("release"));
+    assert!(pins.isolator().remove_unused().expect("remove unused"));
+    assert!(!pins.0.exists(), "every pin removed");
 }
 
 #[test]
@@ -267,7 +272,7 @@ fn a_task_in_a_cgroup_below_the_isolated_one_is_isolated() {
         .expect("isolate the parent");
     assert_eq!(s.call(&format!("tcp {p4} {PEER_PORT}")), Err(EPERM));
     assert_eq!(s.call(&format!("tcp 127.0.0.1 {HELPER_PORT}")), Ok(()));
-    assert!(s.from_peer(false).is_err(), "peer cannot connect");
+    assert!(s.peer_connects(false).is_err(), "peer cannot connect");
     // The parent's TTL governs its children too.
     pins.isolator()
         .isolate(cg.dir(), cg.id(), Some(now_ns()))

@@ -75,6 +75,12 @@ impl Isolations {
         self.kernel.pin_dir()
     }
 
+    /// Creates the map and verifies and pins the programs now (the first isolation on a node
+    /// otherwise pays tens of milliseconds for it): for the agent to call at start.
+    pub fn prepare(&self) -> Result<(), IsolateError> {
+        self.kernel.prepare()
+    }
+
     /// Isolates the cgroup v2 directory `cgroup_dir` (cgroup `cgroup_id`) for `ttl` (`None`:
     /// until released). Idempotent: isolating an isolated cgroup attaches nothing more and sets
     /// the new end (from now). Errors say what is missing: no bpffs, not cgroup v2, the
@@ -120,6 +126,12 @@ impl Isolations {
             .iter()
             .map(|k| from_kernel(k, now, wall_now))
             .collect())
+    }
+
+    /// When nothing is isolated, removes the pinned programs, the map and the pin directory
+    /// (uninstalling); whether it did.
+    pub fn remove_unused(&self) -> Result<bool, IsolateError> {
+        self.kernel.remove_unused()
     }
 
     /// Removes the pins of expired isolations and of isolations whose cgroup no longer exists

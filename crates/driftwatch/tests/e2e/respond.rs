@@ -92,7 +92,7 @@ impl Net {
     }
 
     /// A connect from the peer to the probe's listener in the container.
-    fn from_peer(&self, v6: bool) -> std::io::Result<std::net::TcpStream> {
+    fn peer_connects(&self, v6: bool) -> std::io::Result<std::net::TcpStream> {
         let ip: IpAddr = if v6 {
             self.peer.container_v6.into()
         } else {
@@ -108,7 +108,7 @@ impl Net {
             let cmd = self.to_peer(v6);
             assert_eq!(self.probe.call(&cmd), Err(EPERM), "{what}: {cmd}");
             assert!(
-                self.from_peer(v6).is_err(),
+                self.peer_connects(v6).is_err(),
                 "{what}: the peer connects (v6 {v6})"
             );
         }
@@ -122,7 +122,7 @@ impl Net {
         for v6 in [false, true] {
             let cmd = self.to_peer(v6);
             assert_eq!(self.probe.call(&cmd), Ok(()), "{what}: {cmd}");
-            self.from_peer(v6)
+            self.peer_connects(v6)
                 .unwrap_or_else(|e| panic!("{what}: the peer cannot connect (v6 {v6}): {e}"));
         }
     }
@@ -178,7 +178,7 @@ fn isolate_cuts_the_container_off_both_ways_until_release_and_survives_the_agent
     let hold = format!("hold {} {PEER_PORT}", n.peer.peer_v4);
     assert_eq!(n.probe.call(&hold), Ok(()));
     assert_eq!(n.probe.call("ping"), Ok(()), "outbound connection before");
-    let mut inbound = n.from_peer(false).expect("inbound connection");
+    let mut inbound = n.peer_connects(false).expect("inbound connection");
     assert!(echo_round_trip(&mut inbound), "inbound connection before");
 
     let out = respond_ok(&["isolate", "-n", ns(), &id]);
@@ -242,7 +242,7 @@ fn an_isolation_with_a_ttl_ends_by_itself_and_expire_removes_it() {
         assert_eq!(n.probe.call(&cmd), Err(EPERM), "within the TTL: {cmd}");
     }
     assert!(
-        n.from_peer(false).is_err(),
+        n.peer_connects(false).is_err(),
         "within the TTL: the peer connects"
     );
     let elapsed = started.elapsed();
