@@ -234,6 +234,24 @@ fn the_ttl_holds_in_the_kernel_without_anyone_running() {
     let cg = TestCgroup::new();
     let mut s = Setup::new(&cg);
     let p4 = s.peer_v4();
+    // Prepared ahead: the programs verified and pinned once, nothing isolated yet.
+    pins.isolator().prepare().expect("prepare");
+    let programs: Vec<_> = std::fs::read_dir(&pins.0)
+        .expect("pin dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("programs-"))
+        .collect();
+    assert_eq!(programs.len(), 1, "one directory of pinned programs");
+    let pinned = std::fs::read_dir(programs[0].path())
+        .expect("programs")
+        .count();
+    assert_eq!(pinned, LINKS_PER_ISOLATION);
+    assert!(pins.isolator().list().expect("list").is_empty());
+    assert_eq!(
+        s.call(&format!("tcp {p4} {PEER_PORT}")),
+        Ok(()),
+        "not isolated yet"
+    );
     let until = now_ns() + 1_500_000_000;
     pins.isolator()
         .isolate(cg.dir(), cg.id(), Some(until))

@@ -48,6 +48,7 @@ fn wall(boot_ns: u64, now_boot_ns: u64, now_wall: SystemTime) -> SystemTime {
     } else {
         now_wall
             .checked_sub(Duration::from_nanos(now_boot_ns - boot_ns))
+            .filter(|t| *t >= SystemTime::UNIX_EPOCH)
             .unwrap_or(SystemTime::UNIX_EPOCH)
     }
 }

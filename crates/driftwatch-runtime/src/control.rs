@@ -311,8 +311,8 @@ pub async fn task_status(
 
 /// Whether the freezer holds the cgroup of process `pid`: cgroup v2's `cgroup.events`
 /// (`frozen 1`) when the process has no v1 freezer, else the v1 freezer's `freezer.state`
-/// (`FROZEN`; a hybrid layout, where runc uses the v1 freezer). `None` when neither is
-/// readable (the process is gone).
+/// (`FROZEN`; a hybrid layout, where runc uses the v1 freezer); a root cgroup is never frozen.
+/// `None` when neither is readable (the process is gone).
 pub fn frozen(pid: u32) -> Option<bool> {
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let v1 = cgroups.lines().find_map(|l| {
@@ -323,7 +323,11 @@ pub fn frozen(pid: u32) -> Option<bool> {
             .any(|c| c == "freezer")
             .then(|| path.to_owned())
     });
+    // A root cgroup is never frozen (and has neither file).
     if let Some(path) = v1 {
+        if path == "/" {
+            return Some(false);
+        }
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         let mount = crate::mountinfo::cgroup1_mount(&mountinfo, "freezer")?;
         let state =
@@ -332,6 +336,9 @@ pub fn frozen(pid: u32) -> Option<bool> {
         return Some(state.trim() == "FROZEN");
     }
     let path = crate::cgroup::unified_path(&cgroups)?;
+    if path == "/" {
+        return Some(false);
+    }
     let proc = ProcFs::new("/proc", None);
     let dir = crate::cgroup::cgroup_dir(proc.cgroup2_mount()?, path);
     let events = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
