@@ -12,7 +12,8 @@
  *  - cgroup_skb/egress and cgroup_skb/ingress drop (return 0) every packet of the cgroup's
  *    sockets, established connections included (a socket carries the cgroup of the task that
  *    made it), except packets on the loopback device (ifindex 1 in every network namespace)
- *    or with both ends loopback (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104);
+ *    or with both ends loopback (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104), and IPv6 neighbour
+ *    discovery;
  *  - cgroup/connect4|6 and cgroup/sendmsg4|6 refuse (return 0: EPERM) every connect and every
  *    datagram with a destination, except to loopback or the unspecified address.
  *
@@ -105,6 +106,28 @@ static __always_inline bool v6_loopback(const __u32 a[4]) {
     return a[2] == bpf_htonl(0xffff) && v4_loopback(a[3]);
 }
 
+#define DW_ISO_IPPROTO_ICMPV6 58
+#define DW_ISO_ND_FIRST 133 /* router solicitation */
+#define DW_ISO_ND_LAST 137  /* redirect */
+
+/*
+ * An IPv6 neighbour discovery message (ICMPv6 133-137, no extension header: RFC 4861 sends
+ * them bare). The network namespace's own ND socket belongs to the cgroup that made the
+ * namespace, the container's: dropping its solicitations and advertisements would leave the
+ * neighbours' caches failed for seconds after a release. They carry no data; IPv4's ARP does not
+ * pass here at all.
+ */
+static __always_inline bool skb_neighbour_discovery(struct __sk_buff *skb) {
+    if (skb->protocol != bpf_htons(DW_ISO_ETH_P_IPV6))
+        return false;
+    __u8 next = 0, type = 0;
+    if (bpf_skb_load_bytes(skb, 6, &next, 1) != 0 || next != DW_ISO_IPPROTO_ICMPV6)
+        return false;
+    if (bpf_skb_load_bytes(skb, 40, &type, 1) != 0)
+        return false;
+    return type >= DW_ISO_ND_FIRST && type <= DW_ISO_ND_LAST;
+}
+
 /* Both ends of the packet are loopback addresses (the device is not lo: checked first). */
 static __always_inline bool skb_loopback(struct __sk_buff *skb) {
     if (skb->protocol == bpf_htons(DW_ISO_ETH_P_IP)) {
@@ -127,7 +150,8 @@ static __always_inline __u64 skb_ancestor(struct __sk_buff *skb, int level) {
 }
 
 static __always_inline int iso_skb(struct __sk_buff *skb) {
-    if (skb->ifindex == DW_ISO_LOOPBACK_IFINDEX || skb_loopback(skb))
+    if (skb->ifindex == DW_ISO_LOOPBACK_IFINDEX || skb_loopback(skb) ||
+        skb_neighbour_discovery(skb))
         return 1;
     __u64 own = bpf_skb_cgroup_id(skb);
 #define SKB_ANCESTOR(level) skb_ancestor(skb, level)

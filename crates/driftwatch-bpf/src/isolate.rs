@@ -19,7 +19,9 @@
 //!
 //! Every change is made under an exclusive `flock` of the pin directory, so two processes
 //! isolating at once never attach twice. The map entry is written before the links are attached
-//! and removed after they are detached (the programs drop a cgroup with no entry: fail closed).
+//! and, on release, ended first and removed only a while after the links were unpinned (the
+//! programs drop a cgroup with no entry: fail closed; and the kernel detaches an unpinned link a
+//! moment later, from a work queue).
 
 use std::fs::File;
 use std::io;
@@ -59,6 +61,10 @@ const PROGRAMS: [(&str, &str, u32); 6] = [
     ("dw_iso_sendmsg4", "sendmsg4", 14),
     ("dw_iso_sendmsg6", "sendmsg6", 15),
 ];
+
+/// How long after its end a released entry without links is kept (the kernel detaches an
+/// unpinned link from a work queue, a moment after the unpin returns).
+pub const RELEASED_GRACE_NS: u64 = 1_000_000_000;
 
 /// Number of links an isolation holds when whole.
 pub const LINKS_PER_ISOLATION: usize = PROGRAMS.len();
@@ -284,6 +290,7 @@ impl Isolator {
                     source: io::Error::other(e),
                 })?;
             }
+            self.unpin_programs_but(&dir)?;
         }
         PROGRAMS
             .iter()
@@ -307,6 +314,26 @@ impl Isolator {
         let _lock = self.lock()?;
         self.map()?;
         self.programs()?;
+        Ok(())
+    }
+
+    /// Unpins the programs of other builds of the object (`programs-*` but `keep`): isolations
+    /// made with them keep their programs through their links.
+    fn unpin_programs_but(&self, keep: &Path) -> Result<(), IsolateError> {
+        let entries = std::fs::read_dir(&self.pin_dir).map_err(io_err("read", &self.pin_dir))?;
+        for e in entries.flatten() {
+            let path = e.path();
+            if path == keep || !e.file_name().to_string_lossy().starts_with("programs-") {
+                continue;
+            }
+            for p in std::fs::read_dir(&path)
+                .map_err(io_err("read", &path))?
+                .flatten()
+            {
+                std::fs::remove_file(p.path()).map_err(io_err("unpin", &p.path()))?;
+            }
+            std::fs::remove_dir(&path).map_err(io_err("remove", &path))?;
+        }
         Ok(())
     }
 
@@ -386,11 +413,25 @@ impl Isolator {
         })
     }
 
-    /// Undoes the isolation of `cgroup_id`: its links are unpinned (which detaches them), then
-    /// its map entry is removed. Whether there was anything to undo.
+    /// Undoes the isolation of `cgroup_id`: its map entry is made to end now (the programs pass
+    /// everything from this instant), then its links are unpinned, which detaches them — the
+    /// kernel does that a moment later, from a work queue, so the entry stays, ended, until a
+    /// later call removes it ([`RELEASED_GRACE_NS`] after). Whether there was anything to undo.
     pub fn release(&self, cgroup_id: u64) -> Result<bool, IsolateError> {
         let _lock = self.lock()?;
+        let now = crate::boot_time_ns();
         let mut found = false;
+        let mut map = self.pinned_map()?;
+        if let Some(map) = map.as_mut() {
+            if let Ok(v) = map.get(&cgroup_id, 0) {
+                let (since, until) = parse_value(&v);
+                if until == 0 || until > now {
+                    map.insert(cgroup_id, value(since, now), 0)
+                        .map_err(|e| BpfError::map(MAP, "update", e))?;
+                    found = true;
+                }
+            }
+        }
         let links_dir = self.links_dir(cgroup_id);
         for (_, pin, _) in PROGRAMS {
             let path = links_dir.join(pin);
@@ -405,17 +446,41 @@ impl Isolator {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("remove", &links_dir)(e)),
         }
-        if let Some(mut map) = self.pinned_map()? {
-            if map.get(&cgroup_id, 0).is_ok() {
-                map.remove(&cgroup_id)
-                    .map_err(|e| BpfError::map(MAP, "remove", e))?;
-                found = true;
-            }
+        if let Some(map) = map.as_mut() {
+            self.remove_ended(map, now)?;
         }
         if found {
             tracing::debug!(cgroup_id, "isolation released");
         }
         Ok(found)
+    }
+
+    /// Removes the entries that ended more than [`RELEASED_GRACE_NS`] ago and have no links
+    /// (released, or expired and unpinned): their links are surely detached by now.
+    fn remove_ended(
+        &self,
+        map: &mut HashMap<MapData, u64, Value>,
+        now: u64,
+    ) -> Result<(), IsolateError> {
+        let mut ended = Vec::new();
+        for key in map.keys().take(MAX_ISOLATIONS as usize) {
+            let key = key.map_err(|e| BpfError::map(MAP, "iterate", e))?;
+            let Ok(v) = map.get(&key, 0) else {
+                continue;
+            };
+            let (_, until) = parse_value(&v);
+            if until != 0
+                && until.saturating_add(RELEASED_GRACE_NS) < now
+                && !self.links_dir(key).exists()
+            {
+                ended.push(key);
+            }
+        }
+        for key in ended {
+            map.remove(&key)
+                .map_err(|e| BpfError::map(MAP, "remove", e))?;
+        }
+        Ok(())
     }
 
     /// When nothing is isolated any more, removes every pin (the programs, the map) and the pin
@@ -425,27 +490,21 @@ impl Isolator {
             return Ok(false);
         }
         let _lock = self.lock()?;
-        let entries = std::fs::read_dir(&self.pin_dir).map_err(io_err("read", &self.pin_dir))?;
-        for e in entries.flatten() {
-            let path = e.path();
-            if e.file_name().to_string_lossy().starts_with("programs-") {
-                for p in std::fs::read_dir(&path)
-                    .map_err(io_err("read", &path))?
-                    .flatten()
-                {
-                    std::fs::remove_file(p.path()).map_err(io_err("unpin", &p.path()))?;
-                }
-                std::fs::remove_dir(&path).map_err(io_err("remove", &path))?;
-            } else if e.file_name() == MAP {
-                std::fs::remove_file(&path).map_err(io_err("unpin", &path))?;
-            }
+        self.unpin_programs_but(Path::new(""))?;
+        let map = self.pin_dir.join(MAP);
+        match std::fs::remove_file(&map) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("unpin", &map)(e)),
         }
         std::fs::remove_dir(&self.pin_dir).map_err(io_err("remove", &self.pin_dir))?;
         Ok(true)
     }
 
-    /// Every isolation: each map entry and each directory of pinned links, by cgroup id.
+    /// Every isolation: each map entry and each directory of pinned links, by cgroup id; an
+    /// entry that ended and has no links (released) is not one.
     pub fn list(&self) -> Result<Vec<Isolation>, IsolateError> {
+        let now = crate::boot_time_ns();
         let mut out: std::collections::BTreeMap<u64, Isolation> = Default::default();
         if let Some(map) = self.pinned_map()? {
             for key in map.keys() {
@@ -468,7 +527,8 @@ impl Isolator {
         let entries = match std::fs::read_dir(&self.pin_dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(out.into_values().collect())
+                out.retain(|_, i| i.until_ns.is_none_or(|u| u > now));
+                return Ok(out.into_values().collect());
             }
             Err(e) => return Err(io_err("read", &self.pin_dir)(e)),
         };
@@ -493,6 +553,7 @@ impl Isolator {
                 })
                 .links = links;
         }
+        out.retain(|_, i| i.links > 0 || i.until_ns.is_none_or(|u| u > now));
         Ok(out.into_values().collect())
     }
 }

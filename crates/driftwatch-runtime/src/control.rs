@@ -54,6 +54,15 @@ impl fmt::Display for TaskState {
     }
 }
 
+/// What [`Control::apply`] does to a container's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskAction {
+    /// containerd's `Tasks.Pause`: the cgroup freezer holds every process.
+    Pause,
+    /// containerd's `Tasks.Resume`: thaw.
+    Resume,
+}
+
 /// A container found for an action: where it is and, when its task runs, its cgroup v2
 /// directory and id (what isolation attaches to).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,47 +202,44 @@ impl Control {
     /// Freezes every process of the container (containerd's pause: the cgroup freezer). A
     /// paused container stays paused; a task that is not running is an error. The state after.
     pub async fn pause(&self, namespace: &str, id: &str) -> Result<TaskState, ControlError> {
-        match self.task_state(namespace, id).await? {
-            TaskState::Paused => return Ok(TaskState::Paused),
-            TaskState::Running | TaskState::Pausing => {}
-            state => return Err(wrong_state(namespace, id, "paused", state)),
-        }
-        let req = Containerd::request(
-            namespace,
-            PauseTaskRequest {
-                container_id: id.to_owned(),
-            },
-        )?;
-        self.act(
-            "tasks.pause",
-            namespace,
-            id,
-            self.cd.client().tasks().pause(req),
-        )
-        .await?;
-        self.task_state(namespace, id).await
+        self.apply(namespace, id, TaskAction::Pause).await
     }
 
     /// Thaws a paused container; a running one stays running. The state after.
     pub async fn resume(&self, namespace: &str, id: &str) -> Result<TaskState, ControlError> {
+        self.apply(namespace, id, TaskAction::Resume).await
+    }
+
+    /// Pauses or resumes; the state after.
+    pub async fn apply(
+        &self,
+        namespace: &str,
+        id: &str,
+        action: TaskAction,
+    ) -> Result<TaskState, ControlError> {
+        let (done, verb) = match action {
+            TaskAction::Pause => (TaskState::Paused, "paused"),
+            TaskAction::Resume => (TaskState::Running, "resumed"),
+        };
         match self.task_state(namespace, id).await? {
-            TaskState::Running => return Ok(TaskState::Running),
-            TaskState::Paused | TaskState::Pausing => {}
-            state => return Err(wrong_state(namespace, id, "resumed", state)),
+            s if s == done => return Ok(done),
+            TaskState::Running | TaskState::Paused | TaskState::Pausing => {}
+            state => return Err(wrong_state(namespace, id, verb, state)),
         }
-        let req = Containerd::request(
-            namespace,
-            ResumeTaskRequest {
-                container_id: id.to_owned(),
-            },
-        )?;
-        self.act(
-            "tasks.resume",
-            namespace,
-            id,
-            self.cd.client().tasks().resume(req),
-        )
-        .await?;
+        let container_id = id.to_owned();
+        let mut tasks = self.cd.client().tasks();
+        match action {
+            TaskAction::Pause => {
+                let req = Containerd::request(namespace, PauseTaskRequest { container_id })?;
+                self.act("tasks.pause", namespace, id, tasks.pause(req))
+                    .await?;
+            }
+            TaskAction::Resume => {
+                let req = Containerd::request(namespace, ResumeTaskRequest { container_id })?;
+                self.act("tasks.resume", namespace, id, tasks.resume(req))
+                    .await?;
+            }
+        }
         self.task_state(namespace, id).await
     }
 
@@ -270,42 +276,18 @@ fn wrong_state(namespace: &str, id: &str, action: &'static str, state: TaskState
     }
 }
 
-/// Pauses container `id` of `namespace` over a connection of its own.
-pub async fn pause(
+/// Pauses or resumes container `id` of `namespace` over a connection of its own (see
+/// [`Control::apply`]); the state after.
+pub async fn apply(
     socket: &Path,
+    timeout: Duration,
     namespace: &str,
     id: &str,
-    timeout: Duration,
+    action: TaskAction,
 ) -> Result<TaskState, ControlError> {
     Control::connect(socket, timeout)
         .await?
-        .pause(namespace, id)
-        .await
-}
-
-/// Resumes container `id` of `namespace` over a connection of its own.
-pub async fn resume(
-    socket: &Path,
-    namespace: &str,
-    id: &str,
-    timeout: Duration,
-) -> Result<TaskState, ControlError> {
-    Control::connect(socket, timeout)
-        .await?
-        .resume(namespace, id)
-        .await
-}
-
-/// The task state of container `id` of `namespace` over a connection of its own.
-pub async fn task_status(
-    socket: &Path,
-    namespace: &str,
-    id: &str,
-    timeout: Duration,
-) -> Result<TaskState, ControlError> {
-    Control::connect(socket, timeout)
-        .await?
-        .task_state(namespace, id)
+        .apply(namespace, id, action)
         .await
 }
 

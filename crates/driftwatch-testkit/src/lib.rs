@@ -8,7 +8,7 @@
 //!   dirs, and removes everything on drop.
 //! * [`PeerNet`] gives a container a network peer: a test-made network namespace joined to the
 //!   container's by a veth pair, where the test runs its servers; [`NetProbe`] drives a
-//!   network probe ([`NET_PROBE_C`]) wherever the test runs it (isolation tests).
+//!   network probe ([`net_probe_c`]) wherever the test runs it (isolation tests).
 //!
 //! Needs root, `ctr`/`containerd`/`runc`, busybox-static and `gcc` with a static libc.
 #![forbid(unsafe_code)]
@@ -32,5 +32,5 @@ pub use image::{
     Compression, ImageBuilder, ImportedImage, MARKER_HELPER_C, NOOP_HELPER_C,
 };
 pub use netns::PeerNet;
-pub use netprobe::{echo_round_trip, NetProbe, NET_PROBE_C};
+pub use netprobe::{echo_round_trip, net_probe_c, NetProbe, SOCKADDR_C};
 pub use subprocess::ExecOutput;

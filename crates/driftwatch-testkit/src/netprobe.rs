@@ -1,6 +1,6 @@
 //! A network probe for isolation tests: a static helper that runs where the test puts it (a
 //! test-made cgroup and network namespace, or a container through `ctr task exec`) and answers
-//! one command per line ([`NET_PROBE_C`]), driven by [`NetProbe`]; and the peer side of a
+//! one command per line ([`net_probe_c`]), driven by [`NetProbe`]; and the peer side of a
 //! [`PeerNet`]: a TCP echo server and connects made in the peer namespace.
 
 use crate::PeerNet;
@@ -10,12 +10,12 @@ use std::os::fd::AsFd;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `netprobe` (build it with [`crate::compile_static_helper`]): `hello`; `tcp IP PORT` (a connect, 1 s at most: `err 110` when nothing answers);
+/// The C source of `netprobe` (build it with [`crate::compile_static_helper`]): `hello`; `tcp IP PORT` (a connect, 1 s at most: `err 110` when nothing answers);
 /// `udp IP PORT` (one datagram by sendto); `hold IP PORT` (a connect kept open); `ping` (one
 /// byte on the held connection, then wait 1 s at most for the echo); `listen PORT` (a
 /// dual-stack listener on `[::]:PORT` served by a child that echoes, killed with the helper);
 /// `quit`. Answers `ok` or `err ERRNO`.
-pub const NET_PROBE_C: &str = r#"
+const NET_PROBE_BODY_C: &str = r#"
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,19 +30,6 @@ pub const NET_PROBE_C: &str = r#"
 #include <sys/socket.h>
 #include <unistd.h>
 
-static socklen_t sa_of(const char *ip, int port, struct sockaddr_storage *ss) {
-    memset(ss, 0, sizeof(*ss));
-    if (!strchr(ip, ':')) {
-        struct sockaddr_in *s = (struct sockaddr_in *)ss;
-        s->sin_family = AF_INET;
-        s->sin_port = htons(port);
-        return inet_pton(AF_INET, ip, &s->sin_addr) == 1 ? sizeof(*s) : 0;
-    }
-    struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
-    s->sin6_family = AF_INET6;
-    s->sin6_port = htons(port);
-    return inet_pton(AF_INET6, ip, &s->sin6_addr) == 1 ? sizeof(*s) : 0;
-}
 
 /* A TCP connect of at most 1 s: the socket, or -errno. */
 static int tcp_connect(struct sockaddr_storage *ss, socklen_t len) {
@@ -181,7 +168,38 @@ int main(void) {
 }
 "#;
 
-/// A running [`NET_PROBE_C`] helper, killed on drop.
+/// C: `sa_of(ip, port, &ss)`, a textual IPv4 or IPv6 address (one with a `:`) and a port as a
+/// `struct sockaddr_storage`; its length, 0 for a bad address. Put in front of test programs.
+pub const SOCKADDR_C: &str = r#"
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+static socklen_t sa_of(const char *ip, int port, struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof(*ss));
+    if (!strchr(ip, ':')) {
+        struct sockaddr_in *s = (struct sockaddr_in *)ss;
+        s->sin_family = AF_INET;
+        s->sin_port = htons(port);
+        return inet_pton(AF_INET, ip, &s->sin_addr) == 1 ? sizeof(*s) : 0;
+    }
+    struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    return inet_pton(AF_INET6, ip, &s->sin6_addr) == 1 ? sizeof(*s) : 0;
+}
+"#;
+
+/// The C source of the probe ([`SOCKADDR_C`] and its commands, above).
+pub fn net_probe_c() -> String {
+    format!("{SOCKADDR_C}{NET_PROBE_BODY_C}")
+}
+
+/// A running probe ([`net_probe_c`], or any helper that answers one line per command line),
+/// told to quit on drop and killed if it does not.
 #[derive(Debug)]
 pub struct NetProbe {
     child: Child,
@@ -209,15 +227,21 @@ impl NetProbe {
         self.child.id()
     }
 
-    /// Runs one command: `Ok` or `Err(errno)`; panics on an answer that is neither (a broken
-    /// probe is a broken test).
-    pub fn call(&mut self, cmd: &str) -> Result<(), i32> {
+    /// Sends one command line; the answer line as it came.
+    pub fn ask(&mut self, cmd: &str) -> String {
         writeln!(self.stdin, "{cmd}").expect("write a probe command");
         self.stdin.flush().expect("flush a probe command");
         let mut line = String::new();
         self.stdout
             .read_line(&mut line)
             .expect("read a probe answer");
+        line
+    }
+
+    /// Runs one command: `Ok` or `Err(errno)`; panics on an answer that is neither (a broken
+    /// probe is a broken test).
+    pub fn call(&mut self, cmd: &str) -> Result<(), i32> {
+        let line = self.ask(cmd);
         let line = line.trim();
         match line.split_once(' ') {
             _ if line == "ok" => Ok(()),
@@ -228,9 +252,17 @@ impl NetProbe {
 }
 
 impl Drop for NetProbe {
+    /// `quit`, then up to 2 s for the probe to exit before it is killed.
     fn drop(&mut self) {
         let _ = writeln!(self.stdin, "quit");
         let _ = self.stdin.flush();
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -280,6 +312,17 @@ impl PeerNet {
         });
         rx.recv_timeout(Duration::from_secs(10))
             .map_err(|_| std::io::Error::other("echo server did not start"))?
+    }
+
+    /// A TCP connect from the peer namespace to the container's address (IPv6 or IPv4) on
+    /// `port`, within one second; the stream reads with a timeout of one second.
+    pub fn connect_container(&self, v6: bool, port: u16) -> std::io::Result<TcpStream> {
+        let ip: std::net::IpAddr = if v6 {
+            self.container_v6.into()
+        } else {
+            self.container_v4.into()
+        };
+        self.connect(SocketAddr::new(ip, port), Duration::from_secs(1))
     }
 
     /// A TCP connect from the peer namespace to `to` (at most `timeout`); the stream reads

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod baseline_cmd;
+mod containerd_args;
 mod containers_cmd;
 mod diff_cmd;
 mod respond_cmd;

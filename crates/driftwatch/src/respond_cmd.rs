@@ -9,9 +9,10 @@
 //! `driftwatch diff` (id, unique id prefix or name, `-n NS`), resolved by
 //! `driftwatch_runtime::control` (the one resolver).
 
+use crate::containerd_args::ContainerdArgs;
 use anyhow::Context as _;
 use driftwatch_respond::isolate::{Isolation, Isolations, DEFAULT_PIN_DIR};
-use driftwatch_runtime::control::{Control, ControlError, Target};
+use driftwatch_runtime::control::{Control, ControlError, Target, TaskAction};
 use driftwatch_runtime::inspect::InspectError;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,20 +35,6 @@ struct ContainerArg {
     container: String,
     #[command(flatten)]
     containerd: ContainerdArgs,
-}
-
-#[derive(Debug, clap::Args)]
-struct ContainerdArgs {
-    /// containerd namespace to look in [default: every namespace].
-    #[arg(long, short = 'n', value_name = "NS")]
-    namespace: Option<String>,
-    /// containerd socket.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/run/containerd/containerd.sock"
-    )]
-    containerd_socket: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,8 +143,8 @@ pub fn run(args: RespondArgs) -> anyhow::Result<ExitCode> {
             containerd,
             pins,
         } => rt.block_on(release(container, cgroup_id, &containerd, &pins)),
-        Action::Pause { target } => rt.block_on(pause(&target, true)),
-        Action::Resume { target } => rt.block_on(pause(&target, false)),
+        Action::Pause { target } => rt.block_on(pause(&target, TaskAction::Pause)),
+        Action::Resume { target } => rt.block_on(pause(&target, TaskAction::Resume)),
         Action::Isolations {
             json,
             containerd,
@@ -174,7 +161,7 @@ pub fn run(args: RespondArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn control(c: &ContainerdArgs) -> anyhow::Result<Control> {
-    Ok(Control::connect(&c.containerd_socket, CONTAINERD_TIMEOUT).await?)
+    Ok(Control::connect(&c.socket, CONTAINERD_TIMEOUT).await?)
 }
 
 /// The container named on the command line, with its cgroup.
@@ -257,26 +244,18 @@ async fn release(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn pause(target: &ContainerArg, freeze: bool) -> anyhow::Result<ExitCode> {
+async fn pause(target: &ContainerArg, action: TaskAction) -> anyhow::Result<ExitCode> {
     let c = control(&target.containerd).await?;
     let t = locate(&c, target).await?;
-    let state = if freeze {
-        c.pause(&t.namespace, &t.id).await
-    } else {
-        c.resume(&t.namespace, &t.id).await
-    }
-    .with_context(|| {
-        format!(
-            "cannot {} container {}",
-            if freeze { "pause" } else { "resume" },
-            name(&t)
-        )
-    })?;
-    println!(
-        "{} {} ({state})",
-        if freeze { "paused" } else { "resumed" },
-        name(&t)
-    );
+    let (verb, done) = match action {
+        TaskAction::Pause => ("pause", "paused"),
+        TaskAction::Resume => ("resume", "resumed"),
+    };
+    let state = c
+        .apply(&t.namespace, &t.id, action)
+        .await
+        .with_context(|| format!("cannot {verb} container {}", name(&t)))?;
+    println!("{done} {} ({state})", name(&t));
     Ok(ExitCode::SUCCESS)
 }
 
