@@ -59,13 +59,6 @@ const DWENFC_C: &str = r#"
 
 
 
-static void reply(int err) {
-    if (err)
-        printf("err %d\n", err);
-    else
-        printf("ok\n");
-    fflush(stdout);
-}
 
 int main(void) {
     char line[256], cmd[16], ip[64];
@@ -159,7 +152,10 @@ fn dwenfc() -> &'static Path {
         compile_static(
             "driftwatch-bpf-net-enforce",
             "dwenfc",
-            &common::with_uring_connect(&format!("{}{DWENFC_C}", driftwatch_testkit::SOCKADDR_C)),
+            &common::with_uring_connect(&format!(
+                "{}{DWENFC_C}",
+                driftwatch_testkit::PROBE_PRELUDE_C
+            )),
         )
     })
 }

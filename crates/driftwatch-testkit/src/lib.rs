@@ -32,5 +32,5 @@ pub use image::{
     Compression, ImageBuilder, ImportedImage, MARKER_HELPER_C, NOOP_HELPER_C,
 };
 pub use netns::PeerNet;
-pub use netprobe::{echo_round_trip, net_probe_c, NetProbe, SOCKADDR_C};
+pub use netprobe::{echo_round_trip, net_probe_c, NetProbe, PROBE_PRELUDE_C};
 pub use subprocess::ExecOutput;

@@ -90,13 +90,6 @@ static void serve(int l) {
     _exit(0);
 }
 
-static void reply(int err) {
-    if (err)
-        printf("err %d\n", err);
-    else
-        printf("ok\n");
-    fflush(stdout);
-}
 
 int main(void) {
     char line[256], cmd[16], ip[64];
@@ -168,14 +161,16 @@ int main(void) {
 }
 "#;
 
-/// C: `sa_of(ip, port, &ss)`, a textual IPv4 or IPv6 address (one with a `:`) and a port as a
-/// `struct sockaddr_storage`; its length, 0 for a bad address. Put in front of test programs.
-pub const SOCKADDR_C: &str = r#"
+/// C, the probe protocol, to put in front of test programs: `sa_of(ip, port, &ss)`, a textual
+/// IPv4 or IPv6 address (one with a `:`) and a port as a `struct sockaddr_storage` (its length,
+/// 0 for a bad address); `reply(err)`, the answer line, `ok` or `err ERRNO`, flushed.
+pub const PROBE_PRELUDE_C: &str = r#"
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 static socklen_t sa_of(const char *ip, int port, struct sockaddr_storage *ss) {
@@ -191,11 +186,19 @@ static socklen_t sa_of(const char *ip, int port, struct sockaddr_storage *ss) {
     s->sin6_port = htons(port);
     return inet_pton(AF_INET6, ip, &s->sin6_addr) == 1 ? sizeof(*s) : 0;
 }
+
+static void reply(int err) {
+    if (err)
+        printf("err %d\n", err);
+    else
+        printf("ok\n");
+    fflush(stdout);
+}
 "#;
 
-/// The C source of the probe ([`SOCKADDR_C`] and its commands, above).
+/// The C source of the probe ([`PROBE_PRELUDE_C`] and its commands, above).
 pub fn net_probe_c() -> String {
-    format!("{SOCKADDR_C}{NET_PROBE_BODY_C}")
+    format!("{PROBE_PRELUDE_C}{NET_PROBE_BODY_C}")
 }
 
 /// A running probe ([`net_probe_c`], or any helper that answers one line per command line),
