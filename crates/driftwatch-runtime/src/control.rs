@@ -29,7 +29,7 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    fn from_raw(status: i32) -> TaskState {
+    pub(crate) fn from_raw(status: i32) -> TaskState {
         match Status::try_from(status) {
             Ok(Status::Created) => TaskState::Created,
             Ok(Status::Running) => TaskState::Running,
@@ -38,6 +38,16 @@ impl TaskState {
             Ok(Status::Pausing) => TaskState::Pausing,
             _ => TaskState::Unknown,
         }
+    }
+}
+
+impl TaskState {
+    /// Whether the task's init process exists (created, running, paused or pausing).
+    pub fn has_process(self) -> bool {
+        matches!(
+            self,
+            TaskState::Created | TaskState::Running | TaskState::Paused | TaskState::Pausing
+        )
     }
 }
 
@@ -137,7 +147,11 @@ impl Control {
             cgroup_dir: None,
             cgroup_id: None,
         };
-        let Some(pid) = task.map(|p| p.pid).filter(|&p| p != 0) else {
+        // A stopped task keeps its pid, which another process may have by now.
+        let Some(pid) = task
+            .map(|p| p.pid)
+            .filter(|&p| p != 0 && t.state.has_process())
+        else {
             return Ok(t);
         };
         t.pid = Some(pid);
@@ -171,7 +185,7 @@ impl Control {
                     cgroup_dir: None,
                     cgroup_id: None,
                 };
-                if let Some(pid) = target.pid {
+                if let Some(pid) = target.pid.filter(|_| target.state.has_process()) {
                     self.fill_cgroup(&mut target, pid);
                 }
                 out.push(target);

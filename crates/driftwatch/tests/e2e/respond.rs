@@ -349,3 +349,37 @@ fn pause_freezes_the_container_and_resume_thaws_it() {
     );
     assert!(err.to_string().contains("is gone"), "{err}");
 }
+
+#[test]
+fn respond_says_what_is_wrong_with_exit_codes() {
+    let e = env();
+    let img = image(&e);
+    let id = driftwatch_testkit::unique_id("respstop");
+    let c =
+        Container::run(&e.containerd, ns(), &img, &id, RunOpts::default()).expect("run container");
+    // Usage mistakes: exit code 2.
+    let (code, _, stderr) = respond(&["isolate", "-n", ns(), &id, "--ttl", "5x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("unknown unit"), "{stderr}");
+    let (code, _, stderr) = respond(&["isolate", "-n", ns(), "no-such-container-anywhere"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, stdout, _) = respond(&["release", "--cgroup-id", "1"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("was not isolated"), "{stdout}");
+
+    // A container whose task stopped: nothing to isolate or pause (exit code 1).
+    e.containerd
+        .ctr_checked(ns(), &["task", "kill", "-s", "SIGKILL", &id])
+        .expect("kill the task");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while task_status(&e, &c) != "STOPPED" {
+        assert!(Instant::now() < deadline, "the task did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _, stderr) = respond(&["isolate", "-n", ns(), &id]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no running task"), "{stderr}");
+    let (code, _, stderr) = respond(&["pause", "-n", ns(), &id]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot be paused"), "{stderr}");
+}
