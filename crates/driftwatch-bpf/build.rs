@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const PROGRAMS: &[&str] = &["exec"];
+const PROGRAMS: &[&str] = &["exec", "isolate"];
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 fn main() -> ExitCode {

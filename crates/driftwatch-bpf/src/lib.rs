@@ -1,6 +1,10 @@
 //! driftwatch's kernel side: the BPF programs in `bpf/*.bpf.c` (compiled by `build.rs` with
 //! clang, CO-RE against `vmlinux.h`) and their aya loader.
 //!
+//! Two objects: `exec.bpf.c`, the sensor ([`ExecSensor`]: loaded and unloaded with the agent),
+//! and `isolate.bpf.c`, network isolation of a container ([`isolate`]: pinned in bpffs, it
+//! outlives whoever made it).
+//!
 //! Architecture invariant: this is the only crate that knows aya and kernel layouts. It hands
 //! out [`driftwatch_event::Event`]s: the kernel records are decoded here (`decode.rs`, with
 //! `driftwatch_abi::decode` underneath), so no other crate maps a kernel enum or flag.
@@ -30,12 +34,13 @@
 
 pub mod decode;
 mod error;
+pub mod isolate;
 mod object;
 mod ring_buf;
 mod sensor;
 
 pub use error::BpfError;
-pub use object::EXEC_BPF_OBJECT;
+pub use object::{EXEC_BPF_OBJECT, ISOLATE_BPF_OBJECT};
 pub use ring_buf::{EventStream, POLL_INTERVAL};
 pub use sensor::{
     boot_time_ns, ExecArgs, ExecSensor, GateMaps, NetPeer, SensorOptions, SensorStats, Tamper,

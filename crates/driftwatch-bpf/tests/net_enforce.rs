@@ -15,11 +15,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use driftwatch_abi::{
 use driftwatch_bpf::{EventStream, ExecSensor, NetPeer, SensorOptions, IPPROTO_TCP, IPPROTO_UDP};
 use driftwatch_event::IpNet;
 use driftwatch_event::{ip_from_raw, NetOp};
+use driftwatch_testkit::NetProbe;
 
 const EPERM: i32 = 1;
 
@@ -56,32 +57,8 @@ const DWENFC_C: &str = r#"
 #include <unistd.h>
 #include <linux/io_uring.h>
 
-static socklen_t sa_of(const char *ip, int port, struct sockaddr_storage *ss) {
-    memset(ss, 0, sizeof(*ss));
-    if (!strchr(ip, ':')) {
-        struct sockaddr_in *s = (struct sockaddr_in *)ss;
-        s->sin_family = AF_INET;
-        s->sin_port = htons(port);
-        if (inet_pton(AF_INET, ip, &s->sin_addr) != 1)
-            return 0;
-        return sizeof(*s);
-    }
-    struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
-    s->sin6_family = AF_INET6;
-    s->sin6_port = htons(port);
-    if (inet_pton(AF_INET6, ip, &s->sin6_addr) != 1)
-        return 0;
-    return sizeof(*s);
-}
 
 
-static void reply(int err) {
-    if (err)
-        printf("err %d\n", err);
-    else
-        printf("ok\n");
-    fflush(stdout);
-}
 
 int main(void) {
     char line[256], cmd[16], ip[64];
@@ -175,7 +152,10 @@ fn dwenfc() -> &'static Path {
         compile_static(
             "driftwatch-bpf-net-enforce",
             "dwenfc",
-            &common::with_uring_connect(DWENFC_C),
+            &common::with_uring_connect(&format!(
+                "{}{DWENFC_C}",
+                driftwatch_testkit::PROBE_PRELUDE_C
+            )),
         )
     })
 }
@@ -275,9 +255,7 @@ impl Drop for TestNet {
 
 /// A running `dwenfc` in the test namespace (and in `cg`, if given).
 struct Client {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    probe: NetProbe,
 }
 
 impl Client {
@@ -290,19 +268,10 @@ impl Client {
             ),
             None => format!("exec ip netns exec {} \"$@\"", net.name),
         };
-        let mut child = Command::new("/bin/sh")
-            .args(["-c", &script, "sh"])
-            .arg(dwenfc())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn dwenfc");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &script, "sh"]).arg(dwenfc());
         let mut c = Client {
-            child,
-            stdin,
-            stdout,
+            probe: NetProbe::spawn(cmd).expect("spawn dwenfc"),
         };
         // The first answer also says the exec into the namespace is done.
         assert_eq!(c.call("tcp 127.0.0.1 8080"), Ok(()), "client started");
@@ -310,31 +279,12 @@ impl Client {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.probe.pid()
     }
 
     /// Runs one command: `Ok` or `Err(errno)`.
     fn call(&mut self, cmd: &str) -> Result<(), i32> {
-        writeln!(self.stdin, "{cmd}").expect("write command");
-        self.stdin.flush().expect("flush command");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read answer");
-        let line = line.trim();
-        match line.split_once(' ') {
-            _ if line == "ok" => Ok(()),
-            Some(("err", e)) => Err(e.parse().expect("errno")),
-            _ => panic!("{cmd}: unexpected answer {line:?}"),
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        if self.child.wait().is_err() {
-            let _ = self.child.kill();
-        }
+        self.probe.call(cmd)
     }
 }
 
@@ -737,9 +687,7 @@ async fn a_refused_io_uring_connect_is_reported_without_a_syscall() {
         .allow_net_peer(&peer(&cg, IPPROTO_TCP, "10.214.0.1", 32, Some(8080)))
         .expect("allow");
     let mut c = Client::start(&net, Some(&cg));
-    writeln!(c.stdin, "uring 10.214.0.2 8080").expect("write");
-    let mut line = String::new();
-    c.stdout.read_line(&mut line).expect("read");
+    let line = c.probe.ask("uring 10.214.0.2 8080");
     if line.trim() == "nouring" {
         println!("io_uring not available: skipped");
         return;

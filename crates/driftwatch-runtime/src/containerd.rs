@@ -9,7 +9,7 @@ use containerd_client::services::v1::{
     Container, GetContainerRequest, GetImageRequest, GetRequest, ListContainersRequest,
     ListNamespacesRequest, ListTasksRequest, SubscribeRequest,
 };
-use containerd_client::types::v1::{Process, Status};
+use containerd_client::types::v1::Process;
 use containerd_client::types::Envelope;
 use containerd_client::Client;
 use driftwatch_event::ContainerInfo;
@@ -45,10 +45,7 @@ pub(crate) struct Containerd {
 
 /// True when a task status means its init process exists.
 fn has_process(status: i32) -> bool {
-    matches!(
-        Status::try_from(status),
-        Ok(Status::Created | Status::Running | Status::Paused | Status::Pausing)
-    )
+    crate::control::TaskState::from_raw(status).has_process()
 }
 
 impl Containerd {
@@ -465,6 +462,7 @@ mod tests {
 
     #[test]
     fn task_states_with_a_process() {
+        use containerd_client::types::v1::Status;
         assert!(has_process(Status::Running as i32));
         assert!(has_process(Status::Created as i32));
         assert!(has_process(Status::Paused as i32));

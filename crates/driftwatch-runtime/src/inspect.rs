@@ -5,7 +5,9 @@
 use crate::containerd::{complete_from_proc, Containerd};
 use crate::error::RuntimeError;
 use crate::procfs::ProcFs;
-use containerd_client::services::v1::{GetImageRequest, ListContainersRequest, ReadContentRequest};
+use containerd_client::services::v1::{
+    Container, GetImageRequest, ListContainersRequest, ReadContentRequest,
+};
 use driftwatch_event::OverlayLayers;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,54 +58,7 @@ pub async fn inspect_container(
     timeout: Duration,
 ) -> Result<ContainerDetails, InspectError> {
     let cd = Containerd::connect(socket, timeout, timeout).await?;
-    let namespaces = match namespace {
-        Some(n) => vec![n.to_owned()],
-        None => cd.namespaces().await?,
-    };
-    let mut exact = Vec::new();
-    let mut fuzzy = Vec::new();
-    for ns in &namespaces {
-        let req = Containerd::request(ns, ListContainersRequest::default())?;
-        let list = cd
-            .call("containers.list", cd.client().containers().list(req))
-            .await?;
-        for c in list.containers {
-            if c.id == query {
-                exact.push((ns.clone(), c));
-            } else if NAME_LABELS
-                .iter()
-                .any(|l| c.labels.get(*l).is_some_and(|v| v == query))
-                || (query.len() >= 4 && c.id.starts_with(query))
-            {
-                fuzzy.push((ns.clone(), c));
-            }
-        }
-    }
-    let candidates = if exact.is_empty() { fuzzy } else { exact };
-    let (ns, c) = match candidates.len() {
-        0 => {
-            return Err(InspectError::NotFound {
-                query: query.to_owned(),
-                namespace: namespace.map(str::to_owned),
-            })
-        }
-        1 => candidates
-            .into_iter()
-            .next()
-            .ok_or_else(|| InspectError::NotFound {
-                query: query.to_owned(),
-                namespace: None,
-            })?,
-        _ => {
-            return Err(InspectError::Ambiguous {
-                query: query.to_owned(),
-                matches: candidates
-                    .iter()
-                    .map(|(n, c)| format!("{n}/{}", c.id))
-                    .collect(),
-            })
-        }
-    };
+    let (ns, c) = find_container(&cd, namespace, query).await?;
     let mut d = ContainerDetails {
         namespace: ns.clone(),
         id: c.id.clone(),
@@ -138,6 +93,60 @@ pub async fn inspect_container(
         }
     }
     Ok(d)
+}
+
+/// The one resolver of a container named on the command line: `query` is a container id, a
+/// unique id prefix (at least 4 characters) or a name label value ([`NAME_LABELS`]), looked up
+/// in `namespace` or in every namespace; an exact id wins over names and prefixes.
+pub(crate) async fn find_container(
+    cd: &Containerd,
+    namespace: Option<&str>,
+    query: &str,
+) -> Result<(String, Container), InspectError> {
+    let namespaces = match namespace {
+        Some(n) => vec![n.to_owned()],
+        None => cd.namespaces().await?,
+    };
+    let mut exact = Vec::new();
+    let mut fuzzy = Vec::new();
+    for ns in &namespaces {
+        let req = Containerd::request(ns, ListContainersRequest::default())?;
+        let list = cd
+            .call("containers.list", cd.client().containers().list(req))
+            .await?;
+        for c in list.containers {
+            if c.id == query {
+                exact.push((ns.clone(), c));
+            } else if NAME_LABELS
+                .iter()
+                .any(|l| c.labels.get(*l).is_some_and(|v| v == query))
+                || (query.len() >= 4 && c.id.starts_with(query))
+            {
+                fuzzy.push((ns.clone(), c));
+            }
+        }
+    }
+    let candidates = if exact.is_empty() { fuzzy } else { exact };
+    match candidates.len() {
+        0 => Err(InspectError::NotFound {
+            query: query.to_owned(),
+            namespace: namespace.map(str::to_owned),
+        }),
+        1 => candidates
+            .into_iter()
+            .next()
+            .ok_or_else(|| InspectError::NotFound {
+                query: query.to_owned(),
+                namespace: None,
+            }),
+        _ => Err(InspectError::Ambiguous {
+            query: query.to_owned(),
+            matches: candidates
+                .iter()
+                .map(|(n, c)| format!("{n}/{}", c.id))
+                .collect(),
+        }),
+    }
 }
 
 async fn read_blob(cd: &Containerd, ns: &str, digest: &str) -> Result<Vec<u8>, RuntimeError> {

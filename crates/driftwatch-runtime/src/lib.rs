@@ -26,6 +26,7 @@
 pub mod cgroup;
 mod config;
 mod containerd;
+pub mod control;
 pub mod cri;
 mod error;
 mod events;

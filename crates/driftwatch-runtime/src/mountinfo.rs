@@ -191,10 +191,43 @@ pub fn cgroup2_mount(content: &str) -> Option<PathBuf> {
         .map(|m| PathBuf::from(m.mount_point))
 }
 
+/// The mount point of the cgroup v1 hierarchy of `controller` (`freezer`), root `/`: the
+/// super options name the controllers it holds.
+pub fn cgroup1_mount(content: &str, controller: &str) -> Option<PathBuf> {
+    content
+        .lines()
+        .filter_map(parse_line)
+        .find(|m| {
+            m.fstype == "cgroup"
+                && m.root == "/"
+                && split_super_options(&m.super_options)
+                    .iter()
+                    .any(|(k, v)| v.is_none() && k == controller)
+        })
+        .map(|m| PathBuf::from(m.mount_point))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn cgroup1_mount_of_a_controller() {
+        let info =
+            "30 25 0:26 / /sys/fs/cgroup/freezer rw,relatime shared:9 - cgroup cgroup rw,freezer\n\
+                    31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                    32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup1_mount(info, "freezer"),
+            Some(PathBuf::from("/sys/fs/cgroup/freezer"))
+        );
+        assert_eq!(
+            cgroup1_mount(info, "cpuacct"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"))
+        );
+        assert_eq!(cgroup1_mount(info, "memory"), None);
+    }
 
     const SNAP: &str = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots";
 

@@ -7,7 +7,8 @@
 //! * [`Container`] runs a throwaway container, execs in it, exposes its init pid and overlay
 //!   dirs, and removes everything on drop.
 //! * [`PeerNet`] gives a container a network peer: a test-made network namespace joined to the
-//!   container's by a veth pair, where the test runs its servers.
+//!   container's by a veth pair, where the test runs its servers; [`NetProbe`] drives a
+//!   network probe ([`net_probe_c`]) wherever the test runs it (isolation tests).
 //!
 //! Needs root, `ctr`/`containerd`/`runc`, busybox-static and `gcc` with a static libc.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ mod containerd;
 mod error;
 pub mod image;
 mod netns;
+mod netprobe;
 mod receiver;
 mod subprocess;
 
@@ -31,5 +33,6 @@ pub use image::{
     Compression, ImageBuilder, ImportedImage, MARKER_HELPER_C, NOOP_HELPER_C,
 };
 pub use netns::PeerNet;
+pub use netprobe::{echo_round_trip, net_probe_c, NetProbe, PROBE_PRELUDE_C};
 pub use receiver::{Receiver, Request, TestCa};
 pub use subprocess::ExecOutput;

@@ -4,7 +4,7 @@
 //! * the crate order of ARCHITECTURE.md: a crate depends only on crates listed before it (no
 //!   arrow points back up);
 //! * the crates that must do no IO do not depend on one that does;
-//! * `#![forbid(unsafe_code)]` in every crate but `driftwatch-bpf` (whose two `unsafe` blocks
+//! * `#![forbid(unsafe_code)]` in every crate but `driftwatch-bpf` (whose few `unsafe` blocks
 //!   are allowed one by one, each with a `SAFETY:` comment);
 //! * every crate inherits the workspace's `rust-version`, and that MSRV is true: no dependency
 //!   declares a newer one (the standard library's items are checked by clippy's

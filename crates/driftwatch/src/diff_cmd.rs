@@ -1,6 +1,7 @@
 //! `driftwatch diff`: what changed in a container since it started (files, packages, runtime
 //! configuration). Exit codes: 0 no drift, 1 drift found, 2 error.
 
+use crate::containerd_args::ContainerdArgs;
 use anyhow::Context as _;
 use driftwatch_diff::render::{JsonReport, TableReport};
 use driftwatch_diff::{
@@ -34,9 +35,8 @@ pub struct DiffArgs {
     /// Container id, unique id prefix, or name (CRI/nerdctl name label).
     #[arg(value_name = "CONTAINER", required_unless_present = "upper")]
     container: Option<String>,
-    /// containerd namespace to look in [default: every namespace].
-    #[arg(long, short = 'n', value_name = "NS")]
-    namespace: Option<String>,
+    #[command(flatten)]
+    containerd: ContainerdArgs,
     /// Print the report as one JSON document.
     #[arg(long)]
     json: bool,
@@ -70,13 +70,6 @@ pub struct DiffArgs {
     /// walking thread reads them) [default: one per CPU, at most 4].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// containerd socket.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/run/containerd/containerd.sock"
-    )]
-    containerd_socket: PathBuf,
     /// Diff these layer directories instead of asking containerd (no configuration drift).
     #[arg(
         long,
@@ -254,8 +247,8 @@ fn from_containerd(args: &DiffArgs, query: &str) -> anyhow::Result<DiffInput> {
         .build()
         .context("cannot start the async runtime")?;
     let d = rt.block_on(driftwatch_runtime::inspect::inspect_container(
-        &args.containerd_socket,
-        args.namespace.as_deref(),
+        &args.containerd.socket,
+        args.containerd.namespace.as_deref(),
         query,
         Duration::from_secs(10),
     ))?;

@@ -10,10 +10,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod baseline_cmd;
+mod containerd_args;
 mod containers_cmd;
 mod diff_cmd;
 mod incidents_cmd;
 mod plan_cmd;
+mod respond_cmd;
 mod rules_cmd;
 
 #[derive(Debug, Parser)]
@@ -42,24 +44,13 @@ enum Command {
     /// The network baselines the agent learns per workload: list, show, edit, check.
     /// Exit code 0 ok, 1 a file has a mistake (check), 2 error.
     Baseline(baseline_cmd::BaselineArgs),
-    /// The response playbooks: plan what an alert would make the agent do.
-    Respond(RespondArgs),
+    /// The response: plan what an alert would make the agent do; act on a container by hand
+    /// (isolate its network / release it, pause / resume it, list the isolations). Exit code 0
+    /// ok, 1 the action failed (plan: nothing would run), 2 usage error.
+    Respond(respond_cmd::RespondArgs),
     /// The responder's incidents: each with its container, alerts, steps and evidence.
     /// Exit code 0 ok, 1 no agent answered, 2 usage error.
     Incidents(incidents_cmd::IncidentsArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct RespondArgs {
-    #[command(subcommand)]
-    command: RespondCommand,
-}
-
-#[derive(Debug, Subcommand)]
-enum RespondCommand {
-    /// What the playbooks would do for one alert, and which guard would stop each step.
-    /// Exit code 0 some step would run, 1 nothing would run, 2 error.
-    Plan(plan_cmd::PlanArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,14 +145,12 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
-        Command::Respond(args) => match args.command {
-            RespondCommand::Plan(a) => match plan_cmd::run(&a) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("driftwatch: error: {e:#}");
-                    ExitCode::from(EXIT_USAGE)
-                }
-            },
+        Command::Respond(args) => match respond_cmd::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                respond_cmd::exit_code(&e)
+            }
         },
         Command::Incidents(args) => match incidents_cmd::run(&args) {
             Ok(code) => code,

@@ -230,6 +230,18 @@ impl TestCgroup {
         fs::metadata(&self.dir).expect("stat cgroup").ino()
     }
 
+    /// The cgroup's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A cgroup below this one (drop it first).
+    pub fn child(&self, name: &str) -> TestCgroup {
+        let dir = self.dir.join(name);
+        fs::create_dir(&dir).expect("create child cgroup");
+        TestCgroup { dir }
+    }
+
     /// The cgroup's `cgroup.procs` file.
     pub fn procs(&self) -> PathBuf {
         self.dir.join("cgroup.procs")

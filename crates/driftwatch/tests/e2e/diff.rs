@@ -4,20 +4,9 @@
 use crate::harness::{debian_after_dpkg_install, env, ns, sh};
 use driftwatch_testkit::{Container, RunOpts};
 use serde_json::Value;
-use std::process::Command;
 
 fn diff_bin(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(crate::harness::agent_bin())
-        .arg("diff")
-        .args(args)
-        .env("DRIFTWATCH_LOG", "warn")
-        .output()
-        .expect("run driftwatch diff");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::harness::cli("diff", args)
 }
 
 fn diff_json(c: &Container) -> (Option<i32>, Value) {

@@ -188,6 +188,21 @@ pub fn agent_bin() -> &'static str {
     env!("CARGO_BIN_EXE_driftwatch")
 }
 
+/// `driftwatch COMMAND ARGS` (warnings only on stderr): (exit code, stdout, stderr).
+pub fn cli(command: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(agent_bin())
+        .arg(command)
+        .args(args)
+        .env("DRIFTWATCH_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("run driftwatch {command}: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Agent {
     /// Start `driftwatch agent --json --output-file … --listen …` and wait for /readyz. The
     /// network baselines go to a directory of the agent's own unless `extra` names one.

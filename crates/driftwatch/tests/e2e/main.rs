@@ -11,6 +11,7 @@ mod files;
 mod harness;
 mod hiding;
 mod http_output;
+mod isolate;
 mod net;
 mod netdrift;
 mod respond;
