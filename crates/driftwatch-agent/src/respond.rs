@@ -33,6 +33,8 @@ pub struct Actuators {
     pub key: Option<SigningKey>,
     pub incidents: Arc<Mutex<Incidents>>,
     pub metrics: Arc<ResponseMetrics>,
+    /// Network isolations (pinned under bpffs).
+    pub isolations: driftwatch_respond::isolate::Isolations,
     /// The HTTP outputs `notify` actions send to, by name.
     pub notify: HashMap<String, driftwatch_output::HttpHandle>,
     /// The Kubernetes API (`None`: not configured, the Kubernetes actions fail saying so).
@@ -105,7 +107,19 @@ impl Responder {
             .filter(|s| s.action == "networkpolicy" && s.result == StepResult::Done)
             .filter_map(|s| parse_policy_detail(s.detail.as_deref()?))
             .collect();
+        let isolations = driftwatch_respond::isolate::Isolations::default();
+        if playbooks.playbooks.iter().any(|p| {
+            p.actions
+                .iter()
+                .any(|a| matches!(a, Action::Isolate { .. }))
+        }) {
+            // Verified and pinned now, so the first isolation does not pay for it.
+            if let Err(e) = isolations.prepare() {
+                tracing::warn!(error = %e, "network isolation cannot be prepared: isolate steps will fail");
+            }
+        }
         let act = Arc::new(Actuators {
+            isolations,
             notify,
             kube,
             evictions: Mutex::new(HashMap::new()),
@@ -136,7 +150,8 @@ fn now_ns() -> u64 {
 
 impl Responder {
     /// Takes alerts until the channel closes, then waits for the steps still running. Every
-    /// 10 s, NetworkPolicies past their TTL are removed.
+    /// 10 s, NetworkPolicies past their TTL are removed, and so are the pins of isolations that
+    /// ended (the kernel already stopped enforcing them) or whose container is gone.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Alert>) {
         let mut running = tokio::task::JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -149,7 +164,16 @@ impl Responder {
                 _ = tick.tick() => {
                     let act = self.act.clone();
                     running.spawn(async move {
-                        let _ = tokio::task::spawn_blocking(move || expire_policies(&act)).await;
+                        let _ = tokio::task::spawn_blocking(move || {
+                            expire_policies(&act);
+                            match act.isolations.expire() {
+                                Ok(ids) if !ids.is_empty() => tracing::info!(cgroups = ?ids, "isolations that ended were removed"),
+                                Ok(_) => {}
+                                Err(driftwatch_respond::isolate::IsolateError::NoBpffs { .. }) => {}
+                                Err(e) => tracing::debug!(error = %e, "cannot expire isolations"),
+                            }
+                        })
+                        .await;
                     });
                 }
             }
@@ -504,11 +528,51 @@ async fn local_step(
                 .map_err(|e| format!("cannot spool the alert for output {output}: {e}"))?;
             Ok(Some(format!("spooled for output {output}")))
         }
-        Action::Pause
-        | Action::Isolate { .. }
-        | Action::Label { .. }
-        | Action::NetworkPolicy { .. }
-        | Action::Evict { .. } => Err(format!(
+        Action::Pause => {
+            let c = container_of(act, alert)?;
+            let state = driftwatch_runtime::control::apply(
+                &act.containerd_socket,
+                Duration::from_secs(5),
+                &c.namespace,
+                &c.id,
+                driftwatch_runtime::control::TaskAction::Pause,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(Some(format!(
+                "container {} {state:?} (driftwatch respond resume {} undoes it)",
+                c.id, c.id
+            )))
+        }
+        Action::Isolate { ttl } => {
+            let c = container_of(act, alert)?;
+            let dir = cgroup_dir(act, &c)?;
+            let id = c
+                .cgroup_id
+                .ok_or_else(|| format!("container {} has no known cgroup id", c.id))?;
+            let act = act.clone();
+            let ttl = *ttl;
+            let iso = tokio::task::spawn_blocking(move || act.isolations.isolate(&dir, id, ttl))
+                .await
+                .map_err(|e| format!("the isolate task failed: {e}"))?
+                .map_err(|e| e.to_string())?;
+            Ok(Some(format!(
+                "container {} isolated {} (driftwatch respond release {} undoes it)",
+                c.id,
+                match iso.until {
+                    Some(u) => format!(
+                        "until {}",
+                        driftwatch_event::format_rfc3339_secs(
+                            u.duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs())
+                        )
+                    ),
+                    None => "until released".to_string(),
+                },
+                c.id
+            )))
+        }
+        Action::Label { .. } | Action::NetworkPolicy { .. } | Action::Evict { .. } => Err(format!(
             "the {} action is not available in this build",
             action.name()
         )),

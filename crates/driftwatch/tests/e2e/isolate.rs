@@ -383,3 +383,149 @@ fn respond_says_what_is_wrong_with_exit_codes() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot be paused"), "{stderr}");
 }
+
+/// The agent with `[response]` going to `dir`, playbooks `playbooks`, and `extra` TOML.
+fn response_agent(dir: &Path, playbooks: &Path, extra: &str) -> Agent {
+    let cfg = dir.join("driftwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[response]\nfile = {playbooks:?}\nevidence_dir = {:?}\nincidents_file = {:?}\n{extra}",
+            dir.join("evidence"),
+            dir.join("incidents.jsonl")
+        ),
+    )
+    .expect("write config");
+    Agent::start(&["--config", cfg.to_str().expect("utf-8")])
+}
+
+/// The steps of `c`'s incident as (action, result), once it has `n` of them.
+fn steps_of(agent: &Agent, c: &Container, n: usize) -> (Value, Vec<(String, String)>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((200, body)) = http_get(agent.port, "/incidents") {
+            let list: Vec<Value> = serde_json::from_str(&body).expect("incidents JSON");
+            if let Some(i) = list.iter().find(|i| i["container"]["id"] == c.id()) {
+                let steps: Vec<(String, String)> = i["steps"]
+                    .as_array()
+                    .expect("steps")
+                    .iter()
+                    .map(|s| {
+                        (
+                            s["action"].as_str().unwrap_or("").to_string(),
+                            s["result"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect();
+                if steps.len() >= n {
+                    return (i.clone(), steps);
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no incident with {n} steps for {}: {}",
+            c.id(),
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A dropped copy of busybox run as `true` in the container: binary drift.
+fn drift(c: &Container) {
+    let (code, out) = sh(c, "cp /bin/busybox /tmp/true && /tmp/true; echo status=$?");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("status=0"), "{out}");
+}
+
+fn done(steps: &[(&str, &str)]) -> Vec<(String, String)> {
+    steps
+        .iter()
+        .map(|(a, r)| (a.to_string(), r.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_shipped_playbook_captures_evidence_then_isolates_until_release() {
+    let e = env();
+    let mut n = setup(&e, "pbiso");
+    let id = n.c.id().to_owned();
+    n.assert_reachable("before");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/response/isolate-and-capture.yaml");
+    let agent = response_agent(dir.path(), &example, "");
+    drift(&n.c);
+    let (incident, steps) = steps_of(&agent, &n.c, 2);
+    assert_eq!(
+        steps,
+        done(&[("capture", "done"), ("isolate", "done")]),
+        "{incident:#}"
+    );
+    assert!(
+        incident["steps"][1]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("isolated until")),
+        "{incident:#}"
+    );
+    n.assert_isolated("isolated by the playbook");
+    let bundle = incident["evidence"][0].as_str().expect("evidence");
+    assert!(Path::new(bundle).join("manifest.json").is_file());
+    // It outlives the agent; release undoes it.
+    assert!(agent.stop().success());
+    n.assert_isolated("after the agent stopped");
+    let iso = isolation_of(&n.c).expect("listed");
+    assert!(iso["until"].is_string(), "the playbook's TTL: {iso}");
+    respond_ok(&["release", "-n", ns(), &id]);
+    n.assert_reachable("released");
+}
+
+#[test]
+fn a_pause_playbook_freezes_the_container_and_notify_reaches_the_receiver() {
+    let e = env();
+    let n = setup(&e, "pbpause");
+    let id = n.c.id().to_owned();
+    let rx = driftwatch_testkit::Receiver::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pb = dir.path().join("playbooks.yaml");
+    std::fs::write(
+        &pb,
+        format!(
+            "mode: enforce\nplaybooks:\n  - name: freeze\n    match:\n      rules: [\"{DRIFT_RULE}\"]\n      containers: [\"{id}\"]\n    actions:\n      - notify: {{output: siem}}\n      - pause\n"
+        ),
+    )
+    .expect("write playbooks");
+    let extra = format!(
+        "[output.http]\nname = \"siem\"\nurl = {:?}\nspool_dir = {:?}\nminimum_priority = \"emergency\"\n",
+        rx.url("/"),
+        dir.path().join("spool")
+    );
+    let agent = response_agent(dir.path(), &pb, &extra);
+    drift(&n.c);
+    let (incident, steps) = steps_of(&agent, &n.c, 2);
+    assert_eq!(
+        steps,
+        done(&[("notify", "done"), ("pause", "done")]),
+        "{incident:#}"
+    );
+    // Frozen: the cgroup freezer holds the container's processes.
+    assert_eq!(
+        driftwatch_runtime::control::frozen(n.c.init_pid()),
+        Some(true)
+    );
+    // The receiver got the alert through notify, although the output's own filter
+    // (minimum_priority emergency) lets no alert through.
+    let got = rx.wait_accepted(1, Duration::from_secs(20));
+    let body = got[0].json();
+    assert_eq!(body["rule"], DRIFT_RULE);
+    assert_eq!(body["output_fields"]["container.id"], id.as_str());
+    assert!(agent.stop().success());
+    respond_ok(&["resume", "-n", ns(), &id]);
+    assert_eq!(
+        driftwatch_runtime::control::frozen(n.c.init_pid()),
+        Some(false)
+    );
+    let (code, _) = sh(&n.c, "true");
+    assert_eq!(code, Some(0), "the container runs again");
+}
