@@ -379,6 +379,48 @@ fn respond_plan_says_what_an_alert_would_do_and_what_stops_it() {
     let (code, err) = run_agent(&["--response", bad]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(&format!("{bad}:4:")), "{err}");
+    // The example with a playbook per action parses, and its plan names each action.
+    let every = repo_path("examples/response/every-action.yaml");
+    let pod_alert = dir.path().join("pod-alert.json");
+    let mut a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&alert).unwrap()).unwrap();
+    for (k, v) in [
+        ("container.name", "batch-1"),
+        ("k8s.ns.name", "prod"),
+        ("k8s.pod.name", "web-5d8f7c9b4-abcde"),
+        ("k8s.pod.uid", "6f2b3c1e"),
+    ] {
+        a["output_fields"][k] = serde_json::json!(v);
+    }
+    std::fs::write(&pod_alert, a.to_string()).unwrap();
+    let (code, out, err) = driftwatch(&[
+        "respond",
+        "plan",
+        "--json",
+        "--alert",
+        pod_alert.to_str().unwrap(),
+        "--response",
+        &every,
+    ]);
+    assert_eq!(code, Some(1), "observe mode: nothing would run: {out}{err}");
+    let plans: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let actions: Vec<&str> = plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["steps"].as_array().unwrap().iter())
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    for a in [
+        "kill",
+        "capture",
+        "isolate",
+        "label",
+        "networkpolicy",
+        "evict",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
     // Not an alert.
     std::fs::write(dir.path().join("junk.json"), "{\"rule\": 1}").unwrap();
     let junk = dir.path().join("junk.json");
