@@ -191,37 +191,21 @@ impl KubeClient {
         body: Option<&Value>,
         content_type: &str,
     ) -> Result<Answer, KubeError> {
-        let url = format!("{}{path}", self.base);
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let result = match (method, body) {
-            ("GET", _) => {
-                let mut r = self.agent.get(&url).header("Accept", "application/json");
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            (m, b) => {
-                let text = b.map(Value::to_string).unwrap_or_default();
-                let mut r = match m {
-                    "POST" => self.agent.post(&url),
-                    "PATCH" => self.agent.patch(&url),
-                    "PUT" => self.agent.put(&url),
-                    _ => {
-                        let mut r = self.agent.delete(&url).header("Accept", "application/json");
-                        if let Some(a) = &auth {
-                            r = r.header("Authorization", a);
-                        }
-                        return read(r.call());
-                    }
-                }
-                .header("Accept", "application/json")
-                .header("Content-Type", content_type);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.send(text.as_bytes())
-            }
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Accept", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let bad = |e: ureq::http::Error| KubeError::Transport(e.to_string());
+        let result = match body {
+            None => self.agent.run(req.body(()).map_err(bad)?),
+            Some(b) => self.agent.run(
+                req.header("Content-Type", content_type)
+                    .body(b.to_string())
+                    .map_err(bad)?,
+            ),
         };
         read(result)
     }

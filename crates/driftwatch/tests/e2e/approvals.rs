@@ -49,12 +49,7 @@ fn alerts_about(agent: &Agent, c: &Container, needle: &str) -> Vec<Value> {
 fn approved_paths_and_hashes_run_under_enforce_and_raise_nothing() {
     let env = env();
     let c = env.run("approve-path", RunOpts::default());
-    let (_, sum) = sh(&c, "sha256sum /bin/marker");
-    let sha = sum
-        .split_whitespace()
-        .next()
-        .expect("sha256sum")
-        .to_string();
+    let sha = sha256_in(&c, "/bin/marker");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("approvals.yaml");
     std::fs::write(

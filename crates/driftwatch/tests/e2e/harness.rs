@@ -420,3 +420,49 @@ pub fn debian_after_dpkg_install(e: &Env, prefix: &str, package: &str) -> Contai
     assert_eq!(rc, Some(0), "{out}");
     c
 }
+
+/// The SHA-256 (hex) of `path` in container `c`, by its own `sha256sum`.
+pub fn sha256_in(c: &Container, path: &str) -> String {
+    let (_, sum) = sh(c, &format!("sha256sum {path}"));
+    sum.split_whitespace()
+        .next()
+        .expect("sha256sum")
+        .to_string()
+}
+
+/// The responder's incident of `c` (from `GET /incidents`) once it has `steps` steps.
+pub fn wait_incident(agent: &Agent, c: &Container, steps: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((200, body)) = http_get(agent.port, "/incidents") {
+            let list: Vec<Value> = serde_json::from_str(&body).expect("incidents JSON");
+            if let Some(i) = list.iter().find(|i| i["container"]["id"] == c.id()) {
+                if i["steps"].as_array().map_or(0, Vec::len) >= steps {
+                    return i.clone();
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no incident with {steps} steps for {}: {}",
+            c.id(),
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An incident's steps as (action, result).
+pub fn step_results(i: &Value) -> Vec<(String, String)> {
+    i["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["action"].as_str().unwrap_or("").to_string(),
+                s["result"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}

@@ -401,35 +401,9 @@ fn response_agent(dir: &Path, playbooks: &Path, extra: &str) -> Agent {
 
 /// The steps of `c`'s incident as (action, result), once it has `n` of them.
 fn steps_of(agent: &Agent, c: &Container, n: usize) -> (Value, Vec<(String, String)>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some((200, body)) = http_get(agent.port, "/incidents") {
-            let list: Vec<Value> = serde_json::from_str(&body).expect("incidents JSON");
-            if let Some(i) = list.iter().find(|i| i["container"]["id"] == c.id()) {
-                let steps: Vec<(String, String)> = i["steps"]
-                    .as_array()
-                    .expect("steps")
-                    .iter()
-                    .map(|s| {
-                        (
-                            s["action"].as_str().unwrap_or("").to_string(),
-                            s["result"].as_str().unwrap_or("").to_string(),
-                        )
-                    })
-                    .collect();
-                if steps.len() >= n {
-                    return (i.clone(), steps);
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no incident with {n} steps for {}: {}",
-            c.id(),
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let i = wait_incident(agent, c, n);
+    let steps = step_results(&i);
+    (i, steps)
 }
 
 /// A dropped copy of busybox run as `true` in the container: binary drift.

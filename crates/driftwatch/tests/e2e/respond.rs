@@ -29,42 +29,6 @@ fn response_config(dir: &Path, yaml: &str) -> PathBuf {
     cfg
 }
 
-/// The incident of container `c` once it has `steps` steps (from `GET /incidents`).
-fn wait_incident(agent: &Agent, c: &Container, steps: usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some((200, body)) = http_get(agent.port, "/incidents") {
-            let list: Vec<Value> = serde_json::from_str(&body).expect("incidents JSON");
-            if let Some(i) = list.iter().find(|i| i["container"]["id"] == c.id()) {
-                if i["steps"].as_array().map_or(0, Vec::len) >= steps {
-                    return i.clone();
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no incident with {steps} steps for {}: {}",
-            c.id(),
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn results(i: &Value) -> Vec<(String, String)> {
-    i["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| {
-            (
-                s["action"].as_str().unwrap_or("").to_string(),
-                s["result"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 fn drop_and_run(c: &Container, path: &str) {
     let (code, out) = sh(
         c,
@@ -90,7 +54,7 @@ fn observe_mode_records_every_step_and_changes_nothing() {
     drop_and_run(&c, "/tmp/observed");
     let i = wait_incident(&agent, &c, 2);
     assert_eq!(
-        results(&i),
+        step_results(&i),
         [
             ("capture".to_string(), "would-do".to_string()),
             ("kill".to_string(), "would-do".to_string())
@@ -129,12 +93,7 @@ fn observe_mode_records_every_step_and_changes_nothing() {
 fn enforce_mode_captures_evidence_then_kills_the_container() {
     let env = env();
     let c = env.run("respond-enforce", RunOpts::default());
-    let (_, sum) = sh(&c, "sha256sum /bin/marker");
-    let sha = sum
-        .split_whitespace()
-        .next()
-        .expect("sha256sum")
-        .to_string();
+    let sha = sha256_in(&c, "/bin/marker");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = response_config(
         dir.path(),
@@ -147,7 +106,7 @@ fn enforce_mode_captures_evidence_then_kills_the_container() {
     drop_and_run(&c, "/tmp/evidence-me");
     let i = wait_incident(&agent, &c, 2);
     assert_eq!(
-        results(&i),
+        step_results(&i),
         [
             ("capture".to_string(), "done".to_string()),
             ("kill".to_string(), "done".to_string())
@@ -219,7 +178,7 @@ fn enforce_mode_captures_evidence_then_kills_the_container() {
         .iter()
         .find(|x| x["container"]["id"] == c.id())
         .expect("the incident is in the file");
-    assert_eq!(results(again), results(&i));
+    assert_eq!(step_results(again), step_results(&i));
 }
 
 #[test]
@@ -243,7 +202,7 @@ fn the_kill_action_kills_the_drifted_process_only() {
     assert!(!out.trim().is_empty(), "the drifted sleep runs: {out}");
     let i = wait_incident(&agent, &c, 1);
     assert_eq!(
-        results(&i),
+        step_results(&i),
         [("kill".to_string(), "done".to_string())],
         "{i:#}"
     );
