@@ -70,28 +70,28 @@ static __always_inline enum dw_iso_state iso_state(__u64 cgroup_id) {
  * (a nested cgroup) any ancestor's in force; no entry anywhere is in force (fail closed: these
  * programs run only under an isolated cgroup). `ancestor(level)` is the helper for the context.
  */
-#define ISO_IN_FORCE(own, ancestor)                                                            \
-    ({                                                                                         \
-        enum dw_iso_state st = iso_state(own);                                                 \
-        bool force = st == DW_ISO_IN_FORCE;                                                    \
-        if (st == DW_ISO_NONE) {                                                               \
-            bool seen = false;                                                                 \
-            for (int level = 1; level < DW_ISO_MAX_LEVEL; level++) {                           \
-                __u64 a = ancestor(level);                                                     \
-                if (a == 0 || a == (own))                                                      \
-                    break;                                                                     \
-                enum dw_iso_state s = iso_state(a);                                            \
-                if (s == DW_ISO_IN_FORCE) {                                                    \
-                    force = true;                                                              \
-                    break;                                                                     \
-                }                                                                              \
-                if (s == DW_ISO_EXPIRED)                                                       \
-                    seen = true;                                                               \
-            }                                                                                  \
-            if (!force && !seen)                                                               \
-                force = true;                                                                  \
-        }                                                                                      \
-        force;                                                                                 \
+#define ISO_IN_FORCE(own, ancestor)                                                                \
+    ({                                                                                             \
+        enum dw_iso_state st = iso_state(own);                                                     \
+        bool force = st == DW_ISO_IN_FORCE;                                                        \
+        if (st == DW_ISO_NONE) {                                                                   \
+            bool seen = false;                                                                     \
+            for (int level = 1; level < DW_ISO_MAX_LEVEL; level++) {                               \
+                __u64 a = ancestor(level);                                                         \
+                if (a == 0 || a == (own))                                                          \
+                    break;                                                                         \
+                enum dw_iso_state s = iso_state(a);                                                \
+                if (s == DW_ISO_IN_FORCE) {                                                        \
+                    force = true;                                                                  \
+                    break;                                                                         \
+                }                                                                                  \
+                if (s == DW_ISO_EXPIRED)                                                           \
+                    seen = true;                                                                   \
+            }                                                                                      \
+            if (!force && !seen)                                                                   \
+                force = true;                                                                      \
+        }                                                                                          \
+        force;                                                                                     \
     })
 
 static __always_inline bool v4_loopback(__u32 be) {
