@@ -211,6 +211,12 @@ impl Responder {
                         .metrics
                         .step(s.action.name(), StepResult::Skipped.as_str());
                 }
+                // The alert still belongs to the container's open incident.
+                self.act
+                    .incidents
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .join_if_open(&alert, now);
                 continue;
             }
             self.guards.started(pb, container.as_deref(), now);

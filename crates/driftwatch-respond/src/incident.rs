@@ -251,6 +251,9 @@ impl Incidents {
     /// Appends the incident's current state to the file (a failure is logged: the incident is
     /// still in memory).
     fn persist(&mut self, id: &str) {
+        if self.file.is_none() {
+            return;
+        }
         let Some(i) = self.by_id.get(id) else {
             return;
         };
@@ -326,6 +329,18 @@ impl Incidents {
         }
         self.persist(&id);
         id
+    }
+
+    /// Adds `alert` to its container's open incident, if there is one within the window (an
+    /// alert whose playbooks a cooldown stopped still belongs to the story); its id.
+    pub fn join_if_open(&mut self, alert: &Alert, now_ns: u64) -> Option<String> {
+        let id = alert.output_fields.get("container.id")?.as_str()?;
+        let open = self.open.get(id)?;
+        let i = self.by_id.get(open)?;
+        if now_ns.saturating_sub(i.updated_ns) >= self.window_ns {
+            return None;
+        }
+        Some(self.record_alert(alert, now_ns))
     }
 
     /// Records a step on incident `id`.
@@ -423,6 +438,22 @@ mod tests {
         let d = inc.record_alert(&alert("c1", "r3"), 20 * s);
         assert_ne!(a, d, "the window passed");
         assert_eq!(inc.get(&a).unwrap().alerts_total, 2);
+        // An alert no playbook started joins the open incident (d, the newest of c1).
+        assert_eq!(
+            inc.join_if_open(&alert("c1", "r4"), 21 * s).as_deref(),
+            Some(d.as_str())
+        );
+        assert_eq!(inc.get(&d).unwrap().alerts_total, 2);
+        assert_eq!(
+            inc.join_if_open(&alert("c9", "r4"), 21 * s),
+            None,
+            "none open"
+        );
+        assert_eq!(
+            inc.join_if_open(&alert("c1", "r5"), 40 * s),
+            None,
+            "window passed"
+        );
         inc.close_container("c2");
         assert_ne!(inc.record_alert(&alert("c2", "r1"), 6 * s), c);
         assert_eq!(inc.len(), 4);

@@ -865,7 +865,7 @@ playbooks:
         let cases = [
             ("playbooks:\n  - name: a\n    match: {}\n    actions: [explode]\n", 4, "unknown action \"explode\""),
             ("playbooks:\n  - name: a\n    match: {minimum_priority: loud}\n    actions: [kill]\n", 3, "not a priority"),
-            ("playbooks:\n  - name: a\n    match: {}\n    cooldown: 5 minutes\n    actions: [kill]\n", 4, "unknown unit"),
+            ("playbooks:\n  - name: a\n    match: {}\n    cooldown: 5 minutes\n    actions: [kill]\n", 4, "has no unit"),
             ("playbooks:\n  - name: a\n    match: {}\n    rate_limit: 0/1m\n    actions: [kill]\n", 4, "rate limit of 0"),
             ("playbooks:\n  - name: a\n    match: {colour: red}\n    actions: [kill]\n", 3, "unknown field `colour`"),
             ("playbooks:\n  - name: a\n    match: {}\n    actions: []\n", 2, "at least one action"),
