@@ -88,48 +88,38 @@ impl FixBuilder {
         let mut node = base;
         let mut path = ptr.to_string();
         for (i, k) in keys.iter().enumerate() {
-            match node.entry(k) {
+            path.push('/');
+            path.push_str(&escape(k));
+            let (op, value, edit) = match node.entry(k) {
                 Some((_, v)) if !v.is_null() && (i + 1 == keys.len() || v.is_map()) => {
-                    path.push('/');
-                    path.push_str(&escape(k));
                     node = v;
+                    continue;
                 }
+                // Present but null or not a mapping: replace it whole.
                 Some((_, v)) => {
-                    // Present but null or not a mapping: replace it whole.
-                    path.push('/');
-                    path.push_str(&escape(k));
                     let value = nest(&keys[i + 1..], value);
                     let edit = (v.start != v.end).then(|| TextEdit {
                         start: v.start,
                         end: v.text_end(),
                         text: json_text(&value),
                     });
-                    self.push(
-                        PatchOp {
-                            op: "replace",
-                            path,
-                            value: Some(value),
-                        },
-                        edit,
-                    );
-                    return self;
+                    ("replace", value, edit)
                 }
                 None => {
-                    path.push('/');
-                    path.push_str(&escape(k));
                     let value = nest(&keys[i + 1..], value);
                     let edit = insert_key(node, k, &value);
-                    self.push(
-                        PatchOp {
-                            op: "add",
-                            path,
-                            value: Some(value),
-                        },
-                        edit,
-                    );
-                    return self;
+                    ("add", value, edit)
                 }
-            }
+            };
+            self.push(
+                PatchOp {
+                    op,
+                    path,
+                    value: Some(value),
+                },
+                edit,
+            );
+            return self;
         }
         let edit = TextEdit {
             start: node.start,

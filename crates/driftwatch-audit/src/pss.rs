@@ -812,6 +812,16 @@ fn run_as_non_root(pod: &PodCtx<'_>, v: Version, out: &mut Vec<Hit>) {
     }
     let mut implicit = Vec::new();
     for c in &pod.containers {
+        let fix = || {
+            FixBuilder::new("set runAsNonRoot=true")
+                .set(
+                    c.node,
+                    &c.ptr,
+                    &["securityContext", "runAsNonRoot"],
+                    json!(true),
+                )
+                .build()
+        };
         match c.sc_at(&["runAsNonRoot"]) {
             Some(n) if n.bool() != Some(true) => {
                 explicit = true;
@@ -819,14 +829,7 @@ fn run_as_non_root(pod: &PodCtx<'_>, v: Version, out: &mut Vec<Hit>) {
                     "runAsNonRoot",
                     n.start,
                     format!("{} sets securityContext.runAsNonRoot=false", c.label()),
-                    FixBuilder::new("set runAsNonRoot=true")
-                        .set(
-                            c.node,
-                            &c.ptr,
-                            &["securityContext", "runAsNonRoot"],
-                            json!(true),
-                        )
-                        .build(),
+                    fix(),
                 ));
             }
             Some(_) => {}
@@ -837,14 +840,7 @@ fn run_as_non_root(pod: &PodCtx<'_>, v: Version, out: &mut Vec<Hit>) {
                     "pod or {} must set securityContext.runAsNonRoot=true",
                     c.label()
                 ),
-                FixBuilder::new("set runAsNonRoot=true")
-                    .set(
-                        c.node,
-                        &c.ptr,
-                        &["securityContext", "runAsNonRoot"],
-                        json!(true),
-                    )
-                    .build(),
+                fix(),
             )),
             None => {}
         }
