@@ -1013,3 +1013,17 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn hostile_names_are_escaped_in_the_table() {
+    let y = "kind: Pod\nmetadata: {name: \"p\\e]0;owned\\a\"}\nspec:\n  containers:\n  - name: \"c\\e[31m\"\n    image: \"x\\u009b\"\n";
+    let r = run(y, &at(Level::Restricted));
+    assert!(!r.findings.is_empty());
+    let t = render::table(&r);
+    assert!(
+        !t.chars()
+            .any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\u{9b}'),
+        "{t:?}"
+    );
+    assert!(t.contains("Pod/p"), "{t}");
+}
