@@ -48,3 +48,22 @@ goal() { # goal MODE TEXT AWK_CONDITION: records PASS or FAIL (and sets fail=1)
     fi
     GOALS+=("$(printf '%-8s %-36s %s' "$1" "$2" "$v")")
 }
+
+# interleaved_rounds RUNS OUTDIR MODE...: one warm-up run of every mode, then RUNS rounds that
+# each run every mode once, in turn (so that drift of the machine hits all modes alike), by
+# calling the script's `run_mode MODE` (output discarded, exit status ignored), appending each
+# run's wall time in seconds to OUTDIR/MODE.
+interleaved_rounds() {
+    local runs=$1 out=$2 i=0 m s e
+    shift 2
+    for m in "$@"; do run_mode "$m" >/dev/null 2>&1 || true; done
+    while [ "$i" -lt "$runs" ]; do
+        for m in "$@"; do
+            s=$(now_ns)
+            run_mode "$m" >/dev/null 2>&1 || true
+            e=$(now_ns)
+            echo "scale=6; ($e - $s) / 1000000000" | bc >>"$out/$m"
+        done
+        i=$((i + 1))
+    done
+}

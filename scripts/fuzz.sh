@@ -15,7 +15,7 @@ flags=(--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-leve
     -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table
     -Cllvm-args=-sanitizer-coverage-trace-compares)
 # Each fuzz workspace: its manifest and its targets.
-workspaces=(crates/driftwatch-rule-lang/fuzz/Cargo.toml)
+workspaces=(crates/driftwatch-rule-lang/fuzz/Cargo.toml crates/driftwatch-audit/fuzz/Cargo.toml)
 
 for manifest in "${workspaces[@]}"; do
     log "building fuzz targets of $manifest"

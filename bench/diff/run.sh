@@ -34,19 +34,14 @@ run_mode() { # $1 = mode
     base-hash-none) "$BASE" diff --json --hash none "${ARGS[@]}" ;;
   esac
 }
-for m in $modes; do run_mode "$m" >/dev/null 2>&1 || true; done
-i=0
-while [ $i -lt "$RUNS" ]; do
-  for m in $modes; do
-    s=$(date +%s.%N); run_mode "$m" >/dev/null 2>&1 || true; e=$(date +%s.%N)
-    echo "$e - $s" | bc >>"$OUT/$m"
-  done
-  i=$((i + 1))
-done
-median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-FIND=$(median "$OUT/find")
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+# shellcheck disable=SC2086 # $modes is a list of words
+interleaved_rounds "$RUNS" "$OUT" $modes
+median_of() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+FIND=$(median_of "$OUT/find")
 printf '%-16s %9s  %8s\n' mode median_s "x find"
 for m in $modes; do
-  t=$(median "$OUT/$m")
+  t=$(median_of "$OUT/$m")
   printf '%-16s %9.3f  %8.1f\n' "$m" "$t" "$(echo "$t / $FIND" | bc -l)"
 done

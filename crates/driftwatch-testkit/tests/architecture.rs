@@ -29,6 +29,7 @@ const ORDER: &[&str] = &[
     "driftwatch-rules",
     "driftwatch-baseline",
     "driftwatch-diff",
+    "driftwatch-audit",
     "driftwatch-respond",
     "driftwatch-output",
     "driftwatch-agent",
@@ -41,6 +42,7 @@ const NO_IO: &[&str] = &[
     "driftwatch-event",
     "driftwatch-rule-lang",
     "driftwatch-rules",
+    "driftwatch-audit",
 ];
 
 /// Dependencies that mean IO: async runtimes, syscall crates, network and the crates of the

@@ -9,6 +9,7 @@ use driftwatch_agent::AgentError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod audit_cmd;
 mod baseline_cmd;
 mod containerd_args;
 mod containers_cmd;
@@ -38,6 +39,10 @@ enum Command {
     /// What changed in a container since it started: files, packages, runtime configuration.
     /// Exit code 0 no drift, 1 drift found, 2 error.
     Diff(diff_cmd::DiffArgs),
+    /// Kubernetes manifests against the Pod Security Standards (as the pod-security admission
+    /// checks them) and immutability checks, with a fix per finding. Exit code 0 no finding,
+    /// 1 findings, 2 error.
+    Audit(audit_cmd::AuditArgs),
     /// Per-container drift summaries of the agent running on this node (read from its
     /// listener). Exit code 0 ok, 1 no agent answered, 2 usage error.
     Containers(containers_cmd::ContainersArgs),
@@ -132,6 +137,13 @@ fn main() -> ExitCode {
             }
         },
         Command::Diff(args) => match diff_cmd::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Audit(args) => match audit_cmd::run(&args) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("driftwatch: error: {e:#}");

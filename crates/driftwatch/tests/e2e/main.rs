@@ -3,6 +3,7 @@
 
 mod agent;
 mod approvals;
+mod audit;
 mod cli;
 mod containers;
 mod diff;
