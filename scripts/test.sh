@@ -13,7 +13,7 @@ cargo fmt --all -- --check
 clang-format-14 --dry-run -Werror crates/driftwatch-bpf/bpf/*.bpf.c crates/driftwatch-bpf/bpf/*.bpf.h crates/driftwatch-bpf/bpf/include/abi.h
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-shellcheck -x scripts/*.sh bench/exec-overhead bench/file-overhead bench/net-overhead bench/response bench/response-calls bench/diff/run.sh
+shellcheck -x scripts/*.sh bench/exec-overhead bench/file-overhead bench/net-overhead bench/response bench/response-calls bench/diff/run.sh bench/audit/run.sh
 # The fuzz targets are built and each runs briefly (hostile input must never crash the parsers).
 ./scripts/fuzz.sh 20
 # Tests share one containerd; the e2e binaries serialise what must not overlap themselves.
