@@ -9,6 +9,14 @@ use serde_json::Value;
 
 const A: &str = "driftwatch-test/verify-a:1";
 const B: &str = "driftwatch-test/verify-b:1";
+/// A's content as a multi-platform image: an index of A's manifest and an s390x one.
+const M: &str = "driftwatch-test/verify-multi:1";
+
+fn image_a(name: &str) -> ImageBuilder {
+    ImageBuilder::new(name)
+        .busybox()
+        .file("/etc/which", b"a".to_vec(), 0o644)
+}
 
 fn verify(args: &[&str]) -> (Option<i32>, Value, String) {
     let mut all = vec!["--json", "-n", ns()];
@@ -57,11 +65,13 @@ fn pod(name: &str) -> RunOpts {
 fn verify_reports_each_finding_where_it_applies() {
     let e = env();
     let cd = &e.containerd;
-    let a = ImageBuilder::new(A)
-        .busybox()
-        .file("/etc/which", b"a".to_vec(), 0o644)
-        .import(cd, ns())
-        .expect("import a");
+    let a = image_a(A).import(cd, ns()).expect("import a");
+    let multi = image_a(M)
+        .build()
+        .and_then(|i| i.with_second_platform("linux", "s390x"))
+        .and_then(|i| i.import(cd, ns()))
+        .expect("import the multi-platform image");
+    assert_ne!(multi.manifest_digest, a.manifest_digest, "an index digest");
     let b = ImageBuilder::new(B)
         .busybox()
         .file("/etc/which", b"b".to_vec(), 0o644)
@@ -80,6 +90,7 @@ fn verify_reports_each_finding_where_it_applies() {
     let tagged = run("vtag", A, RunOpts::default());
     let pinned = run("vpin", &a_pinned, RunOpts::default());
     let other = run("voth", &b_pinned, RunOpts::default());
+    let multi_c = run("vmul", M, RunOpts::default());
     let web1 = run("vweb", &a_pinned, pod("web-5d9c7b8f6-x2x4z"));
     let web2 = run("vweb", &b_pinned, pod("web-5d9c7b8f6-q7w8z"));
 
@@ -179,6 +190,38 @@ fn verify_reports_each_finding_where_it_applies() {
     assert_eq!(ids(&v, &other), ["unapproved-image"]);
     let (code, v, _) = verify(&["-f", &m_arg, "--lock", &wrong_arg, pinned.id()]);
     assert_eq!(code, Some(0), "an exact entry wins over another: {v:#}");
+
+    // A multi-platform image: the index and the host's platform manifest (A's) from the
+    // content store; A's container is a platform child of the approved index.
+    let (_, v, _) = verify(&[multi_c.id()]);
+    let r = &v["containers"][0]["resolved"];
+    assert_eq!(r["index_digest"], multi.manifest_digest.as_str(), "{v:#}");
+    assert_eq!(r["manifest_digest"], a.manifest_digest.as_str());
+    assert!(r["platform"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("linux/") && !p.ends_with("s390x")));
+    let idx_lock = dir.path().join("index.lock");
+    std::fs::write(
+        &idx_lock,
+        format!(
+            r#"{{"version":1,"images":{{"driftwatch-test/verify-a:1":{{"digest":"{d}"}},"driftwatch-test/verify-multi:1":{{"digest":"{d}"}}}}}}"#,
+            d = multi.manifest_digest
+        ),
+    )
+    .expect("write lock");
+    let idx_arg = idx_lock.to_string_lossy().into_owned();
+    let (code, v, _) = verify(&["--lock", &idx_arg, pinned.id(), multi_c.id()]);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert!(ids(&v, &pinned).is_empty(), "{v:#}");
+    assert_eq!(ids(&v, &multi_c), ["mutable-tag"]);
+    let class = |c: &Container| {
+        v["containers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == c.id()))
+            .map(|x| x["class"].clone())
+    };
+    assert_eq!(class(&pinned), Some(Value::from("platform-child")));
+    assert_eq!(class(&multi_c), Some(Value::from("exact")));
 
     // The table for humans names the finding.
     let (code, out, _) = cli("verify", &["-n", ns(), "--lock", &lock_arg, other.id()]);
