@@ -22,7 +22,7 @@ mod tests;
 
 pub use approved::{Approved, ApprovedFrom};
 use driftwatch_audit::image::{self, ImageRef};
-use driftwatch_runtime::inventory::{ContainerImage, Inventory};
+use driftwatch_runtime::inventory::{ContainerImage, Inventory, ResolvedImage};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -118,14 +118,9 @@ pub struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
     pub reference: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_digest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index_digest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub config_digest: Option<String>,
+    /// The running image's digests (manifest, index, platform, config), flattened.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub running: Option<ResolvedImage>,
     /// `mixed-digests`: the workload and the digests its containers run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<String>,
@@ -212,14 +207,10 @@ fn pod_of(c: &ContainerImage) -> Option<String> {
 }
 
 fn evidence(c: &ContainerImage) -> Evidence {
-    let r = c.resolved.as_ref();
     Evidence {
         pod: pod_of(c),
         reference: c.reference.clone(),
-        manifest_digest: r.map(|r| r.manifest_digest.clone()),
-        index_digest: r.and_then(|r| r.index_digest.clone()),
-        platform: r.and_then(|r| r.platform.clone()),
-        config_digest: r.and_then(|r| r.config_digest.clone()),
+        running: c.resolved.clone(),
         ..Evidence::default()
     }
 }

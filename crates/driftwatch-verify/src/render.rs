@@ -102,16 +102,15 @@ pub fn table(report: &Report) -> String {
             chain.push(format!("pod {p}"));
         }
         chain.push(format!("reference {}", e.reference));
-        if let Some(i) = &e.index_digest {
-            chain.push(format!("index {i}"));
-        }
-        if let Some(m) = &e.manifest_digest {
+        if let Some(r) = &e.running {
+            if let Some(i) = &r.index_digest {
+                chain.push(format!("index {i}"));
+            }
+            let platform = r.platform.as_ref().map(|p| format!(" ({p})"));
             chain.push(format!(
-                "manifest {m}{}",
-                e.platform
-                    .as_ref()
-                    .map(|p| format!(" ({p})"))
-                    .unwrap_or_default()
+                "manifest {}{}",
+                r.manifest_digest,
+                platform.unwrap_or_default()
             ));
         }
         let _ = writeln!(out, "    running: {}", escape_str(&chain.join(" → ")));

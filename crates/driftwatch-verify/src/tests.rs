@@ -355,3 +355,32 @@ fn hostile_names_are_escaped_in_the_table() {
     assert!(!t.contains('\x1b'));
     assert!(!t.contains("evil\n"));
 }
+
+#[test]
+fn the_table_shows_the_evidence_chain() {
+    let approved = lock(&format!(
+        r#"{{"version":1,"images":{{"reg.example/a:1":{{"digest":"{}"}}}}}}"#,
+        d('e')
+    ));
+    let mut c = ctr("x", "reg.example/a:1", &d('a'), Some(&d('9')));
+    c.pod_namespace = Some("prod".into());
+    c.pod_name = Some("a-0".into());
+    let r = check(vec![c], Some(&approved), &StoreFacts::default());
+    let t = render::table(&r);
+    assert!(t.contains("error [digest-mismatch]"), "{t}");
+    assert!(t.contains("approved: images.lock: reg.example/a:1"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "running: pod prod/a-0 → reference reg.example/a:1 → index {} → manifest {} (linux/amd64)",
+            d('9'),
+            d('a')
+        )),
+        "{t}"
+    );
+    let j = render::json(&r);
+    assert_eq!(
+        j["findings"][1]["evidence"]["index_digest"],
+        d('9').as_str()
+    );
+    assert_eq!(j["summary"]["findings"]["digest-mismatch"], 1);
+}
