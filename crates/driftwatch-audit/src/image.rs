@@ -20,6 +20,11 @@ impl ImageRef {
         }
     }
 
+    /// The repository: `domain/path` (`docker.io/library/nginx`).
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.domain, self.path)
+    }
+
     /// No digest, and the tag is missing or `latest`: the reference names whatever is pushed
     /// next.
     pub fn mutable_tag(&self) -> bool {
@@ -127,6 +132,16 @@ pub fn parse(s: &str) -> Result<ImageRef, String> {
     })
 }
 
+/// Parses a reference as a runtime reports it: `docker-pullable://` and `docker://` (the
+/// kubelet's image ids) are stripped first.
+pub fn parse_runtime(s: &str) -> Result<ImageRef, String> {
+    let s = s
+        .strip_prefix("docker-pullable://")
+        .or_else(|| s.strip_prefix("docker://"))
+        .unwrap_or(s);
+    parse(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +170,14 @@ mod tests {
             (r.domain.as_str(), r.tag.as_deref()),
             ("registry:5000", None)
         );
+    }
+
+    #[test]
+    fn runtime_prefixes_are_stripped() {
+        let r = parse_runtime(&format!("docker-pullable://nginx@{D}")).expect("valid");
+        assert_eq!(r.repository(), "docker.io/library/nginx");
+        assert_eq!(r.digest.as_deref(), Some(D));
+        assert!(parse_runtime("docker-pullable://").is_err());
     }
 
     #[test]

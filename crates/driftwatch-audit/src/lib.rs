@@ -276,6 +276,18 @@ fn collect<'a>(file: &'a str, node: &'a Node, out: &mut Vec<Obj<'a>>) -> Result<
     Ok(())
 }
 
+/// The pod spec of an object of a kind that carries one (`None`: another kind, or no spec).
+fn pod_of<'a>(o: &Obj<'a>) -> Option<PodCtx<'a>> {
+    let (spec_path, meta_path) = model::pod_spec_paths(&o.id.kind)?;
+    let spec = o.node.at(spec_path).filter(|s| s.is_map())?;
+    Some(PodCtx::new(
+        spec,
+        model::pointer(spec_path),
+        o.node.at(meta_path),
+        model::pointer(meta_path),
+    ))
+}
+
 fn hit_to_finding(h: Hit, o: &Obj<'_>) -> Finding {
     let severity = if h.check.starts_with("immutability.") || h.check.starts_with("ignore.") {
         Severity::Warning
@@ -470,20 +482,10 @@ pub fn audit(sources: &[Source], opts: &Options) -> Result<Report, AuditError> {
         if o.id.kind == "Namespace" {
             continue;
         }
-        let Some((spec_path, meta_path)) = model::pod_spec_paths(&o.id.kind) else {
+        let Some(pod) = pod_of(o) else {
             report.other_kinds += 1;
             continue;
         };
-        let Some(spec) = o.node.at(spec_path).filter(|s| s.is_map()) else {
-            report.other_kinds += 1;
-            continue;
-        };
-        let pod = PodCtx::new(
-            spec,
-            model::pointer(spec_path),
-            o.node.at(meta_path),
-            model::pointer(meta_path),
-        );
         let ns = o.id.namespace.as_deref().and_then(|n| ns_levels.get(n));
         let (level, source) = match ns {
             Some(NsInfo { level: Some(l), .. }) => (*l, LevelSource::Namespace),
@@ -548,4 +550,50 @@ fn push_hits(report: &mut Report, o: &Obj<'_>, hits: Vec<Hit>, skip: &[String]) 
             report.findings.push(f);
         }
     }
+}
+
+/// One container image a manifest names: where, in which object and container.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestImage {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub object: ObjectId,
+    pub container: String,
+    /// The `image` value as written.
+    pub image: String,
+}
+
+/// Every container image (init, regular and ephemeral containers) of every object with a pod
+/// spec (`List`s included) in `sources`, in input order; a container without an `image` is
+/// skipped.
+pub fn images(sources: &[Source]) -> Result<Vec<ManifestImage>, AuditError> {
+    let mut out = Vec::new();
+    for s in sources {
+        let docs =
+            yaml::parse_stream(&s.text).map_err(|e| AuditError::at(&s.name, e.pos, e.message))?;
+        let mut objs = Vec::new();
+        for d in &docs {
+            collect(&s.name, d, &mut objs)?;
+        }
+        for o in &objs {
+            let Some(pod) = pod_of(o) else {
+                continue;
+            };
+            for c in &pod.containers {
+                let Some(img) = c.node.get("image") else {
+                    continue;
+                };
+                out.push(ManifestImage {
+                    file: s.name.clone(),
+                    line: img.start.line,
+                    column: img.start.column,
+                    object: o.id.clone(),
+                    container: c.name.clone(),
+                    image: img.str().unwrap_or("").to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
 }

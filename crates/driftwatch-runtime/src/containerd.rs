@@ -43,6 +43,16 @@ pub(crate) struct Containerd {
     call_timeout: Duration,
 }
 
+/// The container of a listed task: containerd 1.6 fills only `id` (= the container id for
+/// init processes).
+pub(crate) fn task_container_id(t: &Process) -> String {
+    if t.container_id.is_empty() {
+        t.id.clone()
+    } else {
+        t.container_id.clone()
+    }
+}
+
 /// True when a task status means its init process exists.
 fn has_process(status: i32) -> bool {
     crate::control::TaskState::from_raw(status).has_process()
@@ -379,15 +389,7 @@ impl Containerd {
                 .tasks
                 .into_iter()
                 .filter(|t| t.pid != 0 && has_process(t.status))
-                // containerd 1.6 fills only `id` (= container id for init processes).
-                .map(|t| {
-                    let id = if t.container_id.is_empty() {
-                        t.id
-                    } else {
-                        t.container_id
-                    };
-                    (id, t.pid)
-                })
+                .map(|t| (task_container_id(&t), t.pid))
                 .collect();
             tracing::trace!(namespace = %ns, tasks = pids.len(), "containerd tasks");
             if pids.is_empty() {

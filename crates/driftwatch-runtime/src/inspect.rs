@@ -149,7 +149,11 @@ pub(crate) async fn find_container(
     }
 }
 
-async fn read_blob(cd: &Containerd, ns: &str, digest: &str) -> Result<Vec<u8>, RuntimeError> {
+pub(crate) async fn read_blob(
+    cd: &Containerd,
+    ns: &str,
+    digest: &str,
+) -> Result<Vec<u8>, RuntimeError> {
     let req = Containerd::request(
         ns,
         ReadContentRequest {
@@ -179,14 +183,6 @@ async fn read_blob(cd: &Containerd, ns: &str, digest: &str) -> Result<Vec<u8>, R
         }
     }
     Ok(out)
-}
-
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
 
 /// The image config blob of `image`: target → (index → platform manifest) → config.
@@ -223,7 +219,10 @@ pub(crate) async fn image_config(
         };
         let pick = manifests
             .iter()
-            .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == go_arch())
+            .find(|m| {
+                m["platform"]["os"] == crate::inventory::host_platform().0
+                    && m["platform"]["architecture"] == crate::inventory::host_platform().1
+            })
             .or_else(|| manifests.first());
         match pick.and_then(|m| m["digest"].as_str()) {
             Some(d) => digest = d.to_owned(),

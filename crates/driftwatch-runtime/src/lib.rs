@@ -31,6 +31,7 @@ pub mod cri;
 mod error;
 mod events;
 pub mod inspect;
+pub mod inventory;
 pub mod mountinfo;
 pub mod proc_scan;
 pub mod procfs;

@@ -30,6 +30,7 @@ const ORDER: &[&str] = &[
     "driftwatch-baseline",
     "driftwatch-diff",
     "driftwatch-audit",
+    "driftwatch-verify",
     "driftwatch-respond",
     "driftwatch-output",
     "driftwatch-agent",

@@ -90,7 +90,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn read_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
+pub(crate) fn read_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     let mut sources = Vec::new();
     let mut stdin_read = false;
     for p in paths {

@@ -18,6 +18,7 @@ mod incidents_cmd;
 mod plan_cmd;
 mod respond_cmd;
 mod rules_cmd;
+mod verify_cmd;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +44,10 @@ enum Command {
     /// checks them) and immutability checks, with a fix per finding. Exit code 0 no finding,
     /// 1 findings, 2 error.
     Audit(audit_cmd::AuditArgs),
+    /// The images this node runs against an approved set (manifests or a lock file):
+    /// mutable tags, digest mismatches, unapproved images, mixed digests. Exit code 0 no
+    /// finding, 1 findings, 2 error.
+    Verify(verify_cmd::VerifyArgs),
     /// Per-container drift summaries of the agent running on this node (read from its
     /// listener). Exit code 0 ok, 1 no agent answered, 2 usage error.
     Containers(containers_cmd::ContainersArgs),
@@ -144,6 +149,13 @@ fn main() -> ExitCode {
             }
         },
         Command::Audit(args) => match audit_cmd::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("driftwatch: error: {e:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Verify(args) => match verify_cmd::run(&args) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("driftwatch: error: {e:#}");

@@ -38,6 +38,12 @@ pub struct BuiltImage {
     pub config: Vec<u8>,
     /// The `index.json` bytes.
     pub index: Vec<u8>,
+    /// A multi-platform image ([`BuiltImage::with_second_platform`]): the digest of its OCI
+    /// index — what containerd then reports as the image digest —, whose host manifest is
+    /// [`manifest_digest`](Self::manifest_digest).
+    pub index_digest: Option<String>,
+    /// More blobs of the layout (the index, the other platform's manifest and config).
+    pub extra_blobs: Vec<(String, Vec<u8>)>,
 }
 
 /// An image present in a containerd namespace.
@@ -47,7 +53,7 @@ pub struct ImportedImage {
     pub reference: String,
     /// The namespace it was imported into.
     pub namespace: String,
-    /// `sha256:…` of its manifest, as containerd lists it.
+    /// `sha256:…` of its manifest, as containerd lists it (of a multi-platform image: its index).
     pub manifest_digest: String,
     /// `sha256:…` of its config.
     pub config_digest: String,
@@ -147,6 +153,8 @@ pub(crate) fn assemble(
         manifest,
         config,
         index,
+        index_digest: None,
+        extra_blobs: Vec::new(),
     })
 }
 
@@ -155,6 +163,66 @@ fn blob_path(digest: &str) -> String {
 }
 
 impl BuiltImage {
+    /// The same image as a multi-platform one: an OCI index of this (host) manifest and a
+    /// manifest for `os/architecture` (the same layers, a config naming that platform), named
+    /// by `index.json`. Imported, containerd lists the index digest and runs the host manifest.
+    pub fn with_second_platform(mut self, os: &str, architecture: &str) -> Result<BuiltImage> {
+        let bad = |what: &str| TestkitError::InvalidImage {
+            reason: format!("cannot rewrite the {what} for {os}/{architecture}"),
+        };
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&self.config).map_err(|_| bad("config"))?;
+        cfg["os"] = json!(os);
+        cfg["architecture"] = json!(architecture);
+        let config2 = to_json(&cfg);
+        let config2_digest = sha256_digest(&config2);
+        let mut man: serde_json::Value =
+            serde_json::from_slice(&self.manifest).map_err(|_| bad("manifest"))?;
+        man["config"]["digest"] = json!(config2_digest);
+        man["config"]["size"] = json!(config2.len());
+        let manifest2 = to_json(&man);
+        let manifest2_digest = sha256_digest(&manifest2);
+        let index_blob = to_json(&json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [
+                {
+                    "mediaType": MANIFEST_MEDIA_TYPE,
+                    "digest": self.manifest_digest,
+                    "size": self.manifest.len(),
+                    "platform": { "architecture": go_arch(), "os": "linux" },
+                },
+                {
+                    "mediaType": MANIFEST_MEDIA_TYPE,
+                    "digest": manifest2_digest,
+                    "size": manifest2.len(),
+                    "platform": { "architecture": architecture, "os": os },
+                },
+            ],
+        }));
+        let index_digest = sha256_digest(&index_blob);
+        self.index = to_json(&json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [{
+                "mediaType": INDEX_MEDIA_TYPE,
+                "digest": index_digest,
+                "size": index_blob.len(),
+                "annotations": {
+                    CONTAINERD_NAME_ANNOTATION: self.name,
+                    REF_NAME_ANNOTATION: tag_of(&self.name),
+                },
+            }],
+        }));
+        self.extra_blobs = vec![
+            (index_digest.clone(), index_blob),
+            (manifest2_digest, manifest2),
+            (config2_digest, config2),
+        ];
+        self.index_digest = Some(index_digest);
+        Ok(self)
+    }
+
     /// The `rootfs.diff_ids` of the config, lowest layer first.
     pub fn diff_ids(&self) -> Vec<String> {
         self.layers.iter().map(|l| l.diff_id.clone()).collect()
@@ -169,6 +237,9 @@ impl BuiltImage {
         }
         files.insert(blob_path(&self.config_digest), &self.config);
         files.insert(blob_path(&self.manifest_digest), &self.manifest);
+        for (d, b) in &self.extra_blobs {
+            files.insert(blob_path(d), b);
+        }
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         let mut b = tar::Builder::new(Vec::new());
         let io = |e| TestkitError::io("<oci layout tar>", e);
@@ -235,8 +306,9 @@ impl BuiltImage {
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
             .find(|cols| cols.first() == Some(&self.name.as_str()))
             .and_then(|cols| cols.get(2).map(|d| (*d).to_owned()));
+        let expected = self.index_digest.as_ref().unwrap_or(&self.manifest_digest);
         match digest {
-            Some(d) if d == self.manifest_digest => Ok(ImportedImage {
+            Some(d) if d == *expected => Ok(ImportedImage {
                 reference: self.name.clone(),
                 namespace: namespace.to_owned(),
                 manifest_digest: d,
@@ -248,7 +320,7 @@ impl BuiltImage {
                 status: "image not listed as expected".into(),
                 stderr: format!(
                     "expected {} at {}, containerd lists {:?}",
-                    self.name, self.manifest_digest, other
+                    self.name, expected, other
                 ),
             }),
         }

@@ -17,3 +17,4 @@ mod net;
 mod netdrift;
 mod respond;
 mod rules;
+mod verify;
