@@ -223,7 +223,8 @@ impl ProcessTable {
 /// Read one process from `/proc/<pid>`; `None` when it vanished or is unreadable.
 pub fn read_proc_entry(dir: &Path, tgid: u32) -> Option<ProcEntry> {
     let stat = std::fs::read(dir.join("stat")).ok()?;
-    let (comm, ppid) = parse_stat(&stat)?;
+    let driftwatch_runtime::procfs::ProcStat { comm, ppid, .. } =
+        driftwatch_runtime::procfs::parse_stat(&stat)?;
     let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
@@ -245,22 +246,6 @@ pub fn read_proc_entry(dir: &Path, tgid: u32) -> Option<ProcEntry> {
     })
 }
 
-/// Parse `comm` and `ppid` from `/proc/<pid>/stat`. The comm is between the first '(' and the
-/// *last* ')' since it may itself contain parentheses and spaces.
-pub fn parse_stat(stat: &[u8]) -> Option<(String, u32)> {
-    let open = stat.iter().position(|b| *b == b'(')?;
-    let close = stat.iter().rposition(|b| *b == b')')?;
-    if close <= open {
-        return None;
-    }
-    let comm = driftwatch_event::text::lossy(&stat[open + 1..close]);
-    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-    let mut it = rest.split_ascii_whitespace();
-    let _state = it.next()?;
-    let ppid = it.next()?.parse().ok()?;
-    Some((comm, ppid))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,16 +264,6 @@ mod tests {
             args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
             ..ExecEvent::default()
         }
-    }
-
-    #[test]
-    fn stat_parsing_survives_hostile_comms() {
-        assert_eq!(
-            parse_stat(b"42 (a) b (c)) S 7 42 42 0"),
-            Some(("a) b (c)".to_string(), 7))
-        );
-        assert_eq!(parse_stat(b"42 (x"), None);
-        assert_eq!(parse_stat(b")( S 1"), None);
     }
 
     #[test]

@@ -537,11 +537,7 @@ fn collect_pids(dir: &Path, out: &mut Vec<u32>, depth: usize) {
 
 fn process(proc_root: &Path, pid: u32) -> Option<ProcessRecord> {
     let base = proc_root.join(pid.to_string());
-    let stat = std::fs::read(base.join("stat")).ok()?;
-    let close = stat.iter().rposition(|b| *b == b')')?;
-    let rest = String::from_utf8_lossy(stat.get(close + 1..)?).into_owned();
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let ppid = fields.get(1)?.parse().ok()?;
+    let stat = driftwatch_runtime::procfs::read_stat(proc_root, pid)?;
     let uid = std::fs::read_to_string(base.join("status"))
         .ok()
         .and_then(|s| {
@@ -569,10 +565,6 @@ fn process(proc_root: &Path, pid: u32) -> Option<ProcessRecord> {
         .ok()
         .and_then(|f| driftwatch_image::sha256_fd(f).ok())
         .map(hex::encode);
-    let start_boot_ns = fields
-        .get(19)
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(|t| t * 10_000_000);
     let mut socket_inodes = Vec::new();
     if let Ok(rd) = std::fs::read_dir(base.join("fd")) {
         for e in rd.flatten().take(65_536) {
@@ -591,13 +583,13 @@ fn process(proc_root: &Path, pid: u32) -> Option<ProcessRecord> {
     }
     Some(ProcessRecord {
         pid,
-        ppid,
+        ppid: stat.ppid,
         uid,
         cmdline,
         exe: link("exe"),
         exe_sha256,
         cwd: link("cwd"),
-        start_boot_ns,
+        start_boot_ns: stat.start_boot_ns,
         socket_inodes,
     })
 }

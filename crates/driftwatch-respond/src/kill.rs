@@ -60,14 +60,7 @@ pub fn boot_to_wall_offset_ns() -> u64 {
 /// The start of process `pid` after boot, ns (field 22 of `/proc/<pid>/stat`, in clock ticks
 /// of 10 ms).
 pub fn proc_start_boot_ns(proc_root: &std::path::Path, pid: u32) -> Option<u64> {
-    let stat = std::fs::read(proc_root.join(pid.to_string()).join("stat")).ok()?;
-    // The command name is in parentheses and may hold anything, ')' included: fields start
-    // after the last ')'.
-    let close = stat.iter().rposition(|b| *b == b')')?;
-    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-    // After ')': state is field 3, so starttime (field 22) is the 20th.
-    let ticks: u64 = rest.split_ascii_whitespace().nth(19)?.parse().ok()?;
-    Some(ticks * 10_000_000)
+    driftwatch_runtime::procfs::read_stat(proc_root, pid)?.start_boot_ns
 }
 
 /// Sends SIGKILL to process `tgid` only while it is the process that started at

@@ -113,9 +113,61 @@ impl ProcFs {
     }
 }
 
+/// The fields of `/proc/<pid>/stat` driftwatch reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStat {
+    pub comm: String,
+    pub ppid: u32,
+    /// The process's start after boot, ns (`starttime`, field 22, in clock ticks of 10 ms);
+    /// `None` when the line stops before it.
+    pub start_boot_ns: Option<u64>,
+}
+
+/// Parses `/proc/<pid>/stat`. The comm is between the first '(' and the *last* ')', since it
+/// may itself contain parentheses and spaces; the other fields follow the last ')'.
+pub fn parse_stat(stat: &[u8]) -> Option<ProcStat> {
+    let open = stat.iter().position(|b| *b == b'(')?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    if close <= open {
+        return None;
+    }
+    let comm = driftwatch_event::text::lossy(&stat[open + 1..close]);
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    // After ')': state is field 3, ppid field 4, starttime field 22.
+    let fields: Vec<&str> = rest.split_ascii_whitespace().take(20).collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start_boot_ns = fields
+        .get(19)
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(|ticks| ticks * 10_000_000);
+    Some(ProcStat {
+        comm,
+        ppid,
+        start_boot_ns,
+    })
+}
+
+/// [`parse_stat`] of `/proc/<pid>/stat` under `proc_root`; `None` when it vanished.
+pub fn read_stat(proc_root: &Path, pid: u32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read(proc_root.join(pid.to_string()).join("stat")).ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_parsing_survives_hostile_comms() {
+        let short = parse_stat(b"42 (a) b (c)) S 7 42 42 0").unwrap();
+        assert_eq!((short.comm.as_str(), short.ppid), ("a) b (c)", 7));
+        assert_eq!(short.start_boot_ns, None, "the line stops before starttime");
+        assert_eq!(parse_stat(b"42 (x"), None);
+        assert_eq!(parse_stat(b")( S 1"), None);
+        let fields: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+        let full = parse_stat(format!("7 (a) b) (c) {}\n", fields.join(" ")).as_bytes()).unwrap();
+        assert_eq!(full.ppid, 4);
+        assert_eq!(full.start_boot_ns, Some(22 * 10_000_000));
+    }
 
     #[test]
     fn own_facts_are_readable_and_missing_pids_are_not_errors() {
