@@ -48,6 +48,33 @@ pub enum HttpOpenError {
     Thread(io::Error),
 }
 
+/// The certificates of PEM text (at least one); the message says what is wrong.
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c.to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("not PEM: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".to_string());
+    }
+    Ok(certs)
+}
+
+/// TLS that trusts exactly `roots` (`None`: the bundled Mozilla roots): the one way
+/// driftwatch's HTTP clients (the HTTP outputs, the Kubernetes API) take a CA.
+pub fn tls_trusting(roots: Option<Vec<ureq::tls::Certificate<'static>>>) -> ureq::tls::TlsConfig {
+    match roots {
+        Some(certs) => ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)))
+            .build(),
+        None => ureq::tls::TlsConfig::default(),
+    }
+}
+
 /// The certificates of a PEM file (at least one).
 pub(crate) fn read_ca_file(
     path: &Path,
@@ -57,18 +84,7 @@ pub(crate) fn read_ca_file(
         message,
     };
     let pem = std::fs::read(path).map_err(|e| ca(e.to_string()))?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => return Err(ca(format!("not PEM: {e}"))),
-        }
-    }
-    if certs.is_empty() {
-        return Err(ca("holds no PEM certificate".to_string()));
-    }
-    Ok(certs)
+    pem_certificates(&pem).map_err(ca)
 }
 
 /// How alerts become request bodies.
@@ -353,15 +369,7 @@ struct Client {
 
 impl Client {
     fn new(cfg: &HttpOutputConfig) -> Result<Client, HttpOpenError> {
-        let tls = match &cfg.ca_file {
-            Some(path) => {
-                let certs = read_ca_file(path)?;
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)))
-                    .build()
-            }
-            None => ureq::tls::TlsConfig::default(),
-        };
+        let tls = tls_trusting(cfg.ca_file.as_deref().map(read_ca_file).transpose()?);
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(cfg.timeout()))
             .http_status_as_error(false)

@@ -725,25 +725,13 @@ pub fn client_from_config(
     } else {
         return Ok(None);
     };
-    let tls = match &target.ca_pem {
-        Some(pem) => {
-            let mut certs = Vec::new();
-            for item in ureq::tls::parse_pem(pem) {
-                match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c.to_owned()),
-                    Ok(_) => {}
-                    Err(e) => return Err(format!("the cluster CA is not PEM: {e}")),
-                }
-            }
-            if certs.is_empty() {
-                return Err("the cluster CA holds no certificate".into());
-            }
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-                .build()
-        }
-        None => ureq::tls::TlsConfig::default(),
-    };
+    let roots = target
+        .ca_pem
+        .as_deref()
+        .map(driftwatch_output::http::pem_certificates)
+        .transpose()
+        .map_err(|e| format!("the cluster CA: {e}"))?;
+    let tls = driftwatch_output::http::tls_trusting(roots);
     let agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)

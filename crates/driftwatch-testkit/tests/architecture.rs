@@ -31,8 +31,8 @@ const ORDER: &[&str] = &[
     "driftwatch-diff",
     "driftwatch-audit",
     "driftwatch-verify",
-    "driftwatch-respond",
     "driftwatch-output",
+    "driftwatch-respond",
     "driftwatch-agent",
     "driftwatch",
 ];
@@ -62,8 +62,8 @@ const IO_CRATES: &[&str] = &[
     "driftwatch-runtime",
     "driftwatch-image",
     "driftwatch-origin",
-    "driftwatch-respond",
     "driftwatch-output",
+    "driftwatch-respond",
     "driftwatch-diff",
 ];
 
