@@ -188,12 +188,7 @@ impl Responder {
         if plans.is_empty() {
             return;
         }
-        let container = alert
-            .output_fields
-            .get("container.id")
-            .and_then(|v| v.as_str())
-            .filter(|c| *c != driftwatch_event::HOST_CONTAINER_ID)
-            .map(str::to_string);
+        let container = alert.container_id().map(str::to_string);
         let alert = Arc::new(alert);
         for plan in plans {
             let Some(pb) = self
@@ -331,9 +326,7 @@ fn container_of(
     act: &Actuators,
     alert: &Alert,
 ) -> Result<Arc<driftwatch_event::ContainerInfo>, String> {
-    let id = field(alert, "container.id")
-        .and_then(|v| v.as_str())
-        .ok_or("the alert names no container")?;
+    let id = alert.container_id().ok_or("the alert names no container")?;
     act.registry
         .all()
         .into_iter()

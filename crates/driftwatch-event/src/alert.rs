@@ -124,6 +124,17 @@ impl Alert {
         })
     }
 
+    /// The output field `key` when it is a string.
+    pub fn str_field(&self, key: &str) -> Option<&str> {
+        self.output_fields.get(key).and_then(|v| v.as_str())
+    }
+
+    /// The container the alert is about (`container.id`); `None` for host activity.
+    pub fn container_id(&self) -> Option<&str> {
+        self.str_field("container.id")
+            .filter(|id| *id != crate::HOST_CONTAINER_ID)
+    }
+
     /// One JSON object on one line (Falco's `json_output` shape).
     pub fn to_json_line(&self) -> String {
         // Serialising a map of strings and JSON values cannot fail.

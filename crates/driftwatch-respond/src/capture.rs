@@ -307,7 +307,7 @@ impl Writer {
     fn copy_drifted(&mut self, input: &CaptureInput<'_>) -> Result<(), CaptureError> {
         let mut paths: Vec<Vec<u8>> = Vec::new();
         for k in ["drift.path", "proc.exepath"] {
-            if let Some(p) = input.alert.output_fields.get(k).and_then(|v| v.as_str()) {
+            if let Some(p) = input.alert.str_field(k) {
                 paths.push(p.as_bytes().to_vec());
             }
         }

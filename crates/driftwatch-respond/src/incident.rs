@@ -121,13 +121,7 @@ pub struct Incident {
 impl Incident {
     /// The container of an alert (`container.*`, `k8s.*` output fields).
     pub fn container_of(alert: &Alert) -> IncidentContainer {
-        let s = |k: &str| {
-            alert
-                .output_fields
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
+        let s = |k: &str| alert.str_field(k).map(str::to_string);
         IncidentContainer {
             id: s("container.id").unwrap_or_default(),
             name: s("container.name").unwrap_or_default(),
@@ -334,7 +328,7 @@ impl Incidents {
     /// Adds `alert` to its container's open incident, if there is one within the window (an
     /// alert whose playbooks a cooldown stopped still belongs to the story); its id.
     pub fn join_if_open(&mut self, alert: &Alert, now_ns: u64) -> Option<String> {
-        let id = alert.output_fields.get("container.id")?.as_str()?;
+        let id = alert.str_field("container.id")?;
         let open = self.open.get(id)?;
         let i = self.by_id.get(open)?;
         if now_ns.saturating_sub(i.updated_ns) >= self.window_ns {

@@ -96,9 +96,7 @@ impl PodRef {
     pub fn of(alert: &driftwatch_event::Alert) -> Result<PodRef, KubeError> {
         let s = |k: &str| {
             alert
-                .output_fields
-                .get(k)
-                .and_then(|v| v.as_str())
+                .str_field(k)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };

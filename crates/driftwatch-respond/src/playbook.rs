@@ -30,7 +30,7 @@
 
 use crate::approvals::match_component;
 use crate::yaml::checked;
-use driftwatch_event::{Alert, Priority, HOST_CONTAINER_ID};
+use driftwatch_event::{Alert, Priority};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -242,14 +242,11 @@ fn one_or_many_map<'de, D: Deserializer<'de>>(
 /// The workload of an alert's container, from its fields (what `driftwatch_baseline::Workload`
 /// computes from the container: the pod's namespace and owner, else the image repository).
 pub fn alert_workload(alert: &Alert) -> Option<String> {
-    let s = |k: &str| alert.output_fields.get(k).and_then(|v| v.as_str());
+    let s = |k: &str| alert.str_field(k);
     if let Some(w) = s("net.workload") {
         return Some(w.to_string());
     }
-    let id = s("container.id")?;
-    if id == HOST_CONTAINER_ID {
-        return None;
-    }
+    let id = alert.container_id()?;
     let mut c = driftwatch_event::ContainerInfo {
         id: id.to_string(),
         ..Default::default()
@@ -266,7 +263,7 @@ pub fn alert_workload(alert: &Alert) -> Option<String> {
 impl Match {
     /// Whether `alert` is one of these.
     pub fn matches(&self, alert: &Alert) -> bool {
-        let s = |k: &str| alert.output_fields.get(k).and_then(|v| v.as_str());
+        let s = |k: &str| alert.str_field(k);
         any(&self.rules, Some(&alert.rule))
             && self.minimum_priority.is_none_or(|p| alert.priority <= p)
             && (self.tags.is_empty() || self.tags.iter().any(|t| alert.tags.contains(t)))
@@ -538,11 +535,7 @@ impl Playbooks {
     /// What `alert` would make the agent do, given the guards' state (`None`: no state, as in
     /// `driftwatch respond plan`).
     pub fn plan(&self, alert: &Alert, state: Option<&Guards>, now_ns: u64) -> Vec<PlaybookPlan> {
-        let container = alert
-            .output_fields
-            .get("container.id")
-            .and_then(|v| v.as_str())
-            .filter(|id| *id != HOST_CONTAINER_ID);
+        let container = alert.container_id();
         self.playbooks
             .iter()
             .filter(|p| p.matcher.matches(alert))
@@ -634,10 +627,7 @@ fn step_guard(a: &Action, alert: &Alert, container: Option<&str>) -> Option<Stri
         target: KillTarget::Process,
     } = a
     {
-        let action = alert
-            .output_fields
-            .get("response.action")
-            .and_then(|v| v.as_str());
+        let action = alert.str_field("response.action");
         if matches!(action, Some("killed" | "killed-after-start")) {
             return Some("already killed".into());
         }
